@@ -1,0 +1,2 @@
+//! stub
+pub mod cli { pub fn main() -> anyhow::Result<()> { Ok(()) } }

@@ -1,0 +1,1 @@
+//! Placeholder: pure placement lands here.
