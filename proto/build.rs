@@ -20,7 +20,9 @@ fn main() -> io::Result<()> {
     // A new or removed file changes the set, not just a listed file's contents.
     println!("cargo:rerun-if-changed={PROTO_ROOT}");
 
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR is not set"))?);
+    let out_dir = PathBuf::from(
+        env::var_os("OUT_DIR").ok_or_else(|| io::Error::other("OUT_DIR is not set"))?,
+    );
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

@@ -52,17 +52,22 @@ mod tests {
 
     use super::FILE_DESCRIPTOR_SET;
 
-    fn services() -> Vec<String> {
-        let set = FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set decodes");
-        set.file
-            .iter()
-            .flat_map(|f| f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name())))
-            .collect()
+    fn descriptor_set() -> FileDescriptorSet {
+        FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set decodes")
     }
 
     #[test]
     fn descriptor_set_serves_every_service_to_reflection() {
-        let mut got = services();
+        let set = descriptor_set();
+        let mut got: Vec<_> = set
+            .file
+            .iter()
+            .flat_map(|f| {
+                f.service
+                    .iter()
+                    .map(move |s| format!("{}.{}", f.package(), s.name()))
+            })
+            .collect();
         got.sort();
         assert_eq!(
             got,
@@ -80,10 +85,13 @@ mod tests {
 
     #[test]
     fn descriptor_set_includes_imported_well_known_types() {
-        let set = FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).expect("descriptor set decodes");
+        let set = descriptor_set();
         let names: Vec<_> = set.file.iter().map(|f| f.name()).collect();
-        for wkt in ["google/protobuf/timestamp.proto", "google/protobuf/duration.proto"] {
-            assert!(names.contains(&wkt), "{wkt} missing from {names:?}");
+        for wkt in ["timestamp", "duration"].map(|t| format!("google/protobuf/{t}.proto")) {
+            assert!(
+                names.contains(&wkt.as_str()),
+                "{wkt} missing from {names:?}"
+            );
         }
     }
 

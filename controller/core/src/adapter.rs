@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use crate::{
     error::Result,
     meta::Kind,
-    model::{AdapterKind, BucketSpec, Health, InstanceSpec, InventoryRecord, TenantMapping, VolumeSpec},
+    model::{
+        AdapterKind, BucketSpec, Health, InstanceSpec, InventoryRecord, TenantMapping, VolumeSpec,
+    },
     resources::ResourceClass,
     traits::Trait,
 };

@@ -163,12 +163,14 @@ impl Admission {
     }
 
     /// Admits a typed object: checks quota, stores it and charges its usage.
-    pub async fn create<S: Spec + Charge>(&self, request_id: &str, mut object: Object<S>) -> Result<Created<S>> {
-        let department = object
-            .meta
-            .department
-            .clone()
-            .ok_or_else(|| Error::invalid("meta.department", "is required for department resources"))?;
+    pub async fn create<S: Spec + Charge>(
+        &self,
+        request_id: &str,
+        mut object: Object<S>,
+    ) -> Result<Created<S>> {
+        let department = object.meta.department.clone().ok_or_else(|| {
+            Error::invalid("meta.department", "is required for department resources")
+        })?;
         object.meta.request_id = Some(request_id.to_owned());
         let fingerprint = fingerprint(S::KIND, &object.meta.name, &codec::encode(&object.spec)?);
         let request = AdmitRequest {
@@ -199,9 +201,9 @@ impl Admission {
             let queue = self.queue(&pending.request.department);
             match queue.send(pending).await {
                 Ok(()) => {
-                    return answer
-                        .await
-                        .map_err(|_| Error::internal("admission committer stopped before answering"))?;
+                    return answer.await.map_err(|_| {
+                        Error::internal("admission committer stopped before answering")
+                    })?;
                 }
                 Err(mpsc::error::SendError(p)) => {
                     pending = p;
@@ -213,7 +215,11 @@ impl Admission {
     }
 
     fn queue(&self, department: &str) -> mpsc::Sender<Pending> {
-        let mut queues = self.inner.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queues = self
+            .inner
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(q) = queues.get(department).filter(|q| !q.is_closed()) {
             return q.clone();
         }
@@ -230,7 +236,11 @@ impl Admission {
     }
 
     fn forget_queue(&self, department: &str, dead: &mpsc::Sender<Pending>) {
-        let mut queues = self.inner.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut queues = self
+            .inner
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if queues.get(department).is_some_and(|q| q.same_channel(dead)) {
             queues.remove(department);
         }
@@ -240,7 +250,9 @@ impl Admission {
 fn validate_request_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -254,7 +266,14 @@ fn validate_request_id(id: &str) -> Result<()> {
 /// A stable fingerprint of a request's kind, name and spec (FNV-1a, 64 bit).
 pub fn fingerprint(kind: Kind, name: &str, spec: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in kind.plural().bytes().chain([0]).chain(name.bytes()).chain([0]).chain(spec.iter().copied()) {
+    for b in kind
+        .plural()
+        .bytes()
+        .chain([0])
+        .chain(name.bytes())
+        .chain([0])
+        .chain(spec.iter().copied())
+    {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -301,10 +320,14 @@ impl Committer {
         let dept_key = keys::department(&self.department);
         let usage_key = keys::usage(&self.department);
         let (dept, usage) = futures::join!(self.store.get(&dept_key), self.store.get(&usage_key));
-        let dept = dept?.ok_or_else(|| Error::not_found(format!("department {}", self.department)))?;
+        let dept =
+            dept?.ok_or_else(|| Error::not_found(format!("department {}", self.department)))?;
         let department: Department = codec::decode_object(&dept)?;
         let (usage_revision, usage) = match usage? {
-            Some(kv) => (kv.mod_revision, codec::decode::<UsageRecord>(&kv.key, &kv.value)?.usage),
+            Some(kv) => (
+                kv.mod_revision,
+                codec::decode::<UsageRecord>(&kv.key, &kv.value)?.usage,
+            ),
             None => (0, Resources::ZERO),
         };
         Ok(DeptState {
@@ -323,7 +346,10 @@ impl Committer {
             if attempt > self.config.max_attempts {
                 for p in pending.drain(..) {
                     let _ = p.reply.send(Err(Error::Unavailable {
-                        message: format!("admission for department {} did not settle; retry", self.department),
+                        message: format!(
+                            "admission for department {} did not settle; retry",
+                            self.department
+                        ),
                         source: None,
                     }));
                 }
@@ -341,7 +367,10 @@ impl Committer {
                     }
                     Err(e) if e.kind() == crate::ErrorKind::NotFound => {
                         for p in pending.drain(..) {
-                            let _ = p.reply.send(Err(Error::not_found(format!("department {}", self.department))));
+                            let _ = p.reply.send(Err(Error::not_found(format!(
+                                "department {}",
+                                self.department
+                            ))));
                         }
                         return;
                     }
@@ -392,7 +421,10 @@ impl Committer {
         }
 
         let usage_key = keys::usage(&self.department);
-        let mut txn = Txn::new().when([Compare::unchanged(keys::department(&self.department), state.dept_revision)]);
+        let mut txn = Txn::new().when([Compare::unchanged(
+            keys::department(&self.department),
+            state.dept_revision,
+        )]);
         if !self.config.unguarded_usage_for_tests {
             txn = txn.when([Compare::unchanged(&usage_key, state.usage_revision)]);
         }
@@ -409,10 +441,13 @@ impl Committer {
                     uid,
                     fingerprint: r.fingerprint.clone(),
                 };
-                let Ok(record) = codec::encode(&record) else { continue };
-                txn = txn
-                    .when([Compare::absent(&object_key)])
-                    .and_then([Op::put(object_key, r.record.clone()), Op::put(request_key, record)]);
+                let Ok(record) = codec::encode(&record) else {
+                    continue;
+                };
+                txn = txn.when([Compare::absent(&object_key)]).and_then([
+                    Op::put(object_key, r.record.clone()),
+                    Op::put(request_key, record),
+                ]);
                 writes = true;
             }
         }
@@ -421,7 +456,11 @@ impl Committer {
                 Ok(v) => txn = txn.and_then([Op::put(&usage_key, v)]),
                 Err(e) => {
                     tracing::error!(error = %e, "failed to encode usage");
-                    return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                    return planned
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .chain(deferred)
+                        .collect();
                 }
             }
         }
@@ -439,7 +478,11 @@ impl Committer {
                     let answer = match plan {
                         Plan::Accept => Ok(Admitted {
                             created: true,
-                            key: keys::object(p.request.kind, Some(&p.request.department), &p.request.name),
+                            key: keys::object(
+                                p.request.kind,
+                                Some(&p.request.department),
+                                &p.request.name,
+                            ),
                             revision: resp.revision,
                             record: p.request.record,
                         }),
@@ -458,7 +501,11 @@ impl Committer {
                     Err(e) => {
                         tracing::warn!(error = %e, department = %self.department, "failed to reread department after conflict");
                         self.state = None;
-                        return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                        return planned
+                            .into_iter()
+                            .map(|(p, _)| p)
+                            .chain(deferred)
+                            .collect();
                     }
                 };
                 let moved = fresh != state;
@@ -475,7 +522,11 @@ impl Committer {
                 // everything; request records make the retry safe.
                 tracing::warn!(error = %e, department = %self.department, "admission transaction failed");
                 self.state = None;
-                planned.into_iter().map(|(p, _)| p).chain(deferred).collect()
+                planned
+                    .into_iter()
+                    .map(|(p, _)| p)
+                    .chain(deferred)
+                    .collect()
             }
         }
     }
@@ -487,7 +538,8 @@ impl Committer {
             let request_key = keys::request(&r.department, &r.request_id);
             let object_key = keys::object(r.kind, Some(&r.department), &r.name);
             async move {
-                let (req, obj) = futures::join!(self.store.get(&request_key), self.store.get(&object_key));
+                let (req, obj) =
+                    futures::join!(self.store.get(&request_key), self.store.get(&object_key));
                 (req, obj)
             }
         });
@@ -498,7 +550,10 @@ impl Committer {
             let answer = match (req, obj) {
                 (Ok(Some(req)), _) => match codec::decode::<RequestRecord>(&req.key, &req.value) {
                     Ok(rec) if rec.fingerprint != r.fingerprint => Some(Err(Error::Conflict {
-                        message: format!("request id {} was already used for a different request", r.request_id),
+                        message: format!(
+                            "request id {} was already used for a different request",
+                            r.request_id
+                        ),
                     })),
                     Ok(rec) => Some(self.existing(&rec).await),
                     Err(e) => Some(Err(e)),
@@ -547,7 +602,9 @@ fn uid_of(record: &[u8]) -> String {
     struct Obj {
         meta: Meta,
     }
-    codec::decode::<Obj>("", record).map(|o| o.meta.uid).unwrap_or_default()
+    codec::decode::<Obj>("", record)
+        .map(|o| o.meta.uid)
+        .unwrap_or_default()
 }
 
 fn jitter(attempt: u32) -> Duration {

@@ -42,10 +42,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a record, refusing unknown schema versions.
 pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
-    let env: Envelope<serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| Error::Internal {
-        message: format!("failed to decode record at {key}"),
-        source: Some(Box::new(e)),
-    })?;
+    let env: Envelope<serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| Error::Internal {
+            message: format!("failed to decode record at {key}"),
+            source: Some(Box::new(e)),
+        })?;
     if env.schema_version == 0 || env.schema_version > SCHEMA_VERSION {
         return Err(Error::internal(format!(
             "record at {key} has schema version {}, this build reads 1..={SCHEMA_VERSION}",
@@ -72,7 +73,10 @@ mod tests {
     #[test]
     fn records_carry_schema_version() {
         let bytes = encode(&42u32).expect("encode");
-        assert_eq!(std::str::from_utf8(&bytes).expect("utf8"), r#"{"schemaVersion":1,"data":42}"#);
+        assert_eq!(
+            std::str::from_utf8(&bytes).expect("utf8"),
+            r#"{"schemaVersion":1,"data":42}"#
+        );
         assert_eq!(decode::<u32>("k", &bytes).expect("decode"), 42);
     }
 

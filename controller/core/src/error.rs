@@ -176,7 +176,9 @@ pub enum Error {
         violations: Vec<QuotaViolation>,
     },
     /// The watch start revision was compacted.
-    #[error("revision {requested} was compacted (compacted up to {compacted}); relist and watch again")]
+    #[error(
+        "revision {requested} was compacted (compacted up to {compacted}); relist and watch again"
+    )]
     Compacted {
         /// The revision that was asked for.
         requested: i64,
@@ -283,6 +285,9 @@ mod tests {
     #[test]
     fn invalid_names_field_and_rule() {
         let e = Error::invalid("spec.vcpu", "must be at least 1");
-        assert_eq!(e.to_string(), "invalid request: spec.vcpu: must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "invalid request: spec.vcpu: must be at least 1"
+        );
     }
 }

@@ -17,12 +17,20 @@ pub const CLUSTER: &str = "_";
 
 /// The key of an object.
 pub fn object(kind: Kind, department: Option<&str>, name: &str) -> String {
-    format!("{ROOT}objects/{}/{}/{name}", kind.plural(), department.unwrap_or(CLUSTER))
+    format!(
+        "{ROOT}objects/{}/{}/{name}",
+        kind.plural(),
+        department.unwrap_or(CLUSTER)
+    )
 }
 
 /// The prefix of every object of a kind in a department (or cluster scope).
 pub fn objects(kind: Kind, department: Option<&str>) -> String {
-    format!("{ROOT}objects/{}/{}/", kind.plural(), department.unwrap_or(CLUSTER))
+    format!(
+        "{ROOT}objects/{}/{}/",
+        kind.plural(),
+        department.unwrap_or(CLUSTER)
+    )
 }
 
 /// The prefix of every object of a kind.
@@ -61,9 +69,15 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(object(Kind::Instance, Some("health"), "web"), "/yunshu/objects/instances/health/web");
+        assert_eq!(
+            object(Kind::Instance, Some("health"), "web"),
+            "/yunshu/objects/instances/health/web"
+        );
         assert_eq!(department("health"), "/yunshu/objects/departments/_/health");
-        assert!(object(Kind::Instance, Some("health"), "web").starts_with(&objects(Kind::Instance, Some("health"))));
+        assert!(
+            object(Kind::Instance, Some("health"), "web")
+                .starts_with(&objects(Kind::Instance, Some("health")))
+        );
         assert_eq!(usage("health"), "/yunshu/usage/health");
     }
 }

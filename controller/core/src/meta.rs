@@ -102,11 +102,21 @@ impl ObjectMeta {
 }
 
 /// A spec type: it names its kind and its status type.
-pub trait Spec: Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync + 'static {
+pub trait Spec:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync + 'static
+{
     /// The kind of object this spec describes.
     const KIND: Kind;
     /// The status that goes with it.
-    type Status: Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Default + Send + Sync + 'static;
+    type Status: Serialize
+        + DeserializeOwned
+        + Clone
+        + fmt::Debug
+        + PartialEq
+        + Default
+        + Send
+        + Sync
+        + 'static;
 }
 
 /// An object: metadata, desired state, observed state.
@@ -206,7 +216,10 @@ mod tests {
     fn transition_time_moves_only_on_status_change() {
         let mut cs = vec![];
         set_condition(&mut cs, cond(ConditionStatus::False, "Provisioning", 1));
-        set_condition(&mut cs, cond(ConditionStatus::False, "StillProvisioning", 2));
+        set_condition(
+            &mut cs,
+            cond(ConditionStatus::False, "StillProvisioning", 2),
+        );
         assert_eq!(cs.len(), 1);
         assert_eq!(cs[0].reason, "StillProvisioning");
         assert_eq!(cs[0].last_transition_time.timestamp(), 1);

@@ -299,12 +299,18 @@ pub trait Store: Send + Sync + fmt::Debug {
 pub trait StoreExt: Store {
     /// Writes one key unconditionally; returns the new revision.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        Ok(self.txn(Txn::new().and_then([Op::put(key, value)])).await?.revision)
+        Ok(self
+            .txn(Txn::new().and_then([Op::put(key, value)]))
+            .await?
+            .revision)
     }
 
     /// Deletes one key unconditionally; returns the new revision.
     async fn delete(&self, key: &str) -> Result<Revision> {
-        Ok(self.txn(Txn::new().and_then([Op::delete(key)])).await?.revision)
+        Ok(self
+            .txn(Txn::new().and_then([Op::delete(key)]))
+            .await?
+            .revision)
     }
 
     /// Every key under `prefix`, paging `page` keys at a time.

@@ -68,7 +68,10 @@ impl FromStr for Trait {
                 ));
             }
             if k == "arch" && !ARCHES.contains(&v) {
-                return Err(format!("trait `{s}`: arch must be one of {}", ARCHES.join(", ")));
+                return Err(format!(
+                    "trait `{s}`: arch must be one of {}",
+                    ARCHES.join(", ")
+                ));
             }
             if k == "security-level" && v.parse::<u8>().is_err() {
                 return Err(format!("trait `{s}`: security-level must be a number"));
@@ -104,7 +107,14 @@ mod tests {
 
     #[test]
     fn parses_known_shapes() {
-        for ok in ["xinchuang", "arch:aarch64", "cpu:kunpeng", "os:kylin", "security-level:3", "os:openeuler-22.03"] {
+        for ok in [
+            "xinchuang",
+            "arch:aarch64",
+            "cpu:kunpeng",
+            "os:kylin",
+            "security-level:3",
+            "os:openeuler-22.03",
+        ] {
             let t: Trait = ok.parse().expect(ok);
             assert_eq!(t.as_str(), ok);
         }
@@ -114,7 +124,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "Arch:x86_64", "arch:", ":x", "arch:sparc", "security-level:high", "-a", "a b"] {
+        for bad in [
+            "",
+            "Arch:x86_64",
+            "arch:",
+            ":x",
+            "arch:sparc",
+            "security-level:high",
+            "-a",
+            "a b",
+        ] {
             assert!(bad.parse::<Trait>().is_err(), "{bad} should be rejected");
         }
     }

@@ -1,2 +1,6 @@
 //! stub
-pub mod cli { pub fn main() -> anyhow::Result<()> { Ok(()) } }
+pub mod cli {
+    pub fn main() -> anyhow::Result<()> {
+        Ok(())
+    }
+}

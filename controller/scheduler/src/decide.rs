@@ -94,18 +94,24 @@ impl Decision {
 ///
 /// `tenancy` must have been built for `fleet` (see [`Tenancy::matches`]);
 /// otherwise every foundation is rejected with [`Reason::StaleTenancy`].
-pub fn decide(fleet: &Fleet, tenancy: &Tenancy, policy: &PlacementPolicySpec, request: &Request) -> Decision {
+pub fn decide(
+    fleet: &Fleet,
+    tenancy: &Tenancy,
+    policy: &PlacementPolicySpec,
+    request: &Request,
+) -> Decision {
     let p = Prepared::new(fleet, request);
     let weights = EffectiveWeights::new(&policy.weights, p.group.is_some());
     let mut d = Decision {
         verdicts: Vec::with_capacity(fleet.len()),
-        ranked: Vec::new(),
+        ranked: Vec::with_capacity(fleet.len()),
         strategy: policy.strategy,
         group: p.group,
         weights,
     };
     if !tenancy.matches(fleet) {
-        d.verdicts.resize(fleet.len(), Verdict::Rejected(Reason::StaleTenancy));
+        d.verdicts
+            .resize(fleet.len(), Verdict::Rejected(Reason::StaleTenancy));
         return d;
     }
     let mut cheapest = f64::INFINITY;
@@ -120,19 +126,24 @@ pub fn decide(fleet: &Fleet, tenancy: &Tenancy, policy: &PlacementPolicySpec, re
             }
         }
     }
-    let mut keyed: Vec<(f64, u32)> = Vec::with_capacity(d.ranked.len());
     for &i in &d.ranked {
         if let Some(Verdict::Feasible(s)) = d.verdicts.get_mut(i as usize) {
             s.cost = score::cost(cheapest, s.hourly_cost);
             s.total = weights.total(s);
-            keyed.push((s.total, i));
         }
     }
     // Best total first; equal totals go to the lower index, i.e. the name first in order.
-    keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (rank, (slot, (_, i))) in d.ranked.iter_mut().zip(&keyed).enumerate() {
-        *slot = *i;
-        if let Some(Verdict::Feasible(s)) = d.verdicts.get_mut(*i as usize) {
+    let verdicts = &d.verdicts;
+    let total = |i: u32| {
+        verdicts
+            .get(i as usize)
+            .and_then(Verdict::scores)
+            .map_or(0.0, |s| s.total)
+    };
+    d.ranked
+        .sort_unstable_by(|&a, &b| total(b).total_cmp(&total(a)).then(a.cmp(&b)));
+    for (rank, &i) in d.ranked.iter().enumerate() {
+        if let Some(Verdict::Feasible(s)) = d.verdicts.get_mut(i as usize) {
             s.rank = u32::try_from(rank + 1).unwrap_or(u32::MAX);
         }
     }
@@ -149,11 +160,19 @@ mod tests {
     #[test]
     fn ranks_feasible_foundations_and_breaks_ties_by_name() {
         // Identical foundations: equal totals, so names decide.
-        let fleet = fleet_of(&[F::new("c").roomy(), F::new("a").roomy(), F::new("b").roomy()]);
+        let fleet = fleet_of(&[
+            F::new("c").roomy(),
+            F::new("a").roomy(),
+            F::new("b").roomy(),
+        ]);
         let d = decide_plain(&fleet, &vcpus(2));
         assert_eq!(d.ranked().collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(d.chosen(), Some(0));
-        let ranks: Vec<_> = d.verdicts().iter().filter_map(|v| v.scores().map(|s| s.rank)).collect();
+        let ranks: Vec<_> = d
+            .verdicts()
+            .iter()
+            .filter_map(|v| v.scores().map(|s| s.rank))
+            .collect();
         assert_eq!(ranks, [1, 2, 3]);
     }
 
@@ -161,7 +180,10 @@ mod tests {
     fn a_higher_total_beats_an_earlier_name() {
         let fleet = fleet_of(&[F::new("a").vcpu(100, 90, 8), F::new("b").vcpu(100, 10, 8)]);
         let d = decide_plain(&fleet, &vcpus(2));
-        assert_eq!(fleet.candidates()[d.chosen().expect("feasible")].name(), "b");
+        assert_eq!(
+            fleet.candidates()[d.chosen().expect("feasible")].name(),
+            "b"
+        );
     }
 
     #[test]
@@ -193,12 +215,22 @@ mod tests {
         let other = Tenancy::unrestricted(&fleet_of(&[F::new("a").roomy()]));
         let d = decide(&fleet, &other, &PlacementPolicySpec::default(), &vcpus(1));
         assert_eq!(d.chosen(), None);
-        assert!(d.verdicts().iter().all(|v| v.reason() == Some(&Reason::StaleTenancy)));
+        assert!(
+            d.verdicts()
+                .iter()
+                .all(|v| v.reason() == Some(&Reason::StaleTenancy))
+        );
     }
 
     #[test]
     fn deciding_twice_gives_the_same_decision() {
-        let fleet = fleet_of(&[F::new("a").roomy().pue(1.3), F::new("b").roomy().api(0.1, Some(40.0))]);
-        assert_eq!(decide_plain(&fleet, &vcpus(3)), decide_plain(&fleet, &vcpus(3)));
+        let fleet = fleet_of(&[
+            F::new("a").roomy().pue(1.3),
+            F::new("b").roomy().api(0.1, Some(40.0)),
+        ]);
+        assert_eq!(
+            decide_plain(&fleet, &vcpus(3)),
+            decide_plain(&fleet, &vcpus(3))
+        );
     }
 }

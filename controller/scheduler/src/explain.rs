@@ -4,7 +4,7 @@
 //! Decisions hold only structured data; nothing here runs unless someone
 //! reads the explanation.
 
-use std::fmt::{self, Display, Formatter};
+use std::fmt::{self, Display, Formatter, Write};
 
 use yunshu_core::model::{GroupPolicy, Health, Placement, Strategy};
 
@@ -65,7 +65,10 @@ impl<'a> Explanation<'a> {
                     index,
                     with_name: false,
                 };
-                (self.name(index).to_owned(), line.to_string())
+                let mut text = String::with_capacity(LINE_CAPACITY);
+                // Writing into a String cannot fail.
+                let _ = write!(text, "{line}");
+                (self.name(index).to_owned(), text)
             })
             .collect();
         Placement {
@@ -80,18 +83,30 @@ impl<'a> Explanation<'a> {
     }
 
     fn reason(&self, f: &mut Formatter<'_>, index: usize, reason: &Reason) -> fmt::Result {
-        let trait_at = |list: &'a [yunshu_core::traits::Trait], i: u32| list.get(i as usize).map_or("?", |t| t.as_str());
+        let trait_at = |list: &'a [yunshu_core::traits::Trait], i: u32| {
+            list.get(i as usize).map_or("?", |t| t.as_str())
+        };
         match *reason {
             Reason::Unsupported { kind } => write!(f, "adapter cannot create {}", kind.plural()),
-            Reason::Unhealthy { health: Health::Degraded } => {
-                f.write_str("Degraded, and the policy does not allow degraded foundations")
-            }
+            Reason::Unhealthy {
+                health: Health::Degraded,
+            } => f.write_str("Degraded, and the policy does not allow degraded foundations"),
             Reason::Unhealthy { health } => write!(f, "health is {health:?}"),
             Reason::NotAllowed => f.write_str("not among the department's allowed foundations"),
-            Reason::StaleTenancy => f.write_str("the department's view was built for another fleet"),
+            Reason::StaleTenancy => {
+                f.write_str("the department's view was built for another fleet")
+            }
             Reason::ZoneNotOffered => {
-                write!(f, "zone `{}` not offered (offers ", self.request.zone.as_deref().unwrap_or("?"))?;
-                let zones = self.fleet.candidates().get(index).map_or(&[][..], |c| &c.zones);
+                write!(
+                    f,
+                    "zone `{}` not offered (offers ",
+                    self.request.zone.as_deref().unwrap_or("?")
+                )?;
+                let zones = self
+                    .fleet
+                    .candidates()
+                    .get(index)
+                    .map_or(&[][..], |c| &c.zones);
                 if zones.is_empty() {
                     f.write_str("none")?;
                 }
@@ -102,24 +117,45 @@ impl<'a> Explanation<'a> {
                 f.write_str(")")
             }
             Reason::RegionMismatch => {
-                write!(f, "region `{}` requested, ", self.request.region.as_deref().unwrap_or("?"))?;
+                write!(
+                    f,
+                    "region `{}` requested, ",
+                    self.request.region.as_deref().unwrap_or("?")
+                )?;
                 match self.fleet.candidates().get(index).and_then(|c| c.region) {
                     Some(r) => write!(f, "foundation is in `{}`", self.fleet.regions.name(r)),
                     None => f.write_str("foundation declares no region"),
                 }
             }
             Reason::MissingTrait { index } => {
-                write!(f, "lacks required trait `{}`", trait_at(&self.request.required_traits, index))
+                write!(
+                    f,
+                    "lacks required trait `{}`",
+                    trait_at(&self.request.required_traits, index)
+                )
             }
             Reason::ForbiddenTrait { index } => {
-                write!(f, "has forbidden trait `{}`", trait_at(&self.request.forbidden_traits, index))
+                write!(
+                    f,
+                    "has forbidden trait `{}`",
+                    trait_at(&self.request.forbidden_traits, index)
+                )
             }
-            Reason::SecurityLevel { have: Some(have), need } => {
+            Reason::SecurityLevel {
+                have: Some(have),
+                need,
+            } => {
                 write!(f, "security level {have} is below the required {need}")
             }
-            Reason::SecurityLevel { have: None, need } => write!(f, "no security level, {need} required"),
+            Reason::SecurityLevel { have: None, need } => {
+                write!(f, "no security level, {need} required")
+            }
             Reason::NoInventory { class } => write!(f, "no {class} inventory"),
-            Reason::Insufficient { class, requested, free } => {
+            Reason::Insufficient {
+                class,
+                requested,
+                free,
+            } => {
                 write!(f, "{class}: {requested} requested, {free} free")
             }
             Reason::Fragmented {
@@ -136,7 +172,10 @@ impl<'a> Explanation<'a> {
                 requested,
                 used,
                 limit,
-            } => write!(f, "{class} requested {requested}, used {used}, limit {limit} on this foundation"),
+            } => write!(
+                f,
+                "{class} requested {requested}, used {used}, limit {limit} on this foundation"
+            ),
         }
     }
 }
@@ -160,7 +199,7 @@ impl Display for Summary<'_> {
             return f.write_str("unschedulable: no foundations");
         }
         match d.chosen().and_then(|i| Some((i, d.verdict(i)?.scores()?))) {
-            Some((i, s)) => write!(f, "{} chosen, total {:.2}", e.name(i), s.total)?,
+            Some((i, s)) => write!(f, "{} chosen, total {}", e.name(i), Fixed2(s.total))?,
             None => f.write_str("unschedulable")?,
         }
         write!(f, "; {} of {n} feasible", d.ranked().len())?;
@@ -200,15 +239,40 @@ impl Display for Line<'_> {
                     Strategy::Spread => "spread",
                     Strategy::Binpack => "binpack",
                 };
-                write!(f, "filters ok, {alloc} {:.2}, cost {:.2}, energy {:.2}", s.allocation, s.cost, s.energy)?;
+                let (a, c, e) = (Fixed2(s.allocation), Fixed2(s.cost), Fixed2(s.energy));
+                write!(f, "filters ok, {alloc} {a}, cost {c}, energy {e}")?;
                 match d.group {
-                    Some(GroupPolicy::Affinity) => write!(f, ", affinity {:.2}", s.affinity)?,
-                    Some(GroupPolicy::AntiAffinity) => write!(f, ", anti-affinity {:.2}", s.affinity)?,
+                    Some(GroupPolicy::Affinity) => write!(f, ", affinity {}", Fixed2(s.affinity))?,
+                    Some(GroupPolicy::AntiAffinity) => {
+                        write!(f, ", anti-affinity {}", Fixed2(s.affinity))?
+                    }
                     None => {}
                 }
-                write!(f, ", api {:.2}, total {:.2}, rank {}", s.api_health, s.total, s.rank)
+                let (api, total) = (Fixed2(s.api_health), Fixed2(s.total));
+                write!(f, ", api {api}, total {total}, rank {}", s.rank)
             }
         }
+    }
+}
+
+/// Room for a typical line, so rendering does not grow the string.
+const LINE_CAPACITY: usize = 128;
+
+/// A score in `[0, 1]` with two decimals, without float formatting.
+struct Fixed2(f64);
+
+impl Display for Fixed2 {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        // The clamp makes the cast exact: 0..=100.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let hundredths = (self.0.clamp(0.0, 1.0) * 100.0).round() as u8;
+        let digits = [
+            b'0' + hundredths / 100,
+            b'.',
+            b'0' + hundredths / 10 % 10,
+            b'0' + hundredths % 10,
+        ];
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -23,19 +23,31 @@ fn with(f: impl FnOnce(&mut Request)) -> Request {
 #[test]
 fn every_rejection_renders_its_filter_and_reason() {
     let rows: Vec<(F, Request, &str)> = vec![
-        (F::new("a").roomy().kinds(&[Kind::Bucket]), vcpus(8), "capability: adapter cannot create instances"),
+        (
+            F::new("a").roomy().kinds(&[Kind::Bucket]),
+            vcpus(8),
+            "capability: adapter cannot create instances",
+        ),
         (
             F::new("a").roomy().health(Health::Degraded),
             vcpus(8),
             "health: Degraded, and the policy does not allow degraded foundations",
         ),
-        (F::new("a").roomy().health(Health::Down), vcpus(8), "health: health is Down"),
+        (
+            F::new("a").roomy().health(Health::Down),
+            vcpus(8),
+            "health: health is Down",
+        ),
         (
             F::new("a").roomy().zones(&["az1", "az2"]),
             with(|r| r.zone = Some("az3".into())),
             "zone: zone `az3` not offered (offers az1, az2)",
         ),
-        (F::new("a").roomy(), with(|r| r.zone = Some("az3".into())), "zone: zone `az3` not offered (offers none)"),
+        (
+            F::new("a").roomy(),
+            with(|r| r.zone = Some("az3".into())),
+            "zone: zone `az3` not offered (offers none)",
+        ),
         (
             F::new("a").roomy().region("r1"),
             with(|r| r.region = Some("r2".into())),
@@ -66,8 +78,16 @@ fn every_rejection_renders_its_filter_and_reason() {
             with(|r| r.required_traits = traits(&["security-level:3"])),
             "traits: no security level, 3 required",
         ),
-        (F::new("a").vcpu(16, 0, 16), with(|r| r.resources.set(MemoryMib, 1024)), "capacity: no memory_mib inventory"),
-        (F::new("a").vcpu(16, 10, 16), vcpus(8), "capacity: vcpu: 8 requested, 6 free"),
+        (
+            F::new("a").vcpu(16, 0, 16),
+            with(|r| r.resources.set(MemoryMib, 1024)),
+            "capacity: no memory_mib inventory",
+        ),
+        (
+            F::new("a").vcpu(16, 10, 16),
+            vcpus(8),
+            "capacity: vcpu: 8 requested, 6 free",
+        ),
         (
             F::new("a").vcpu(200, 100, 2),
             vcpus(8),
@@ -77,7 +97,10 @@ fn every_rejection_renders_its_filter_and_reason() {
     for (a, r, want) in rows {
         let fleet = fleet_of(&[a]);
         let d = decide_plain(&fleet, &r);
-        assert_eq!(d.explain(&fleet, &r).line(0).to_string(), format!("a: rejected by {want}"));
+        assert_eq!(
+            d.explain(&fleet, &r).line(0).to_string(),
+            format!("a: rejected by {want}")
+        );
     }
 }
 
@@ -101,7 +124,10 @@ fn allowed_and_quota_rejections_render() {
             "b: rejected by allowed: not among the department's allowed foundations",
         ]
     );
-    assert_eq!(e.summary().to_string(), "unschedulable; 0 of 2 feasible; rejected by allowed 1, quota 1");
+    assert_eq!(
+        e.summary().to_string(),
+        "unschedulable; 0 of 2 feasible; rejected by allowed 1, quota 1"
+    );
 }
 
 /// The city's four clouds and an object store, asked for a xinchuang 8-vCPU instance.
@@ -110,17 +136,25 @@ fn a_city_decision_reads_well() {
     let fleet = fleet_of(&[
         F::new("kunpeng-1")
             .roomy()
-            .traits(&["arch:aarch64", "cpu:kunpeng", "os:kylin", "xinchuang", "security-level:3"])
+            .traits(&[
+                "arch:aarch64",
+                "cpu:kunpeng",
+                "os:kylin",
+                "xinchuang",
+                "security-level:3",
+            ])
             .pue(1.3)
             .api(0.01, Some(40.0)),
         F::new("phase-1")
             .vcpu(200, 100, 2)
             .traits(&["arch:x86_64", "cpu:hygon", "xinchuang"]),
         F::new("phase-2").roomy().traits(&["arch:x86_64"]),
-        F::new("pk-1")
-            .roomy()
-            .health(Health::Degraded)
-            .traits(&["arch:aarch64", "cpu:phytium", "os:kylin", "xinchuang"]),
+        F::new("pk-1").roomy().health(Health::Degraded).traits(&[
+            "arch:aarch64",
+            "cpu:phytium",
+            "os:kylin",
+            "xinchuang",
+        ]),
         F::new("s3").kinds(&[Kind::Bucket]),
     ]);
     let mut r = vcpus(8);
@@ -130,8 +164,8 @@ fn a_city_decision_reads_well() {
     let e = d.explain(&fleet, &r);
     assert_eq!(
         e.to_string(),
-        "kunpeng-1 chosen, total 0.93; 1 of 5 feasible; rejected by capability 1, health 1, traits 1, capacity 1\n\
-         kunpeng-1: filters ok, spread 0.99, cost 1.00, energy 0.77, anti-affinity 1.00, api 0.71, total 0.93, rank 1\n\
+        "kunpeng-1 chosen, total 0.94; 1 of 5 feasible; rejected by capability 1, health 1, traits 1, capacity 1\n\
+         kunpeng-1: filters ok, spread 0.99, cost 1.00, energy 0.77, anti-affinity 1.00, api 0.71, total 0.94, rank 1\n\
          phase-1: rejected by capacity: vcpu: largest free unit 2 < 8 requested (100 free in all)\n\
          phase-2: rejected by traits: lacks required trait `xinchuang`\n\
          pk-1: rejected by health: Degraded, and the policy does not allow degraded foundations\n\
@@ -141,7 +175,10 @@ fn a_city_decision_reads_well() {
     assert_eq!(p.foundation.as_deref(), Some("kunpeng-1"));
     assert_eq!(p.summary, e.summary().to_string());
     assert_eq!(p.per_foundation.len(), 5);
-    assert_eq!(p.per_foundation["phase-2"], "rejected by traits: lacks required trait `xinchuang`");
+    assert_eq!(
+        p.per_foundation["phase-2"],
+        "rejected by traits: lacks required trait `xinchuang`"
+    );
 }
 
 #[test]
@@ -149,6 +186,27 @@ fn an_empty_fleet_says_so() {
     let fleet = fleet_of(&[]);
     let r = vcpus(1);
     let d = decide_plain(&fleet, &r);
-    assert_eq!(d.explain(&fleet, &r).summary().to_string(), "unschedulable: no foundations");
+    assert_eq!(
+        d.explain(&fleet, &r).summary().to_string(),
+        "unschedulable: no foundations"
+    );
     assert_eq!(d.explain(&fleet, &r).to_placement().foundation, None);
+}
+
+#[test]
+fn scores_render_with_two_decimals() {
+    use super::Fixed2;
+    let rows = [
+        (0.0, "0.00"),
+        (1.0, "1.00"),
+        (0.994, "0.99"),
+        (0.995, "1.00"),
+        (0.5, "0.50"),
+        (0.071, "0.07"),
+        (-1.0, "0.00"),
+        (f64::NAN, "0.00"),
+    ];
+    for (x, want) in rows {
+        assert_eq!(Fixed2(x).to_string(), want, "{x}");
+    }
 }

@@ -21,7 +21,9 @@ pub enum Filter {
     Zone,
     /// Required traits present, forbidden traits absent, security level high enough.
     Traits,
-    /// Free capacity and the largest free unit of every requested class.
+    /// Free capacity and the largest free unit of every requested class. A
+    /// class the foundation has no inventory record for, or whose largest
+    /// free unit is reported as 0, takes nothing.
     Capacity,
     /// The department's quota on this foundation.
     Quota,
@@ -137,8 +139,12 @@ impl Reason {
             Self::Unhealthy { .. } => Filter::Health,
             Self::NotAllowed | Self::StaleTenancy => Filter::Allowed,
             Self::ZoneNotOffered | Self::RegionMismatch => Filter::Zone,
-            Self::MissingTrait { .. } | Self::ForbiddenTrait { .. } | Self::SecurityLevel { .. } => Filter::Traits,
-            Self::NoInventory { .. } | Self::Insufficient { .. } | Self::Fragmented { .. } => Filter::Capacity,
+            Self::MissingTrait { .. }
+            | Self::ForbiddenTrait { .. }
+            | Self::SecurityLevel { .. } => Filter::Traits,
+            Self::NoInventory { .. } | Self::Insufficient { .. } | Self::Fragmented { .. } => {
+                Filter::Capacity
+            }
             Self::OverQuota { .. } => Filter::Quota,
         }
     }
@@ -146,7 +152,12 @@ impl Reason {
 
 /// Runs every filter in order; the first rejection wins.
 #[inline]
-pub(crate) fn check(c: &Candidate, s: &Standing, allow_degraded: bool, p: &Prepared) -> Result<(), Reason> {
+pub(crate) fn check(
+    c: &Candidate,
+    s: &Standing,
+    allow_degraded: bool,
+    p: &Prepared,
+) -> Result<(), Reason> {
     if !c.supports(p.kind) {
         return Err(Reason::Unsupported { kind: p.kind });
     }
@@ -165,10 +176,10 @@ pub(crate) fn check(c: &Candidate, s: &Standing, allow_degraded: bool, p: &Prepa
 }
 
 fn zone(c: &Candidate, p: &Prepared) -> Result<(), Reason> {
-    if let Some(z) = p.zone {
-        if !z.is_some_and(|z| c.zones.contains(&z)) {
-            return Err(Reason::ZoneNotOffered);
-        }
+    if let Some(z) = p.zone
+        && !z.is_some_and(|z| c.zones.contains(&z))
+    {
+        return Err(Reason::ZoneNotOffered);
     }
     match p.region {
         Some(r) if r.is_none() || r != c.region => Err(Reason::RegionMismatch),
@@ -177,18 +188,26 @@ fn zone(c: &Candidate, p: &Prepared) -> Result<(), Reason> {
 }
 
 fn traits(c: &Candidate, p: &Prepared) -> Result<(), Reason> {
-    if let Some(t) = p.required.iter().find(|t| !t.id.is_some_and(|id| c.has_trait(id))) {
+    if let Some(t) = p
+        .required
+        .iter()
+        .find(|t| !t.id.is_some_and(|id| c.has_trait(id)))
+    {
         return Err(Reason::MissingTrait { index: t.index });
     }
-    if let Some(need) = p.min_security {
-        if c.security_level.is_none_or(|have| have < need) {
-            return Err(Reason::SecurityLevel {
-                have: c.security_level,
-                need,
-            });
-        }
+    if let Some(need) = p.min_security
+        && c.security_level.is_none_or(|have| have < need)
+    {
+        return Err(Reason::SecurityLevel {
+            have: c.security_level,
+            need,
+        });
     }
-    match p.forbidden.iter().find(|t| t.id.is_some_and(|id| c.has_trait(id))) {
+    match p
+        .forbidden
+        .iter()
+        .find(|t| t.id.is_some_and(|id| c.has_trait(id)))
+    {
         Some(t) => Err(Reason::ForbiddenTrait { index: t.index }),
         None => Ok(()),
     }
@@ -201,7 +220,11 @@ fn capacity(c: &Candidate, p: &Prepared) -> Result<(), Reason> {
         if !inv.present {
             return Err(Reason::NoInventory { class });
         } else if free < requested {
-            return Err(Reason::Insufficient { class, requested, free });
+            return Err(Reason::Insufficient {
+                class,
+                requested,
+                free,
+            });
         } else if inv.max_unit < requested {
             return Err(Reason::Fragmented {
                 class,

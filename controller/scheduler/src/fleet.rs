@@ -99,7 +99,9 @@ impl Candidate {
 
     pub(crate) fn has_trait(&self, id: u32) -> bool {
         let word = (id / 64) as usize;
-        self.traits.get(word).is_some_and(|w| w & (1 << (id % 64)) != 0)
+        self.traits
+            .get(word)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     fn observe(&mut self, status: &FoundationStatus, api_error_rate: f64) {
@@ -159,8 +161,16 @@ impl Fleet {
         let mut inputs: Vec<FoundationInput<'a>> = inputs.into_iter().collect();
         inputs.sort_by(|a, b| a.name.cmp(b.name));
         inputs.dedup_by(|b, a| a.name == b.name);
-        let traits = Interner::new(inputs.iter().flat_map(|f| f.spec.traits.iter().map(|t| t.as_str())));
-        let zones = Interner::new(inputs.iter().flat_map(|f| f.spec.zones.iter().map(String::as_str)));
+        let traits = Interner::new(
+            inputs
+                .iter()
+                .flat_map(|f| f.spec.traits.iter().map(|t| t.as_str())),
+        );
+        let zones = Interner::new(
+            inputs
+                .iter()
+                .flat_map(|f| f.spec.zones.iter().map(String::as_str)),
+        );
         let regions = Interner::new(inputs.iter().filter_map(|f| f.spec.region.as_deref()));
         let words = traits.0.len().div_ceil(64);
         let candidates = inputs
@@ -225,14 +235,21 @@ impl Fleet {
 
     /// The position of the foundation called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.candidates.binary_search_by(|c| (*c.name).cmp(name)).ok()
+        self.candidates
+            .binary_search_by(|c| (*c.name).cmp(name))
+            .ok()
     }
 
     /// Replaces foundation `index`'s health, inventory and API figures with a
     /// fresh observation (e.g. after a probe or a committed allocation).
     /// Traits, zones and tariffs are part of the spec: rebuild the fleet when
     /// those change. Returns `false` if there is no such foundation.
-    pub fn observe(&mut self, index: usize, status: &FoundationStatus, api_error_rate: f64) -> bool {
+    pub fn observe(
+        &mut self,
+        index: usize,
+        status: &FoundationStatus,
+        api_error_rate: f64,
+    ) -> bool {
         self.candidates
             .get_mut(index)
             .map(|c| c.observe(status, api_error_rate))
@@ -241,7 +258,12 @@ impl Fleet {
 
     /// Replaces one class of foundation `index`'s inventory. Returns `false`
     /// if there is no such foundation.
-    pub fn set_inventory(&mut self, index: usize, class: ResourceClass, record: &InventoryRecord) -> bool {
+    pub fn set_inventory(
+        &mut self,
+        index: usize,
+        class: ResourceClass,
+        record: &InventoryRecord,
+    ) -> bool {
         self.candidates
             .get_mut(index)
             .map(|c| c.inventory[class.index()] = ClassInventory::from_record(record))
@@ -276,10 +298,19 @@ mod tests {
 
     #[test]
     fn sorts_by_name_and_keeps_the_first_duplicate() {
-        let fleet = fleet_of(&[F::new("b").vcpu(10, 0, 4), F::new("a"), F::new("b").vcpu(99, 0, 4)]);
+        let fleet = fleet_of(&[
+            F::new("b").vcpu(10, 0, 4),
+            F::new("a"),
+            F::new("b").vcpu(99, 0, 4),
+        ]);
         let names: Vec<_> = fleet.candidates().iter().map(Candidate::name).collect();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(fleet.candidates()[1].inventory(ResourceClass::Vcpu).capacity, 10);
+        assert_eq!(
+            fleet.candidates()[1]
+                .inventory(ResourceClass::Vcpu)
+                .capacity,
+            10
+        );
         assert_eq!(fleet.index_of("b"), Some(1));
         assert_eq!(fleet.index_of("c"), None);
     }
@@ -301,8 +332,10 @@ mod tests {
     #[test]
     fn observe_refreshes_inventory_and_health() {
         let mut fleet = fleet_of(&[F::new("a").vcpu(10, 0, 4)]);
-        let mut status = FoundationStatus::default();
-        status.health = Health::Down;
+        let status = FoundationStatus {
+            health: Health::Down,
+            ..FoundationStatus::default()
+        };
         assert!(fleet.observe(0, &status, 0.0));
         assert!(!fleet.observe(7, &status, 0.0));
         let c = &fleet.candidates()[0];
@@ -316,7 +349,10 @@ mod tests {
             max_unit: 4,
         };
         assert!(fleet.set_inventory(0, ResourceClass::Vcpu, &record));
-        assert_eq!(fleet.candidates()[0].inventory(ResourceClass::Vcpu).free(), 10);
+        assert_eq!(
+            fleet.candidates()[0].inventory(ResourceClass::Vcpu).free(),
+            10
+        );
     }
 
     #[test]

@@ -35,8 +35,9 @@
 //! baseline and prints decisions/s, p50 and p99 and the speedup.
 //!
 //! For a stable figure, count instructions per decision with callgrind: the
-//! bench's `--fixed <foundations> <decisions> [naive]` mode runs a fixed
-//! number of decisions once, and only the function `run_fixed` is counted:
+//! bench's `--fixed <foundations> <decisions> [naive|text]` mode runs a fixed
+//! number of decisions once (ours by default), and `--toggle-collect` counts
+//! only the function `run_fixed`, so setup is excluded:
 //!
 //! ```text
 //! CARGO_TARGET_DIR=$HOME/.cache/yunshu-target-sched \
@@ -44,7 +45,8 @@
 //! BIN=$(ls -t $HOME/.cache/yunshu-target-sched/release/deps/placement_bench-* | grep -v '\.d$' | head -1)
 //! valgrind --tool=callgrind --toggle-collect='*run_fixed*' --callgrind-out-file=/tmp/cg.out \
 //!   $BIN --fixed 16 10000
-//! callgrind_annotate /tmp/cg.out | head -20   # total Ir / 10000 = instructions per decision
+//! # valgrind prints "Collected : <Ir>"; Ir / 10000 is instructions per decision.
+//! callgrind_annotate /tmp/cg.out | head -40   # where they go
 //! ```
 
 mod decide;
@@ -65,5 +67,5 @@ pub use explain::{Explanation, Line, Summary};
 pub use filter::{Filter, Reason};
 pub use fleet::{Candidate, ClassInventory, Fleet, FoundationInput};
 pub use request::{GroupRequest, Request};
-pub use score::{Component, EffectiveWeights, Scores};
+pub use score::{EffectiveWeights, Scores};
 pub use tenancy::{Standing, Tenancy};

@@ -213,22 +213,40 @@ mod tests {
             attach_to: None,
             constraints: Constraints::default(),
         });
-        assert_eq!((v.kind, v.resources.get(ResourceClass::VolumeGib)), (Kind::Volume, 100));
+        assert_eq!(
+            (v.kind, v.resources.get(ResourceClass::VolumeGib)),
+            (Kind::Volume, 100)
+        );
     }
 
     #[test]
     fn compiles_traits_zone_and_members_against_the_fleet() {
-        let fleet = fleet_of(&[F::new("a").traits(&["xinchuang"]).zones(&["az1"]), F::new("b")]);
+        let fleet = fleet_of(&[
+            F::new("a").traits(&["xinchuang"]).zones(&["az1"]),
+            F::new("b"),
+        ]);
         let mut r = crate::testkit::vcpus(2);
-        r.required_traits = traits(&["security-level:2", "xinchuang", "cpu:kunpeng", "security-level:3"]);
+        r.required_traits = traits(&[
+            "security-level:2",
+            "xinchuang",
+            "cpu:kunpeng",
+            "security-level:3",
+        ]);
         r.zone = Some("az9".into());
         r.group = Some(group(GroupPolicy::Affinity, &["b", "b", "a", "gone"]));
         let p = Prepared::new(&fleet, &r);
         assert_eq!(p.min_security, Some(3));
-        let req: Vec<_> = p.required.iter().map(|t| (t.id.is_some(), t.index)).collect();
+        let req: Vec<_> = p
+            .required
+            .iter()
+            .map(|t| (t.id.is_some(), t.index))
+            .collect();
         assert_eq!(req, [(true, 1), (false, 2)]);
         assert_eq!(p.zone, Some(None));
-        assert_eq!((p.members_on(0), p.members_on(1), p.most_members), (1, 2, 2));
+        assert_eq!(
+            (p.members_on(0), p.members_on(1), p.most_members),
+            (1, 2, 2)
+        );
         assert_eq!(p.classes(), [(ResourceClass::Vcpu, 2)]);
     }
 }

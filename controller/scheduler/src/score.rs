@@ -9,9 +9,11 @@
 //! | affinity | affinity: members here / most members anywhere; anti-affinity: 1 minus that; 1 when no member is placed |
 //! | API health | `(1 - error rate) * L / (L + latency)`, `L` = [`LATENCY_REFERENCE_MS`]; unknown latency counts as `L` |
 //!
-//! Affinity only counts when the request has a group. Negative or non-finite
-//! weights count as 0; when every weight is 0 the total is 0 and the name
-//! decides.
+//! A class without a tariff costs 0. Affinity only counts when the request
+//! has a group, and it is a preference, not a filter: anti-affinity steers
+//! away from foundations holding members but does not forbid them. Negative
+//! or non-finite weights count as 0; when every weight is 0 the total is 0 and
+//! the name decides.
 
 use yunshu_core::model::{GroupPolicy, Strategy, Weights};
 
@@ -22,21 +24,6 @@ pub const UNKNOWN_PUE: f64 = 2.0;
 
 /// The API latency, in milliseconds, that halves the API health score.
 pub const LATENCY_REFERENCE_MS: f64 = 100.0;
-
-/// A score component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Component {
-    /// Spread or bin-pack.
-    Allocation,
-    /// Tariff of the requested resources.
-    Cost,
-    /// PUE.
-    Energy,
-    /// Group affinity or anti-affinity.
-    Affinity,
-    /// API error rate and latency.
-    ApiHealth,
-}
 
 /// How a feasible foundation scored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,18 +59,28 @@ pub fn allocation(strategy: Strategy, u: f64) -> f64 {
 
 /// The cost score of `hourly` when the cheapest feasible foundation costs `cheapest`.
 pub fn cost(cheapest: f64, hourly: f64) -> f64 {
-    if hourly > 0.0 { unit(cheapest / hourly) } else { 1.0 }
+    if hourly > 0.0 {
+        unit(cheapest / hourly)
+    } else {
+        1.0
+    }
 }
 
 /// The energy score of a PUE.
 pub fn energy(pue: Option<f64>) -> f64 {
-    let pue = pue.filter(|p| p.is_finite() && *p > 0.0).unwrap_or(UNKNOWN_PUE);
+    let pue = pue
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .unwrap_or(UNKNOWN_PUE);
     1.0 / pue.max(1.0)
 }
 
 /// The API health score of an error rate and a latency.
 pub fn api_health(error_rate: f64, latency_ms: Option<f64>) -> f64 {
-    let ok = if error_rate.is_nan() { 0.0 } else { 1.0 - unit(error_rate) };
+    let ok = if error_rate.is_nan() {
+        0.0
+    } else {
+        1.0 - unit(error_rate)
+    };
     let latency = latency_ms
         .filter(|l| l.is_finite() && *l >= 0.0)
         .unwrap_or(LATENCY_REFERENCE_MS);
@@ -124,7 +121,12 @@ impl EffectiveWeights {
     pub fn new(w: &Weights, grouped: bool) -> Self {
         let clean = |x: f64| if x.is_finite() && x > 0.0 { x } else { 0.0 };
         let affinity = if grouped { clean(w.affinity) } else { 0.0 };
-        let (a, c, e, h) = (clean(w.allocation), clean(w.cost), clean(w.energy), clean(w.api_health));
+        let (a, c, e, h) = (
+            clean(w.allocation),
+            clean(w.cost),
+            clean(w.energy),
+            clean(w.api_health),
+        );
         Self {
             allocation: a,
             cost: c,
@@ -168,7 +170,9 @@ pub(crate) fn partial(c: &Candidate, index: usize, strategy: Strategy, p: &Prepa
         allocation: allocation(strategy, utilization),
         cost: 1.0,
         energy: c.energy,
-        affinity: p.group.map_or(1.0, |g| affinity(g, p.members_on(index), p.most_members)),
+        affinity: p
+            .group
+            .map_or(1.0, |g| affinity(g, p.members_on(index), p.most_members)),
         api_health: c.api_health,
         total: 0.0,
         utilization,

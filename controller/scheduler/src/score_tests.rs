@@ -17,7 +17,12 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// Decides with only one weight set; returns the winner's name and every feasible score.
-fn decide_by(fs: &[F], r: &Request, strategy: Strategy, only: fn(&mut Weights)) -> (String, Vec<Scores>) {
+fn decide_by(
+    fs: &[F],
+    r: &Request,
+    strategy: Strategy,
+    only: fn(&mut Weights),
+) -> (String, Vec<Scores>) {
     let mut weights = Weights {
         allocation: 0.0,
         cost: 0.0,
@@ -33,8 +38,17 @@ fn decide_by(fs: &[F], r: &Request, strategy: Strategy, only: fn(&mut Weights)) 
     };
     let fleet = fleet_of(fs);
     let d = decide(&fleet, &Tenancy::unrestricted(&fleet), &policy, r);
-    let chosen = d.chosen().map_or("-", |i| fleet.candidates()[i].name()).to_owned();
-    (chosen, d.verdicts().iter().filter_map(|v| v.scores().copied()).collect())
+    let chosen = d
+        .chosen()
+        .map_or("-", |i| fleet.candidates()[i].name())
+        .to_owned();
+    (
+        chosen,
+        d.verdicts()
+            .iter()
+            .filter_map(|v| v.scores().copied())
+            .collect(),
+    )
 }
 
 #[test]
@@ -48,23 +62,41 @@ fn allocation_spread_and_binpack() {
     ];
     for (strategy, used, requested, capacity, want) in rows {
         let got = allocation(strategy, utilization(used, requested, capacity));
-        assert!(close(got, want), "{strategy:?} {used}+{requested}/{capacity}: {got} != {want}");
+        assert!(
+            close(got, want),
+            "{strategy:?} {used}+{requested}/{capacity}: {got} != {want}"
+        );
     }
     // Mean over the requested classes: vcpu 50% and memory 25% after placement.
     let a = F::new("a").vcpu(8, 2, 8).inv(MEM, 4096, 0, 4096);
     let mut r = vcpus(2);
     r.resources.set(MEM, 1024);
     let (_, s) = decide_by(&[a], &r, Strategy::Spread, |w| w.allocation = 1.0);
-    assert!(close(s[0].utilization, 0.375) && close(s[0].allocation, 0.625), "{s:?}");
+    assert!(
+        close(s[0].utilization, 0.375) && close(s[0].allocation, 0.625),
+        "{s:?}"
+    );
 
     let fs = [F::new("a").vcpu(100, 80, 8), F::new("b").vcpu(100, 20, 8)];
-    assert_eq!(decide_by(&fs, &vcpus(4), Strategy::Spread, |w| w.allocation = 1.0).0, "b");
-    assert_eq!(decide_by(&fs, &vcpus(4), Strategy::Binpack, |w| w.allocation = 1.0).0, "a");
+    assert_eq!(
+        decide_by(&fs, &vcpus(4), Strategy::Spread, |w| w.allocation = 1.0).0,
+        "b"
+    );
+    assert_eq!(
+        decide_by(&fs, &vcpus(4), Strategy::Binpack, |w| w.allocation = 1.0).0,
+        "a"
+    );
 }
 
 #[test]
 fn cost_is_relative_to_the_cheapest_feasible() {
-    let rows = [(1.0, 1.0, 1.0), (1.0, 2.0, 0.5), (0.0, 0.0, 1.0), (0.0, 3.0, 0.0), (2.0, 8.0, 0.25)];
+    let rows = [
+        (1.0, 1.0, 1.0),
+        (1.0, 2.0, 0.5),
+        (0.0, 0.0, 1.0),
+        (0.0, 3.0, 0.0),
+        (2.0, 8.0, 0.25),
+    ];
     for (cheapest, hourly, want) in rows {
         assert!(close(cost(cheapest, hourly), want), "{cheapest} / {hourly}");
     }
@@ -76,9 +108,18 @@ fn cost_is_relative_to_the_cheapest_feasible() {
     let mut r = vcpus(4);
     r.resources.set(MEM, 1000);
     let (chosen, s) = decide_by(&fs, &r, Strategy::Spread, |w| w.cost = 1.0);
-    assert_eq!(chosen, "b", "c is free but too small, so b is the cheapest feasible");
-    assert!(close(s[0].hourly_cost, 1.8) && close(s[1].hourly_cost, 0.4), "{s:?}");
-    assert!(close(s[0].cost, 0.4 / 1.8) && close(s[1].cost, 1.0), "{s:?}");
+    assert_eq!(
+        chosen, "b",
+        "c is free but too small, so b is the cheapest feasible"
+    );
+    assert!(
+        close(s[0].hourly_cost, 1.8) && close(s[1].hourly_cost, 0.4),
+        "{s:?}"
+    );
+    assert!(
+        close(s[0].cost, 0.4 / 1.8) && close(s[1].cost, 1.0),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -95,8 +136,15 @@ fn energy_is_one_over_pue() {
     for (pue, want) in rows {
         assert!(close(energy(pue), want), "{pue:?}");
     }
-    let fs = [F::new("a").roomy().pue(1.6), F::new("b").roomy().pue(1.2), F::new("c").roomy()];
-    assert_eq!(decide_by(&fs, &vcpus(2), Strategy::Spread, |w| w.energy = 1.0).0, "b");
+    let fs = [
+        F::new("a").roomy().pue(1.6),
+        F::new("b").roomy().pue(1.2),
+        F::new("c").roomy(),
+    ];
+    assert_eq!(
+        decide_by(&fs, &vcpus(2), Strategy::Spread, |w| w.energy = 1.0).0,
+        "b"
+    );
 }
 
 #[test]
@@ -113,17 +161,44 @@ fn affinity_and_anti_affinity() {
         (AntiAffinity, 0, 0, 1.0),
     ];
     for (policy, here, most, want) in rows {
-        assert!(close(affinity(policy, here, most), want), "{policy:?} {here}/{most}");
+        assert!(
+            close(affinity(policy, here, most), want),
+            "{policy:?} {here}/{most}"
+        );
     }
-    let fs = || [F::new("a").roomy(), F::new("b").roomy(), F::new("c").roomy()];
+    let fs = || {
+        [
+            F::new("a").roomy(),
+            F::new("b").roomy(),
+            F::new("c").roomy(),
+        ]
+    };
     let with_group = |policy, members: &[&str]| {
         let mut r = vcpus(2);
         r.group = Some(group(policy, members));
         r
     };
     let only = |w: &mut Weights| w.affinity = 1.0;
-    assert_eq!(decide_by(&fs(), &with_group(Affinity, &["b", "c", "b"]), Strategy::Spread, only).0, "b");
-    assert_eq!(decide_by(&fs(), &with_group(AntiAffinity, &["a", "b"]), Strategy::Spread, only).0, "c");
+    assert_eq!(
+        decide_by(
+            &fs(),
+            &with_group(Affinity, &["b", "c", "b"]),
+            Strategy::Spread,
+            only
+        )
+        .0,
+        "b"
+    );
+    assert_eq!(
+        decide_by(
+            &fs(),
+            &with_group(AntiAffinity, &["a", "b"]),
+            Strategy::Spread,
+            only
+        )
+        .0,
+        "c"
+    );
     // No group: affinity does not count, whatever its weight.
     let (chosen, s) = decide_by(&fs(), &vcpus(2), Strategy::Spread, only);
     assert_eq!(chosen, "a");
@@ -144,14 +219,20 @@ fn api_health_from_error_rate_and_latency() {
         (0.1, Some(300.0), 0.9 * 0.25),
     ];
     for (error_rate, latency, want) in rows {
-        assert!(close(api_health(error_rate, latency), want), "{error_rate} {latency:?}");
+        assert!(
+            close(api_health(error_rate, latency), want),
+            "{error_rate} {latency:?}"
+        );
     }
     let fs = [
         F::new("a").roomy().api(0.2, Some(10.0)),
         F::new("b").roomy().api(0.0, Some(30.0)),
         F::new("c").roomy().api(0.0, Some(900.0)),
     ];
-    assert_eq!(decide_by(&fs, &vcpus(2), Strategy::Spread, |w| w.api_health = 1.0).0, "b");
+    assert_eq!(
+        decide_by(&fs, &vcpus(2), Strategy::Spread, |w| w.api_health = 1.0).0,
+        "b"
+    );
 }
 
 #[test]
@@ -181,10 +262,17 @@ fn total_is_the_weighted_mean() {
         (w(0.0, 0.0, 1.0, 1.0, 0.0), false, 0.0),
         (w(1.0, -5.0, f64::NAN, 0.0, 1.0), true, 1.0),
         (w(0.0, 0.0, 0.0, 0.0, 0.0), true, 0.0),
-        (Weights::default(), true, (1.0 + 0.25 + 0.0 + 0.25 + 0.5) / 3.2),
+        (
+            Weights::default(),
+            true,
+            (1.0 + 0.25 + 0.0 + 0.25 + 0.5) / 3.2,
+        ),
     ];
     for (weights, grouped, want) in rows {
         let got = EffectiveWeights::new(&weights, grouped).total(&s);
-        assert!(close(got, want), "{weights:?} grouped {grouped}: {got} != {want}");
+        assert!(
+            close(got, want),
+            "{weights:?} grouped {grouped}: {got} != {want}"
+        );
     }
 }

@@ -59,7 +59,12 @@ impl Tenancy {
 
     /// From the department's quota, its usage per foundation and its allowed
     /// foundations (empty: all). Names not in the fleet are ignored.
-    pub fn new(fleet: &Fleet, quota: &Quota, usage: &BTreeMap<String, Resources>, allowed: &[String]) -> Self {
+    pub fn new(
+        fleet: &Fleet,
+        quota: &Quota,
+        usage: &BTreeMap<String, Resources>,
+        allowed: &[String],
+    ) -> Self {
         let mut t = Self::unrestricted(fleet);
         if !allowed.is_empty() {
             t.standings.iter_mut().for_each(|s| s.allowed = false);
@@ -83,7 +88,11 @@ impl Tenancy {
     }
 
     /// From a department's spec and its usage per foundation.
-    pub fn from_department(fleet: &Fleet, spec: &DepartmentSpec, usage: &BTreeMap<String, Resources>) -> Self {
+    pub fn from_department(
+        fleet: &Fleet,
+        spec: &DepartmentSpec,
+        usage: &BTreeMap<String, Resources>,
+    ) -> Self {
         Self::new(fleet, &spec.quota, usage, &spec.allowed_foundations)
     }
 
@@ -128,16 +137,30 @@ mod tests {
         let fleet = fleet_of(&[F::new("a"), F::new("b"), F::new("c")]);
         let quota = Quota {
             hard: Limits::new(),
-            per_foundation: limits(&[("b", ResourceClass::Vcpu, 8), ("zz", ResourceClass::Vcpu, 1)]),
+            per_foundation: limits(&[
+                ("b", ResourceClass::Vcpu, 8),
+                ("zz", ResourceClass::Vcpu, 1),
+            ]),
         };
-        let usage = BTreeMap::from([("b".to_owned(), Resources::from_pairs([(ResourceClass::Vcpu, 6)]))]);
-        let mut t = Tenancy::new(&fleet, &quota, &usage, &["c".into(), "b".into(), "nope".into()]);
+        let usage = BTreeMap::from([(
+            "b".to_owned(),
+            Resources::from_pairs([(ResourceClass::Vcpu, 6)]),
+        )]);
+        let mut t = Tenancy::new(
+            &fleet,
+            &quota,
+            &usage,
+            &["c".into(), "b".into(), "nope".into()],
+        );
         assert!(t.matches(&fleet));
         let allowed: Vec<_> = t.standings().iter().map(|s| s.allowed).collect();
         assert_eq!(allowed, [false, true, true]);
         let b = t.standing(1).expect("b");
         assert_eq!((b.limit(ResourceClass::Vcpu), b.used[0]), (Some(8), 6));
-        assert_eq!(t.standing(0).and_then(|s| s.limit(ResourceClass::Vcpu)), None);
+        assert_eq!(
+            t.standing(0).and_then(|s| s.limit(ResourceClass::Vcpu)),
+            None
+        );
         t.charge(1, &Resources::from_pairs([(ResourceClass::Vcpu, 2)]));
         assert_eq!(t.standing(1).map(|s| s.used[0]), Some(8));
     }

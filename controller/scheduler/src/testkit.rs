@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use yunshu_core::{
     meta::Kind,
     model::{
-        AdapterKind, Budget, FoundationSpec, FoundationStatus, Group, GroupPolicy, Health, InventoryRecord,
-        PlacementPolicySpec,
+        AdapterKind, Budget, FoundationSpec, FoundationStatus, Group, GroupPolicy, Health,
+        InventoryRecord, PlacementPolicySpec,
     },
     resources::{Limits, ResourceClass, Resources},
 };
@@ -62,7 +62,10 @@ impl F {
     }
 
     pub fn traits(mut self, traits: &[&str]) -> Self {
-        self.spec.traits = traits.iter().map(|t| t.parse().expect("valid trait")).collect();
+        self.spec.traits = traits
+            .iter()
+            .map(|t| t.parse().expect("valid trait"))
+            .collect();
         self
     }
 
@@ -134,7 +137,10 @@ pub fn fleet_of(fs: &[F]) -> Fleet {
 
 /// An instance request for `vcpu` vCPUs and nothing else.
 pub fn vcpus(vcpu: u64) -> Request {
-    Request::new(Kind::Instance, Resources::from_pairs([(ResourceClass::Vcpu, vcpu)]))
+    Request::new(
+        Kind::Instance,
+        Resources::from_pairs([(ResourceClass::Vcpu, vcpu)]),
+    )
 }
 
 pub fn traits(ts: &[&str]) -> Vec<yunshu_core::traits::Trait> {
@@ -155,12 +161,19 @@ pub fn group(policy: GroupPolicy, members: &[&str]) -> GroupRequest {
 pub fn limits(rows: &[(&str, ResourceClass, u64)]) -> BTreeMap<String, Limits> {
     let mut out = BTreeMap::<String, Limits>::new();
     for (f, class, limit) in rows {
-        out.entry((*f).to_owned()).or_default().insert(*class, *limit);
+        out.entry((*f).to_owned())
+            .or_default()
+            .insert(*class, *limit);
     }
     out
 }
 
 /// Decides with an unrestricted department and the default policy.
 pub fn decide_plain(fleet: &Fleet, request: &Request) -> Decision {
-    decide(fleet, &Tenancy::unrestricted(fleet), &PlacementPolicySpec::default(), request)
+    decide(
+        fleet,
+        &Tenancy::unrestricted(fleet),
+        &PlacementPolicySpec::default(),
+        request,
+    )
 }

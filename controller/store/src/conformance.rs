@@ -11,7 +11,8 @@ use futures::StreamExt;
 use yunshu_core::{
     ErrorKind,
     store::{
-        CmpOp, Compare, EventKind, Op, RangeRequest, Revision, Store, StoreExt, Txn, WatchEvent, WatchStream,
+        CmpOp, Compare, EventKind, Op, RangeRequest, Revision, Store, StoreExt, Txn, WatchEvent,
+        WatchStream,
     },
 };
 
@@ -38,26 +39,39 @@ async fn next_event(stream: &mut WatchStream) -> WatchEvent {
 }
 
 async fn put(store: &dyn Store, key: &str, value: &str) -> Revision {
-    store.put(key, value.as_bytes().to_vec()).await.expect("put")
+    store
+        .put(key, value.as_bytes().to_vec())
+        .await
+        .expect("put")
 }
 
 /// Revisions and versions of single keys.
 pub async fn put_get_delete(store: &dyn Store) {
     let key = "/conformance/basic/a";
-    assert!(store.get(key).await.expect("get").is_none(), "a fresh key is absent");
+    assert!(
+        store.get(key).await.expect("get").is_none(),
+        "a fresh key is absent"
+    );
     let r1 = put(store, key, "one").await;
     let r2 = put(store, key, "two").await;
     assert!(r2 > r1, "each write bumps the revision ({r1} then {r2})");
     let kv = store.get(key).await.expect("get").expect("present");
     assert_eq!(kv.value, b"two");
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (r1, r2, 2));
+    assert_eq!(
+        (kv.create_revision, kv.mod_revision, kv.version),
+        (r1, r2, 2)
+    );
     assert_eq!(store.current_revision().await.expect("revision"), r2);
     let r3 = store.delete(key).await.expect("delete");
     assert!(r3 > r2);
     assert!(store.get(key).await.expect("get").is_none(), "deleted");
     let r4 = put(store, key, "again").await;
     let kv = store.get(key).await.expect("get").expect("present");
-    assert_eq!((kv.create_revision, kv.version), (r4, 1), "a recreated key starts over");
+    assert_eq!(
+        (kv.create_revision, kv.version),
+        (r4, 1),
+        "a recreated key starts over"
+    );
 }
 
 /// Prefix ranges page in key order with continuation and never leak keys
@@ -72,7 +86,10 @@ pub async fn range_pages(store: &dyn Store) {
     }
     put(store, "/conformance/range0", "outside").await;
     put(store, "/conformance/rang", "outside").await;
-    let all = store.range(RangeRequest::prefix(prefix)).await.expect("range");
+    let all = store
+        .range(RangeRequest::prefix(prefix))
+        .await
+        .expect("range");
     assert_eq!(all.kvs.len(), 25);
     assert!(!all.more);
     let mut seen = Vec::new();
@@ -87,10 +104,20 @@ pub async fn range_pages(store: &dyn Store) {
         if !page.more {
             break;
         }
-        req = req.after(page.kvs.last().expect("a page with more has keys").key.clone());
+        req = req.after(
+            page.kvs
+                .last()
+                .expect("a page with more has keys")
+                .key
+                .clone(),
+        );
     }
     assert_eq!(pages, 4, "25 keys in pages of 7");
-    assert_eq!(seen, want.into_iter().collect::<Vec<_>>(), "pages cover the prefix once, in order");
+    assert_eq!(
+        seen,
+        want.into_iter().collect::<Vec<_>>(),
+        "pages cover the prefix once, in order"
+    );
     let all = store.range_all(prefix, 10).await.expect("range_all");
     assert_eq!(all.len(), 25);
 }
@@ -106,18 +133,33 @@ pub async fn transactions(store: &dyn Store) {
     let ka = store.get(a).await.expect("get").expect("a");
     let kb = store.get(b).await.expect("get").expect("b");
     assert_eq!(ka.mod_revision, first.revision);
-    assert_eq!(kb.mod_revision, first.revision, "writes of one transaction share its revision");
+    assert_eq!(
+        kb.mod_revision, first.revision,
+        "writes of one transaction share its revision"
+    );
 
     let again = store
         .txn(create.or_else([Op::put(b, b"lost".to_vec())]))
         .await
         .expect("txn");
     assert!(!again.succeeded, "existing key fails the absent guard");
-    assert_eq!(store.get(b).await.expect("get").expect("b").value, b"lost", "failure branch applied");
-    assert_eq!(store.get(a).await.expect("get").expect("a").value, b"1", "success branch not applied");
+    assert_eq!(
+        store.get(b).await.expect("get").expect("b").value,
+        b"lost",
+        "failure branch applied"
+    );
+    assert_eq!(
+        store.get(a).await.expect("get").expect("a").value,
+        b"1",
+        "success branch not applied"
+    );
 
     let stale = store
-        .txn(Txn::new().when([Compare::unchanged(a, ka.mod_revision - 1)]).and_then([Op::delete(a)]))
+        .txn(
+            Txn::new()
+                .when([Compare::unchanged(a, ka.mod_revision - 1)])
+                .and_then([Op::delete(a)]),
+        )
         .await
         .expect("txn");
     assert!(!stale.succeeded, "a stale revision fails");
@@ -136,9 +178,15 @@ pub async fn transactions(store: &dyn Store) {
     assert!(store.get(a).await.expect("get").is_none());
 
     let rev = store.current_revision().await.expect("revision");
-    let noop = store.txn(Txn::new().when([Compare::absent(a)])).await.expect("txn");
+    let noop = store
+        .txn(Txn::new().when([Compare::absent(a)]))
+        .await
+        .expect("txn");
     assert!(noop.succeeded);
-    assert_eq!(noop.revision, rev, "a transaction that writes nothing keeps the revision");
+    assert_eq!(
+        noop.revision, rev,
+        "a transaction that writes nothing keeps the revision"
+    );
 }
 
 /// Read-compare-write increments from many tasks lose no update.
@@ -153,7 +201,10 @@ pub async fn concurrent_transactions(store: Arc<dyn Store>) {
                         let cur = store.get(key).await.expect("get");
                         let (n, rev) = cur.map_or((0u64, 0), |kv| {
                             (
-                                std::str::from_utf8(&kv.value).expect("utf8").parse().expect("number"),
+                                std::str::from_utf8(&kv.value)
+                                    .expect("utf8")
+                                    .parse()
+                                    .expect("number"),
                                 kv.mod_revision,
                             )
                         });
@@ -184,20 +235,36 @@ pub async fn watch_from_revision(store: &dyn Store) {
     store.delete(&format!("{prefix}a")).await.expect("delete");
     let mut stream = store.watch(prefix, r1).await.expect("watch");
     let e1 = next_event(&mut stream).await;
-    assert_eq!((e1.kind, e1.kv.key.as_str(), e1.kv.value.as_slice()), (EventKind::Put, "/conformance/watch/a", &b"1"[..]));
+    assert_eq!(
+        (e1.kind, e1.kv.key.as_str(), e1.kv.value.as_slice()),
+        (EventKind::Put, "/conformance/watch/a", &b"1"[..])
+    );
     let e2 = next_event(&mut stream).await;
-    assert_eq!(e2.kv.key, format!("{prefix}b"), "keys outside the prefix are not seen");
+    assert_eq!(
+        e2.kv.key,
+        format!("{prefix}b"),
+        "keys outside the prefix are not seen"
+    );
     let e3 = next_event(&mut stream).await;
-    assert_eq!((e3.kind, e3.kv.key.as_str()), (EventKind::Delete, "/conformance/watch/a"));
+    assert_eq!(
+        (e3.kind, e3.kv.key.as_str()),
+        (EventKind::Delete, "/conformance/watch/a")
+    );
     assert!(e3.kv.value.is_empty());
     let live = put(store, &format!("{prefix}c"), "3").await;
     let e4 = next_event(&mut stream).await;
-    assert_eq!((e4.kv.key.as_str(), e4.kv.mod_revision), ("/conformance/watch/c", live));
+    assert_eq!(
+        (e4.kv.key.as_str(), e4.kv.mod_revision),
+        ("/conformance/watch/c", live)
+    );
 
     let mut now = store.watch(prefix, 0).await.expect("watch from now");
     let r = put(store, &format!("{prefix}d"), "4").await;
     let e = next_event(&mut now).await;
-    assert_eq!(e.kv.mod_revision, r, "a watch from 0 starts with the next change");
+    assert_eq!(
+        e.kv.mod_revision, r,
+        "a watch from 0 starts with the next change"
+    );
 }
 
 /// Dropping a watch and resuming from the last seen revision + 1 loses and
@@ -232,7 +299,10 @@ pub async fn watch_resume(store: &dyn Store) {
 /// Leases keep keys alive; revoked or expired leases delete them.
 pub async fn leases(store: &dyn Store) {
     let key = "/conformance/lease/held";
-    let lease = store.lease_grant(Duration::from_secs(2)).await.expect("grant");
+    let lease = store
+        .lease_grant(Duration::from_secs(2))
+        .await
+        .expect("grant");
     store
         .txn(Txn::new().and_then([Op::Put {
             key: key.into(),
@@ -241,14 +311,26 @@ pub async fn leases(store: &dyn Store) {
         }]))
         .await
         .expect("put with lease");
-    assert_eq!(store.get(key).await.expect("get").expect("held").lease, Some(lease));
+    assert_eq!(
+        store.get(key).await.expect("get").expect("held").lease,
+        Some(lease)
+    );
     let ttl = store.lease_keep_alive(lease).await.expect("keep alive");
-    assert!(ttl >= Duration::from_secs(1), "keep-alive reports the ttl ({ttl:?})");
+    assert!(
+        ttl >= Duration::from_secs(1),
+        "keep-alive reports the ttl ({ttl:?})"
+    );
     store.lease_revoke(lease).await.expect("revoke");
-    assert!(store.get(key).await.expect("get").is_none(), "revoking deletes attached keys");
+    assert!(
+        store.get(key).await.expect("get").is_none(),
+        "revoking deletes attached keys"
+    );
 
     let mut watch = store.watch("/conformance/lease/", 0).await.expect("watch");
-    let short = store.lease_grant(Duration::from_secs(1)).await.expect("grant");
+    let short = store
+        .lease_grant(Duration::from_secs(1))
+        .await
+        .expect("grant");
     let expiring = "/conformance/lease/expiring";
     store
         .txn(Txn::new().and_then([Op::Put {
@@ -261,8 +343,15 @@ pub async fn leases(store: &dyn Store) {
     let put_ev = next_event(&mut watch).await;
     assert_eq!(put_ev.kind, EventKind::Put);
     let del = next_event(&mut watch).await;
-    assert_eq!((del.kind, del.kv.key.as_str()), (EventKind::Delete, expiring), "expiry deletes the key");
-    let err = store.lease_keep_alive(short).await.expect_err("expired lease");
+    assert_eq!(
+        (del.kind, del.kv.key.as_str()),
+        (EventKind::Delete, expiring),
+        "expiry deletes the key"
+    );
+    let err = store
+        .lease_keep_alive(short)
+        .await
+        .expect_err("expired lease");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
 }
 
@@ -282,10 +371,19 @@ pub async fn compaction(store: &dyn Store) {
         .expect_err("compacted");
     assert_eq!(err.kind(), ErrorKind::Compacted, "{err}");
 
-    let list = store.range(RangeRequest::prefix(prefix)).await.expect("relist");
+    let list = store
+        .range(RangeRequest::prefix(prefix))
+        .await
+        .expect("relist");
     assert_eq!(list.kvs.len(), 2);
-    let mut stream = store.watch(prefix, list.revision + 1).await.expect("rewatch");
+    let mut stream = store
+        .watch(prefix, list.revision + 1)
+        .await
+        .expect("rewatch");
     let r = put(store, &format!("{prefix}c"), "4").await;
     let e = next_event(&mut stream).await;
-    assert_eq!((e.kv.key.as_str(), e.kv.mod_revision), ("/conformance/compact/c", r));
+    assert_eq!(
+        (e.kv.key.as_str(), e.kv.mod_revision),
+        ("/conformance/compact/c", r)
+    );
 }

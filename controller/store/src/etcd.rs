@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions,
-    Txn as EtcdTxn, TxnOp, WatchOptions,
+    Client, CompactionOptions, Compare as EtcdCompare, CompareOp, ConnectOptions, EventType,
+    GetOptions, PutOptions, Txn as EtcdTxn, TxnOp, WatchOptions,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use yunshu_core::{
     Error, Result,
     store::{
-        CmpOp, EventKind, KeyValue, LeaseId, Op, RangeRequest, RangeResponse, Revision, Store, StoreCapabilities, Txn,
-        TxnResponse, WatchEvent, WatchStream, prefix_end,
+        CmpOp, EventKind, KeyValue, LeaseId, Op, RangeRequest, RangeResponse, Revision, Store,
+        StoreCapabilities, Txn, TxnResponse, WatchEvent, WatchStream, prefix_end,
     },
 };
 
@@ -75,9 +75,10 @@ fn map_err(action: &'static str) -> impl FnOnce(etcd_client::Error) -> Error {
                     what: "etcd".into(),
                     retry_after: None,
                 },
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
-                    Error::unavailable(message, e)
-                }
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown => Error::unavailable(message, e),
                 _ => Error::Internal {
                     message,
                     source: Some(Box::new(e)),
@@ -118,7 +119,10 @@ impl EtcdStore {
         )
         .await
         .map_err(|_| Error::Unavailable {
-            message: format!("timed out connecting to etcd at {}", config.endpoints.join(",")),
+            message: format!(
+                "timed out connecting to etcd at {}",
+                config.endpoints.join(",")
+            ),
             source: None,
         })?
         .map_err(map_err("connect"))?;
@@ -150,7 +154,9 @@ impl Store for EtcdStore {
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let mut kv = self.client.kv_client();
-        let resp = self.deadline(async { kv.get(key, None).await.map_err(map_err("get a key")) }).await?;
+        let resp = self
+            .deadline(async { kv.get(key, None).await.map_err(map_err("get a key")) })
+            .await?;
         Ok(resp.kvs().first().map(convert_kv))
     }
 
@@ -169,7 +175,11 @@ impl Store for EtcdStore {
         }
         let mut kv = self.client.kv_client();
         let resp = self
-            .deadline(async { kv.get(start, Some(options)).await.map_err(map_err("range keys")) })
+            .deadline(async {
+                kv.get(start, Some(options))
+                    .await
+                    .map_err(map_err("range keys"))
+            })
             .await?;
         Ok(RangeResponse {
             kvs: resp.kvs().iter().map(convert_kv).collect(),
@@ -210,7 +220,11 @@ impl Store for EtcdStore {
             .or_else(ops(&txn.failure));
         let mut kv = self.client.kv_client();
         let resp = self
-            .deadline(async { kv.txn(request).await.map_err(map_err("commit a transaction")) })
+            .deadline(async {
+                kv.txn(request)
+                    .await
+                    .map_err(map_err("commit a transaction"))
+            })
             .await?;
         Ok(TxnResponse {
             succeeded: resp.succeeded(),
@@ -219,7 +233,11 @@ impl Store for EtcdStore {
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
-        let next = if from <= 0 { self.current_revision().await? + 1 } else { from };
+        let next = if from <= 0 {
+            self.current_revision().await? + 1
+        } else {
+            from
+        };
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(follow(self.client.clone(), prefix.to_owned(), next, tx));
         Ok(Box::pin(ReceiverStream::new(rx)))
@@ -236,7 +254,10 @@ impl Store for EtcdStore {
             .await;
         match resp {
             Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("compacted") || format!("{e:?}").contains("compacted") => {
+            Err(e)
+                if e.to_string().contains("compacted")
+                    || format!("{e:?}").contains("compacted") =>
+            {
                 Err(Error::Compacted {
                     requested: revision,
                     compacted: revision,
@@ -250,9 +271,12 @@ impl Store for EtcdStore {
         let mut kv = self.client.kv_client();
         let resp = self
             .deadline(async {
-                kv.get(yunshu_core::keys::ROOT, Some(GetOptions::new().with_count_only()))
-                    .await
-                    .map_err(map_err("read the revision"))
+                kv.get(
+                    yunshu_core::keys::ROOT,
+                    Some(GetOptions::new().with_count_only()),
+                )
+                .await
+                .map_err(map_err("read the revision"))
             })
             .await?;
         Ok(header_revision(resp.header()))
@@ -262,7 +286,12 @@ impl Store for EtcdStore {
         let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
         let mut lease = self.client.lease_client();
         let resp = self
-            .deadline(async { lease.grant(secs, None).await.map_err(map_err("grant a lease")) })
+            .deadline(async {
+                lease
+                    .grant(secs, None)
+                    .await
+                    .map_err(map_err("grant a lease"))
+            })
             .await?;
         Ok(resp.id())
     }
@@ -271,9 +300,18 @@ impl Store for EtcdStore {
         let mut lease = self.client.lease_client();
         let ttl = self
             .deadline(async {
-                let (mut keeper, mut stream) = lease.keep_alive(id).await.map_err(map_err("keep a lease alive"))?;
-                keeper.keep_alive().await.map_err(map_err("keep a lease alive"))?;
-                let resp = stream.message().await.map_err(map_err("keep a lease alive"))?;
+                let (mut keeper, mut stream) = lease
+                    .keep_alive(id)
+                    .await
+                    .map_err(map_err("keep a lease alive"))?;
+                keeper
+                    .keep_alive()
+                    .await
+                    .map_err(map_err("keep a lease alive"))?;
+                let resp = stream
+                    .message()
+                    .await
+                    .map_err(map_err("keep a lease alive"))?;
                 Ok(resp.map_or(0, |r| r.ttl()))
             })
             .await?;
@@ -292,7 +330,12 @@ impl Store for EtcdStore {
 }
 
 /// Follows a prefix from `next`, reconnecting after disconnects.
-async fn follow(client: Client, prefix: String, mut next: Revision, tx: mpsc::Sender<Result<WatchEvent>>) {
+async fn follow(
+    client: Client,
+    prefix: String,
+    mut next: Revision,
+    tx: mpsc::Sender<Result<WatchEvent>>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         if tx.is_closed() {
@@ -322,7 +365,10 @@ async fn follow(client: Client, prefix: String, mut next: Revision, tx: mpsc::Se
                                 .await;
                             return;
                         }
-                        tracing::debug!(reason = resp.cancel_reason(), "etcd canceled the watch; reopening");
+                        tracing::debug!(
+                            reason = resp.cancel_reason(),
+                            "etcd canceled the watch; reopening"
+                        );
                         break;
                     }
                     backoff = Duration::from_millis(50);

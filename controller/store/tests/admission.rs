@@ -9,9 +9,9 @@ use std::{
 
 use futures::StreamExt;
 use yunshu_core::{
-    ErrorKind, codec,
+    ErrorKind,
     admission::{Admission, AdmissionConfig, UsageRecord},
-    keys,
+    codec, keys,
     model::{Charge, Department, DepartmentSpec, Instance, InstanceSpec, Quota},
     resources::{ResourceClass, Resources},
     store::{EventKind, Store, StoreExt},
@@ -32,7 +32,10 @@ async fn make_department(store: &dyn Store, name: &str, vcpu: u64) {
         },
     );
     store
-        .put(&keys::department(name), codec::encode(&dept).expect("encode"))
+        .put(
+            &keys::department(name),
+            codec::encode(&dept).expect("encode"),
+        )
         .await
         .expect("put department");
 }
@@ -59,10 +62,19 @@ async fn answers_created_repeated_and_over_quota() {
     make_department(&*store, "health", 48).await;
     let admission = Admission::new(store.clone(), AdmissionConfig::default());
 
-    let first = admission.create("req-1", instance("health", "web-1", 44)).await.expect("admitted");
+    let first = admission
+        .create("req-1", instance("health", "web-1", 44))
+        .await
+        .expect("admitted");
     assert!(first.created);
-    let again = admission.create("req-1", instance("health", "web-1", 44)).await.expect("same answer");
-    assert!(!again.created, "a repeated request id returns the existing object");
+    let again = admission
+        .create("req-1", instance("health", "web-1", 44))
+        .await
+        .expect("same answer");
+    assert!(
+        !again.created,
+        "a repeated request id returns the existing object"
+    );
     assert_eq!(again.object.meta.uid, first.object.meta.uid);
 
     let rev = store.current_revision().await.expect("revision");
@@ -70,8 +82,15 @@ async fn answers_created_repeated_and_over_quota() {
         .create("req-2", instance("health", "web-2", 16))
         .await
         .expect_err("over quota");
-    assert_eq!(err.to_string(), "quota exceeded: vcpu requested 16, used 44, limit 48");
-    assert_eq!(store.current_revision().await.expect("revision"), rev, "a rejected request writes nothing");
+    assert_eq!(
+        err.to_string(),
+        "quota exceeded: vcpu requested 16, used 44, limit 48"
+    );
+    assert_eq!(
+        store.current_revision().await.expect("revision"),
+        rev,
+        "a rejected request writes nothing"
+    );
 
     let err = admission
         .create("req-1", instance("health", "web-1", 2))
@@ -89,7 +108,11 @@ async fn answers_created_repeated_and_over_quota() {
         .expect_err("unknown department");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 
-    let usage = store.get(&keys::usage("health")).await.expect("get").expect("usage");
+    let usage = store
+        .get(&keys::usage("health"))
+        .await
+        .expect("get")
+        .expect("usage");
     let usage: UsageRecord = codec::decode(&usage.key, &usage.value).expect("decode");
     assert_eq!(usage.usage.get(ResourceClass::Vcpu), 44);
 }
@@ -116,8 +139,14 @@ async fn check_history(store: &dyn Store, dept: &str, limit: u64) -> usize {
     let mut pending_rev = 0;
     let check = |charges: &HashMap<String, u64>, usage: u64, rev: i64| {
         let sum: u64 = charges.values().sum();
-        assert!(sum <= limit, "revision {rev}: objects charge {sum} vcpu, over the quota {limit}");
-        assert_eq!(usage, sum, "revision {rev}: usage key says {usage}, objects charge {sum}");
+        assert!(
+            sum <= limit,
+            "revision {rev}: objects charge {sum} vcpu, over the quota {limit}"
+        );
+        assert_eq!(
+            usage, sum,
+            "revision {rev}: usage key says {usage}, objects charge {sum}"
+        );
     };
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
@@ -135,13 +164,24 @@ async fn check_history(store: &dyn Store, dept: &str, limit: u64) -> usize {
         }
         pending_rev = rev;
         if ev.kv.key == usage_key {
-            usage = codec::decode::<UsageRecord>(&ev.kv.key, &ev.kv.value).expect("usage").usage.get(ResourceClass::Vcpu);
-        } else if ev.kv.key.starts_with(&keys::objects(yunshu_core::meta::Kind::Instance, Some(dept))) {
+            usage = codec::decode::<UsageRecord>(&ev.kv.key, &ev.kv.value)
+                .expect("usage")
+                .usage
+                .get(ResourceClass::Vcpu);
+        } else if ev.kv.key.starts_with(&keys::objects(
+            yunshu_core::meta::Kind::Instance,
+            Some(dept),
+        )) {
             match ev.kind {
                 EventKind::Put => {
                     let obj: Instance = codec::decode(&ev.kv.key, &ev.kv.value).expect("instance");
                     assert!(
-                        charges.insert(ev.kv.key.clone(), obj.spec.charge().get(ResourceClass::Vcpu)).is_none(),
+                        charges
+                            .insert(
+                                ev.kv.key.clone(),
+                                obj.spec.charge().get(ResourceClass::Vcpu)
+                            )
+                            .is_none(),
                         "revision {rev}: {} written twice",
                         ev.kv.key
                     );
@@ -170,8 +210,11 @@ async fn three_instances_on_one_etcd_never_overcommit() {
     let mut instances = Vec::new();
     let mut stores: Vec<Arc<dyn Store>> = Vec::new();
     for _ in 0..3 {
-        let store: Arc<dyn Store> =
-            Arc::new(EtcdStore::connect(EtcdConfig::new([server.endpoint()])).await.expect("connect"));
+        let store: Arc<dyn Store> = Arc::new(
+            EtcdStore::connect(EtcdConfig::new([server.endpoint()]))
+                .await
+                .expect("connect"),
+        );
         let config = AdmissionConfig {
             unguarded_usage_for_tests: unguarded,
             ..AdmissionConfig::default()
@@ -214,7 +257,10 @@ async fn three_instances_on_one_etcd_never_overcommit() {
 
     let store = &*stores[0];
     let objects = store
-        .range_all(&keys::objects(yunshu_core::meta::Kind::Instance, Some("health")), 500)
+        .range_all(
+            &keys::objects(yunshu_core::meta::Kind::Instance, Some("health")),
+            500,
+        )
         .await
         .expect("list");
     let by_name: HashMap<String, Instance> = objects
@@ -232,32 +278,71 @@ async fn three_instances_on_one_etcd_never_overcommit() {
         match &list[0] {
             Answer::Ok { uid, .. } => {
                 admitted += 1;
-                let obj = by_name.get(&name).unwrap_or_else(|| panic!("acknowledged {name} is missing"));
-                assert_eq!(obj.meta.request_id.as_deref(), Some(format!("req-{i}").as_str()));
-                let created = list.iter().filter(|a| matches!(a, Answer::Ok { created: true, .. })).count();
+                let obj = by_name
+                    .get(&name)
+                    .unwrap_or_else(|| panic!("acknowledged {name} is missing"));
+                assert_eq!(
+                    obj.meta.request_id.as_deref(),
+                    Some(format!("req-{i}").as_str())
+                );
+                let created = list
+                    .iter()
+                    .filter(|a| matches!(a, Answer::Ok { created: true, .. }))
+                    .count();
                 assert_eq!(created, 1, "{name}: exactly one answer created it");
                 for a in list {
                     match a {
-                        Answer::Ok { uid: u, .. } => assert_eq!(u, uid, "{name}: repeats return the same object"),
-                        Answer::OverQuota => panic!("{name}: one answer admitted it, another refused it"),
+                        Answer::Ok { uid: u, .. } => {
+                            assert_eq!(u, uid, "{name}: repeats return the same object")
+                        }
+                        Answer::OverQuota => {
+                            panic!("{name}: one answer admitted it, another refused it")
+                        }
                     }
                 }
-                assert_eq!(&obj.meta.uid, uid, "{name}: the stored object is the acknowledged one");
+                assert_eq!(
+                    &obj.meta.uid, uid,
+                    "{name}: the stored object is the acknowledged one"
+                );
                 charged = charged.checked_add(&obj.spec.charge()).expect("sum");
             }
             Answer::OverQuota => {
-                assert!(list.iter().all(|a| matches!(a, Answer::OverQuota)), "{name}: answers disagree");
-                assert!(!by_name.contains_key(&name), "{name} was refused but stored");
-                assert!(store.get(&request_key).await.expect("get").is_none(), "{name}: refused request left a record");
+                assert!(
+                    list.iter().all(|a| matches!(a, Answer::OverQuota)),
+                    "{name}: answers disagree"
+                );
+                assert!(
+                    !by_name.contains_key(&name),
+                    "{name} was refused but stored"
+                );
+                assert!(
+                    store.get(&request_key).await.expect("get").is_none(),
+                    "{name}: refused request left a record"
+                );
             }
         }
     }
-    assert_eq!(by_name.len(), admitted, "one object per admitted request id, no strays");
-    let usage = store.get(&keys::usage("health")).await.expect("get").expect("usage");
+    assert_eq!(
+        by_name.len(),
+        admitted,
+        "one object per admitted request id, no strays"
+    );
+    let usage = store
+        .get(&keys::usage("health"))
+        .await
+        .expect("get")
+        .expect("usage");
     let usage: UsageRecord = codec::decode(&usage.key, &usage.value).expect("decode");
-    assert_eq!(usage.usage.get(ResourceClass::Vcpu), charged.get(ResourceClass::Vcpu), "usage matches the objects");
+    assert_eq!(
+        usage.usage.get(ResourceClass::Vcpu),
+        charged.get(ResourceClass::Vcpu),
+        "usage matches the objects"
+    );
     assert!(charged.get(ResourceClass::Vcpu) <= LIMIT);
-    assert!(admitted > 100 && admitted < UNIQUE, "the quota admitted some and refused some ({admitted})");
+    assert!(
+        admitted > 100 && admitted < UNIQUE,
+        "the quota admitted some and refused some ({admitted})"
+    );
     let revisions = check_history(store, "health", LIMIT).await;
     eprintln!(
         "admitted {admitted} of {UNIQUE} unique requests (+{REPEATS} repeats), {} vcpu of {LIMIT}; history of {revisions} revisions checked",

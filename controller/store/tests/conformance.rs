@@ -14,13 +14,18 @@ async fn embedded_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_on_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    conformance::run_all(Arc::new(EmbeddedStore::open(dir.path().join("y.redb")).expect("open"))).await;
+    conformance::run_all(Arc::new(
+        EmbeddedStore::open(dir.path().join("y.redb")).expect("open"),
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd() {
     let server = EtcdServer::start().expect("start etcd");
-    let store = EtcdStore::connect(EtcdConfig::new([server.endpoint()])).await.expect("connect");
+    let store = EtcdStore::connect(EtcdConfig::new([server.endpoint()]))
+        .await
+        .expect("connect");
     conformance::run_all(Arc::new(store)).await;
 }
 

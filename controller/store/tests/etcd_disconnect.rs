@@ -21,7 +21,9 @@ async fn put_retrying(store: &EtcdStore, key: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_across_server_restart() {
     let mut server = EtcdServer::start().expect("start etcd");
-    let store = EtcdStore::connect(EtcdConfig::new([server.endpoint()])).await.expect("connect");
+    let store = EtcdStore::connect(EtcdConfig::new([server.endpoint()]))
+        .await
+        .expect("connect");
     let prefix = "/restart/";
     let start = store.current_revision().await.expect("revision") + 1;
     let mut stream = store.watch(prefix, start).await.expect("watch");
@@ -53,5 +55,8 @@ async fn watch_resumes_across_server_restart() {
     }
     assert_eq!(seen, revs, "every change exactly once across the restart");
     let extra = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
-    assert!(extra.is_err(), "no duplicate after the last change: {extra:?}");
+    assert!(
+        extra.is_err(),
+        "no duplicate after the last change: {extra:?}"
+    );
 }

@@ -56,7 +56,8 @@ impl EtcdServer {
             .spawn()?;
         self.child = Some(child);
         if let Err(e) = wait_for_port(self.client_port, Duration::from_secs(20)) {
-            let log = std::fs::read_to_string(self.data.path().join("etcd.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.data.path().join("etcd.log")).unwrap_or_default();
             anyhow::bail!("etcd did not start: {e}\n{log}");
         }
         Ok(())

@@ -134,9 +134,17 @@ pub struct InventoryRecord {
 impl InventoryRecord {
     /// `(total - reserved) * ratio`: what may be allocated in all.
     pub fn capacity(&self) -> u64 {
-        let ratio = if self.allocation_ratio > 0.0 { self.allocation_ratio } else { 1.0 };
+        let ratio = if self.allocation_ratio > 0.0 {
+            self.allocation_ratio
+        } else {
+            1.0
+        };
         // Truncation is intended: capacity is a whole number of units.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let cap = (self.total.saturating_sub(self.reserved) as f64 * ratio) as u64;
         cap
     }

@@ -214,7 +214,10 @@ impl Charge for VolumeSpec {
 
 impl Charge for BucketSpec {
     fn charge(&self) -> Resources {
-        Resources::from_pairs([(ResourceClass::Buckets, 1), (ResourceClass::BucketBytes, self.quota_bytes)])
+        Resources::from_pairs([
+            (ResourceClass::Buckets, 1),
+            (ResourceClass::BucketBytes, self.quota_bytes),
+        ])
     }
 }
 

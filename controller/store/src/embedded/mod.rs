@@ -7,22 +7,29 @@
 //! broadcast of their events, so watchers see revisions in order.
 
 mod record;
+mod wal;
 mod watch;
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, backends::InMemoryBackend};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
+    backends::InMemoryBackend,
+};
 use tokio::sync::broadcast;
 use yunshu_core::{
     Error, Result,
     store::{
-        EventKind, KeyValue, LeaseId, Op, RangeRequest, RangeResponse, Revision, Store, StoreCapabilities, Txn,
-        TxnResponse, WatchEvent, WatchStream,
+        EventKind, KeyValue, LeaseId, Op, RangeRequest, RangeResponse, Revision, Store,
+        StoreCapabilities, Txn, TxnResponse, WatchEvent, WatchStream,
     },
 };
 
@@ -51,7 +58,11 @@ pub struct EmbeddedStore {
 
 pub(crate) struct Inner {
     db: Database,
-    write_lock: Mutex<()>,
+    /// Serializes writers; holds the write-ahead log of file-backed stores.
+    write_lock: Mutex<Option<wal::Wal>>,
+    /// Set when a transaction reached the log but not redb: every later call
+    /// fails until a restart replays the log.
+    poisoned: AtomicBool,
     events: broadcast::Sender<Arc<Batch>>,
 }
 
@@ -61,7 +72,9 @@ impl std::fmt::Debug for EmbeddedStore {
     }
 }
 
-fn db_err<E: std::error::Error + Send + Sync + 'static>(action: &'static str) -> impl FnOnce(E) -> Error {
+fn db_err<E: std::error::Error + Send + Sync + 'static>(
+    action: &'static str,
+) -> impl FnOnce(E) -> Error {
     move |e| Error::Internal {
         message: format!("embedded store failed to {action}"),
         source: Some(Box::new(e)),
@@ -80,8 +93,31 @@ impl EmbeddedStore {
         if let Some(dir) = path.as_ref().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err("create the data directory"))?;
         }
-        let db = Database::create(path.as_ref()).map_err(db_err("open the database file"))?;
-        Self::with_db(db)
+        // A store dropped a moment ago may still be closing (a background
+        // task can hold it briefly); another process holding it never lets go.
+        let mut tries = 0;
+        let db = loop {
+            match Database::create(path.as_ref()) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(Error::Unavailable {
+                        message: format!(
+                            "{} is already open in another process",
+                            path.as_ref().display()
+                        ),
+                        source: None,
+                    });
+                }
+                other => break other.map_err(db_err("open the database file"))?,
+            }
+        };
+        let (wal, records) = wal::Wal::open(path.as_ref())?;
+        let store = Self::with_db(db, Some(wal))?;
+        store.inner.replay(records)?;
+        Ok(store)
     }
 
     /// A fresh in-memory database.
@@ -89,10 +125,10 @@ impl EmbeddedStore {
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(db_err("create an in-memory database"))?;
-        Self::with_db(db)
+        Self::with_db(db, None)
     }
 
-    fn with_db(db: Database) -> Result<Self> {
+    fn with_db(db: Database, wal: Option<wal::Wal>) -> Result<Self> {
         let w = db.begin_write().map_err(db_err("begin a transaction"))?;
         {
             w.open_table(KV).map_err(db_err("open a table"))?;
@@ -106,7 +142,8 @@ impl EmbeddedStore {
         let store = Self {
             inner: Arc::new(Inner {
                 db,
-                write_lock: Mutex::new(()),
+                write_lock: Mutex::new(wal),
+                poisoned: AtomicBool::new(false),
                 events,
             }),
         };
@@ -133,7 +170,10 @@ impl EmbeddedStore {
         });
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
             .await
@@ -145,14 +185,88 @@ impl EmbeddedStore {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Result<MutexGuard<'_, Option<wal::Wal>>> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Unavailable {
+                message:
+                    "embedded store stopped after a failed commit; restart to recover from its log"
+                        .into(),
+                source: None,
+            });
+        }
+        Ok(self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Applies log records newer than redb's durable revision, then
+    /// checkpoints.
+    fn replay(&self, records: Vec<wal::WalRecord>) -> Result<()> {
+        let mut guard = self.lock()?;
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
+        let mut replayed = 0;
+        {
+            let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
+            let mut revision = meta
+                .get(REVISION)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
+            let mut kv = w.open_table(KV).map_err(db_err("open a table"))?;
+            let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
+            for rec in records {
+                if rec.revision <= revision {
+                    continue;
+                }
+                if rec.revision != revision + 1 {
+                    return Err(Error::internal(format!(
+                        "write-ahead log jumps from revision {revision} to {}",
+                        rec.revision
+                    )));
+                }
+                for ev in &rec.events {
+                    match ev.kind {
+                        EventKind::Put => put_entry(&mut kv, &mut lease_keys, &ev.kv)?,
+                        EventKind::Delete => {
+                            delete_key(&mut kv, &mut lease_keys, &ev.kv.key, rec.revision)?;
+                        }
+                    }
+                }
+                append_log(&w, rec.revision, &rec.events)?;
+                revision = rec.revision;
+                meta.insert(REVISION, revision)
+                    .map_err(db_err("write meta"))?;
+                replayed += 1;
+            }
+        }
+        w.commit().map_err(db_err("commit"))?;
+        if replayed > 0 {
+            tracing::info!(transactions = replayed, "replayed the write-ahead log");
+        }
+        if let Some(wal) = guard.as_mut() {
+            wal.reset()?;
+        }
+        Ok(())
+    }
+
+    /// After a durable commit every earlier transaction is in redb: empty the log.
+    fn checkpointed(guard: &mut Option<wal::Wal>) {
+        if let Some(wal) = guard.as_mut().filter(|w| !w.is_empty())
+            && let Err(e) = wal.reset()
+        {
+            tracing::warn!(error = %e, "failed to truncate the write-ahead log; it will be replayed harmlessly");
+        }
     }
 
     fn meta(&self, name: &str) -> Result<i64> {
         let r = self.db.begin_read().map_err(db_err("begin a read"))?;
         let t = r.open_table(META).map_err(db_err("open a table"))?;
-        Ok(t.get(name).map_err(db_err("read meta"))?.map_or(0, |v| v.value()))
+        Ok(t.get(name)
+            .map_err(db_err("read meta"))?
+            .map_or(0, |v| v.value()))
     }
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -167,7 +281,10 @@ impl Inner {
     fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let r = self.db.begin_read().map_err(db_err("begin a read"))?;
         let meta = r.open_table(META).map_err(db_err("open a table"))?;
-        let revision = meta.get(REVISION).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
+        let revision = meta
+            .get(REVISION)
+            .map_err(db_err("read meta"))?
+            .map_or(0, |v| v.value());
         let t = r.open_table(KV).map_err(db_err("open a table"))?;
         let start = match &req.start_after {
             Some(after) if after.as_str() >= req.prefix.as_str() => format!("{after}\0"),
@@ -187,17 +304,34 @@ impl Inner {
             }
             kvs.push(record::decode_entry(key, v.value())?);
         }
-        Ok(RangeResponse { kvs, more, revision })
+        Ok(RangeResponse {
+            kvs,
+            more,
+            revision,
+        })
     }
 
     /// Applies a transaction atomically and broadcasts its events.
     fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
-        let _guard = self.lock();
-        let w = self.db.begin_write().map_err(db_err("begin a transaction"))?;
+        let mut guard = self.lock()?;
+        let mut w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
+        // With a log, ordinary commits skip redb's sync; every so often one
+        // is a durable checkpoint.
+        let checkpoint = guard.as_ref().is_none_or(wal::Wal::checkpoint_due);
+        if !checkpoint {
+            w.set_durability(Durability::None)
+                .map_err(db_err("set durability"))?;
+        }
         let (resp, events) = {
             let mut kv = w.open_table(KV).map_err(db_err("open a table"))?;
             let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let revision = meta.get(REVISION).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
+            let revision = meta
+                .get(REVISION)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
             let mut succeeded = true;
             for c in &txn.compares {
                 let actual = match kv.get(c.key.as_str()).map_err(db_err("read a key"))? {
@@ -209,7 +343,11 @@ impl Inner {
                     break;
                 }
             }
-            let ops = if succeeded { &txn.success } else { &txn.failure };
+            let ops = if succeeded {
+                &txn.success
+            } else {
+                &txn.failure
+            };
             let next = revision + 1;
             let leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
             let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
@@ -217,22 +355,16 @@ impl Inner {
             for op in ops {
                 match op {
                     Op::Put { key, value, lease } => {
-                        if let Some(id) = lease {
-                            if leases.get(*id).map_err(db_err("read a lease"))?.is_none() {
-                                return Err(Error::not_found(format!("lease {id}")));
-                            }
+                        if let Some(id) = lease
+                            && leases.get(*id).map_err(db_err("read a lease"))?.is_none()
+                        {
+                            return Err(Error::not_found(format!("lease {id}")));
                         }
                         let prev = kv
                             .get(key.as_str())
                             .map_err(db_err("read a key"))?
                             .map(|v| record::decode_entry(key, v.value()))
                             .transpose()?;
-                        if let Some(old) = prev.as_ref().and_then(|p| p.lease) {
-                            lease_keys.remove((old, key.as_str())).map_err(db_err("unlink a lease"))?;
-                        }
-                        if let Some(id) = lease {
-                            lease_keys.insert((*id, key.as_str()), ()).map_err(db_err("link a lease"))?;
-                        }
                         let entry = KeyValue {
                             key: key.clone(),
                             value: value.clone(),
@@ -241,8 +373,7 @@ impl Inner {
                             version: prev.as_ref().map_or(1, |p| p.version + 1),
                             lease: *lease,
                         };
-                        kv.insert(key.as_str(), record::encode_entry(&entry).as_slice())
-                            .map_err(db_err("write a key"))?;
+                        put_entry(&mut kv, &mut lease_keys, &entry)?;
                         events.push(WatchEvent {
                             kind: EventKind::Put,
                             kv: entry,
@@ -256,7 +387,13 @@ impl Inner {
                 }
             }
             if events.is_empty() {
-                (TxnResponse { succeeded, revision }, events)
+                (
+                    TxnResponse {
+                        succeeded,
+                        revision,
+                    },
+                    events,
+                )
             } else {
                 meta.insert(REVISION, next).map_err(db_err("write meta"))?;
                 append_log(&w, next, &events)?;
@@ -269,7 +406,24 @@ impl Inner {
                 )
             }
         };
-        w.commit().map_err(db_err("commit"))?;
+        let logged = match guard.as_mut() {
+            Some(wal) if !checkpoint && !events.is_empty() => {
+                // Dropping `w` on error aborts the redb transaction.
+                wal.append(resp.revision, &events)?;
+                true
+            }
+            _ => false,
+        };
+        if let Err(e) = w.commit() {
+            if logged {
+                self.poisoned.store(true, Ordering::Release);
+            }
+            return Err(db_err("commit")(e));
+        }
+        if checkpoint {
+            Self::checkpointed(&mut guard);
+        }
+        drop(guard);
         if !events.is_empty() {
             // No receivers is fine: nobody watches.
             let _ = self.events.send(Arc::new(Batch {
@@ -281,12 +435,21 @@ impl Inner {
     }
 
     fn compact(&self, revision: Revision) -> Result<()> {
-        let _guard = self.lock();
-        let w = self.db.begin_write().map_err(db_err("begin a transaction"))?;
+        let mut guard = self.lock()?;
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
         {
             let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let current = meta.get(REVISION).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
-            let compacted = meta.get(COMPACTED).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
+            let current = meta
+                .get(REVISION)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
+            let compacted = meta
+                .get(COMPACTED)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
             if revision > current {
                 return Err(Error::invalid(
                     "revision",
@@ -302,17 +465,27 @@ impl Inner {
             let mut log = w.open_table(LOG).map_err(db_err("open a table"))?;
             log.retain_in((0, 0)..(revision, 0), |_, _| false)
                 .map_err(db_err("compact the log"))?;
-            meta.insert(COMPACTED, revision).map_err(db_err("write meta"))?;
+            meta.insert(COMPACTED, revision)
+                .map_err(db_err("write meta"))?;
         }
-        w.commit().map_err(db_err("commit"))
+        w.commit().map_err(db_err("commit"))?;
+        Self::checkpointed(&mut guard);
+        Ok(())
     }
 
     fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {
-        let _guard = self.lock();
-        let w = self.db.begin_write().map_err(db_err("begin a transaction"))?;
+        let mut guard = self.lock()?;
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
         let id = {
             let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let id = meta.get(LEASE_SEQ).map_err(db_err("read meta"))?.map_or(0, |v| v.value()) + 1;
+            let id = meta
+                .get(LEASE_SEQ)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value())
+                + 1;
             meta.insert(LEASE_SEQ, id).map_err(db_err("write meta"))?;
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
@@ -322,13 +495,17 @@ impl Inner {
             id
         };
         w.commit().map_err(db_err("commit"))?;
+        Self::checkpointed(&mut guard);
         Ok(id)
     }
 
     fn lease_keep_alive(&self, id: LeaseId) -> Result<Duration> {
         self.expire_leases(now_ms())?;
-        let _guard = self.lock();
-        let w = self.db.begin_write().map_err(db_err("begin a transaction"))?;
+        let mut guard = self.lock()?;
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
         let ttl = {
             let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
             let (ttl_ms, _) = leases
@@ -342,13 +519,17 @@ impl Inner {
             Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0))
         };
         w.commit().map_err(db_err("commit"))?;
+        Self::checkpointed(&mut guard);
         Ok(ttl)
     }
 
     /// Revokes `only` if given, else every lease whose deadline passed.
     fn revoke(&self, only: Option<LeaseId>, now: i64) -> Result<()> {
-        let _guard = self.lock();
-        let w = self.db.begin_write().map_err(db_err("begin a transaction"))?;
+        let mut guard = self.lock()?;
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
         let (revision, events) = {
             let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
             let mut doomed = Vec::new();
@@ -366,7 +547,11 @@ impl Inner {
                 return Ok(());
             }
             let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let next = meta.get(REVISION).map_err(db_err("read meta"))?.map_or(0, |v| v.value()) + 1;
+            let next = meta
+                .get(REVISION)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value())
+                + 1;
             let mut kv = w.open_table(KV).map_err(db_err("open a table"))?;
             let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
             let mut events = Vec::new();
@@ -389,6 +574,8 @@ impl Inner {
             (next, events)
         };
         w.commit().map_err(db_err("commit"))?;
+        Self::checkpointed(&mut guard);
+        drop(guard);
         if !events.is_empty() {
             let _ = self.events.send(Arc::new(Batch { revision, events }));
         }
@@ -398,6 +585,30 @@ impl Inner {
     fn expire_leases(&self, now: i64) -> Result<()> {
         self.revoke(None, now)
     }
+}
+
+fn put_entry(
+    kv: &mut redb::Table<&str, &[u8]>,
+    lease_keys: &mut redb::Table<(i64, &str), ()>,
+    entry: &KeyValue,
+) -> Result<()> {
+    let key = entry.key.as_str();
+    let old = kv
+        .insert(key, record::encode_entry(entry).as_slice())
+        .map_err(db_err("write a key"))?
+        .map(|v| record::decode_entry(key, v.value()))
+        .transpose()?;
+    if let Some(id) = old.and_then(|o| o.lease) {
+        lease_keys
+            .remove((id, key))
+            .map_err(db_err("unlink a lease"))?;
+    }
+    if let Some(id) = entry.lease {
+        lease_keys
+            .insert((id, key), ())
+            .map_err(db_err("link a lease"))?;
+    }
+    Ok(())
 }
 
 fn delete_key(
@@ -413,7 +624,9 @@ fn delete_key(
         .transpose()?;
     let Some(prev) = prev else { return Ok(None) };
     if let Some(id) = prev.lease {
-        lease_keys.remove((id, key)).map_err(db_err("unlink a lease"))?;
+        lease_keys
+            .remove((id, key))
+            .map_err(db_err("unlink a lease"))?;
     }
     Ok(Some(WatchEvent {
         kind: EventKind::Delete,
@@ -436,6 +649,29 @@ fn append_log(w: &redb::WriteTransaction, revision: Revision, events: &[WatchEve
             .map_err(db_err("append to the log"))?;
     }
     Ok(())
+}
+
+impl Drop for Inner {
+    /// A clean shutdown checkpoints, so the next open has nothing to replay.
+    fn drop(&mut self) {
+        let mut guard = self
+            .write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if guard.as_ref().is_none_or(wal::Wal::is_empty) || self.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        let durable = match self.db.begin_write() {
+            Ok(w) => w.commit().map_err(redb::Error::from),
+            Err(e) => Err(redb::Error::from(e)),
+        };
+        match durable {
+            Ok(()) => Self::checkpointed(&mut guard),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to checkpoint on close; the log will be replayed")
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -485,6 +721,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn lease_revoke(&self, lease: LeaseId) -> Result<()> {
-        self.blocking(move |i| i.revoke(Some(lease), now_ms())).await
+        self.blocking(move |i| i.revoke(Some(lease), now_ms()))
+            .await
     }
 }

@@ -57,7 +57,11 @@ pub(crate) fn encode_event(ev: &WatchEvent) -> Vec<u8> {
         EventKind::Delete => 1,
     });
     push_header(&mut out, kv);
-    out.extend_from_slice(&u32::try_from(kv.key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(kv.key.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(kv.key.as_bytes());
     out.extend_from_slice(&kv.value);
     out
@@ -78,8 +82,11 @@ pub(crate) fn decode_event(bytes: &[u8]) -> Result<WatchEvent> {
         .map(u32::from_le_bytes)
         .ok_or_else(truncated)? as usize;
     let key_start = HEADER + 4;
-    let key = body.get(key_start..key_start + key_len).ok_or_else(truncated)?;
-    let key = std::str::from_utf8(key).map_err(|_| Error::internal("embedded store log key is not UTF-8"))?;
+    let key = body
+        .get(key_start..key_start + key_len)
+        .ok_or_else(truncated)?;
+    let key = std::str::from_utf8(key)
+        .map_err(|_| Error::internal("embedded store log key is not UTF-8"))?;
     let mut kv = decode_entry(key, &body[..HEADER])?;
     kv.value = body[key_start + key_len..].to_vec();
     Ok(WatchEvent { kind, kv })
@@ -99,7 +106,10 @@ mod tests {
             version: 4,
             lease: Some(77),
         };
-        assert_eq!(decode_entry(&kv.key, &encode_entry(&kv)).expect("entry"), kv);
+        assert_eq!(
+            decode_entry(&kv.key, &encode_entry(&kv)).expect("entry"),
+            kv
+        );
         let ev = WatchEvent {
             kind: EventKind::Delete,
             kv: kv.clone(),

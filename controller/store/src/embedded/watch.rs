@@ -18,7 +18,11 @@ use super::{COMPACTED, Inner, LOG, META, REVISION, db_err, record};
 /// How many revisions one replay step reads.
 const REPLAY_CHUNK: i64 = 256;
 
-pub(crate) async fn watch(inner: Arc<Inner>, prefix: String, from: Revision) -> Result<WatchStream> {
+pub(crate) async fn watch(
+    inner: Arc<Inner>,
+    prefix: String,
+    from: Revision,
+) -> Result<WatchStream> {
     let live = inner.events.subscribe();
     let current = {
         let i = inner.clone();
@@ -28,13 +32,15 @@ pub(crate) async fn watch(inner: Arc<Inner>, prefix: String, from: Revision) -> 
     };
     let next = if from <= 0 { current + 1 } else { from };
     let (tx, rx) = mpsc::channel(1024);
-    tokio::spawn(Follower {
-        inner,
-        prefix,
-        next,
-        tx,
-    }
-    .run(live));
+    tokio::spawn(
+        Follower {
+            inner,
+            prefix,
+            next,
+            tx,
+        }
+        .run(live),
+    );
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
@@ -80,7 +86,11 @@ impl Follower {
                             // subscription predates the replay): go to the log.
                             continue 'replay;
                         }
-                        for ev in batch.events.iter().filter(|e| e.kv.key.starts_with(&self.prefix)) {
+                        for ev in batch
+                            .events
+                            .iter()
+                            .filter(|e| e.kv.key.starts_with(&self.prefix))
+                        {
                             if self.tx.send(Ok(ev.clone())).await.is_err() {
                                 return;
                             }
@@ -101,8 +111,14 @@ impl Follower {
         let (events, current) = tokio::task::spawn_blocking(move || -> Result<_> {
             let r = inner.db.begin_read().map_err(db_err("begin a read"))?;
             let meta = r.open_table(META).map_err(db_err("open a table"))?;
-            let current = meta.get(REVISION).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
-            let compacted = meta.get(COMPACTED).map_err(db_err("read meta"))?.map_or(0, |v| v.value());
+            let current = meta
+                .get(REVISION)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
+            let compacted = meta
+                .get(COMPACTED)
+                .map_err(db_err("read meta"))?
+                .map_or(0, |v| v.value());
             if from < compacted {
                 return Err(Error::Compacted {
                     requested: from,
@@ -112,7 +128,10 @@ impl Follower {
             let log = r.open_table(LOG).map_err(db_err("open a table"))?;
             let upto = (from + REPLAY_CHUNK).min(current + 1);
             let mut events = Vec::new();
-            for item in log.range((from, 0)..(upto, 0)).map_err(db_err("read the log"))? {
+            for item in log
+                .range((from, 0)..(upto, 0))
+                .map_err(db_err("read the log"))?
+            {
                 let (_, v) = item.map_err(db_err("read the log"))?;
                 let ev = record::decode_event(v.value())?;
                 if ev.kv.key.starts_with(&prefix) {
@@ -130,6 +149,10 @@ impl Follower {
         }
         self.next = self.next.max(current + 1);
         let caught_up = self.next > self.inner.meta(REVISION)?;
-        Ok(if caught_up { Replay::CaughtUp } else { Replay::More })
+        Ok(if caught_up {
+            Replay::CaughtUp
+        } else {
+            Replay::More
+        })
     }
 }
