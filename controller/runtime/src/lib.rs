@@ -1,6 +1,9 @@
-//! stub
-pub mod cli {
-    pub fn main() -> anyhow::Result<()> {
-        Ok(())
-    }
-}
+//! `yunshu-runtime`: the one crate that sees everything. It owns the command
+//! line and configuration, opens the store, wires admission (and, as they
+//! land, the gRPC API, scheduler, provisioner and operator), serves the admin
+//! HTTP endpoints, and shuts down gracefully on SIGTERM/SIGINT.
+
+pub mod admin;
+pub mod cli;
+pub mod serve;
+pub mod telemetry;

@@ -1,0 +1,112 @@
+//! `yunshu serve`: open the store, wire the components, serve until a
+//! signal, then drain and stop.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use yunshu_core::{
+    admission::{Admission, AdmissionConfig},
+    store::Store,
+};
+use yunshu_store::{EtcdConfig, StoreConfig};
+
+use crate::cli::{ServeArgs, StoreKind};
+
+/// The store configuration the flags describe.
+pub fn store_config(args: &ServeArgs) -> StoreConfig {
+    match args.store {
+        StoreKind::Embedded => StoreConfig::Embedded {
+            path: args.data_dir.join("yunshu.redb"),
+        },
+        StoreKind::Memory => StoreConfig::Memory,
+        StoreKind::Etcd => StoreConfig::Etcd(EtcdConfig {
+            endpoints: args.etcd_endpoints.clone(),
+            request_timeout: args.etcd_timeout,
+            max_txn_ops: args.etcd_max_txn_ops,
+            ..EtcdConfig::new(args.etcd_endpoints.clone())
+        }),
+    }
+}
+
+/// What a running control plane shares with its components.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Group-committed admission.
+    pub admission: Admission,
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = yunshu_store::open(&store_config(&args))
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to open the {:?} store: {e}", args.store))?;
+    let revision = store
+        .current_revision()
+        .await
+        .map_err(|e| anyhow::anyhow!("the store does not answer: {e}"))?;
+    let ctx = Context {
+        admission: Admission::new(
+            store.clone(),
+            AdmissionConfig {
+                max_batch: args.admission_max_batch,
+                ..AdmissionConfig::default()
+            },
+        ),
+        store,
+    };
+    tracing::info!(
+        store = ctx.store.backend(),
+        revision,
+        admission_batch = ctx.admission.max_batch(),
+        "store opened"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listener = crate::admin::bind(args.admin_addr).await?;
+    tracing::info!(addr = %args.admin_addr, "admin server listening");
+    let mut admin_stop = stop_rx.clone();
+    let admin = tokio::spawn(async move {
+        axum::serve(listener, crate::admin::router(ctx.store.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, "shutting down");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(args.shutdown_grace, admin).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin server failed while stopping"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "admin server task failed"),
+        Err(_) => tracing::warn!(grace = ?args.shutdown_grace, "shutdown grace period ran out"),
+    }
+    drop(stop_rx);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}
