@@ -16,11 +16,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let code = resp.split(' ').nth(1)?.parse().ok()?;
-    Some((code, resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned()))
+    Some((
+        code,
+        resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
+    ))
 }
 
 struct Serving {
@@ -53,7 +60,10 @@ impl Serving {
     /// Sends SIGTERM and returns the exit status and the logs.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -63,7 +73,10 @@ impl Serving {
                 }
                 return (status, logs);
             }
-            assert!(Instant::now() < deadline, "yunshu did not stop within 15 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "yunshu did not stop within 15 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -80,21 +93,36 @@ impl Drop for Serving {
 fn version_prints_the_version() {
     let out = Command::new(BIN).arg("version").output().expect("run");
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("yunshu {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("yunshu {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn help_documents_flags_and_their_environment_variables() {
-    let out = Command::new(BIN).args(["serve", "--help"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .expect("run");
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--store", "[env: YUNSHU_STORE=]", "--etcd-endpoints", "[env: YUNSHU_ETCD_ENDPOINTS=]", "--data-dir"] {
+    for needle in [
+        "--store",
+        "[env: YUNSHU_STORE=]",
+        "--etcd-endpoints",
+        "[env: YUNSHU_ETCD_ENDPOINTS=]",
+        "--data-dir",
+    ] {
         assert!(help.contains(needle), "help lacks {needle}:\n{help}");
     }
 }
 
 #[test]
 fn a_bad_flag_names_the_flag_and_exits_2() {
-    let out = Command::new(BIN).args(["serve", "--store", "postgres"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["serve", "--store", "postgres"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--store"), "{err}");
@@ -104,15 +132,26 @@ fn a_bad_flag_names_the_flag_and_exits_2() {
 fn serves_on_the_embedded_store_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let s = Serving::start(&["--data-dir", data.to_str().expect("utf8"), "--log-format", "json"]);
+    let s = Serving::start(&[
+        "--data-dir",
+        data.to_str().expect("utf8"),
+        "--log-format",
+        "json",
+    ]);
     let (code, body) = get(s.port, "/readyz").expect("readyz");
     assert_eq!(code, 200);
     assert!(body.contains("embedded store"), "{body}");
     assert_eq!(get(s.port, "/healthz").map(|r| r.0), Some(200));
     let (status, logs) = s.stop();
     assert!(status.success(), "exit status {status}: {logs}");
-    assert!(logs.contains("\"message\":\"stopped\""), "structured shutdown log missing:\n{logs}");
-    assert!(data.join("yunshu.redb").exists(), "the embedded store lives under --data-dir");
+    assert!(
+        logs.contains("\"message\":\"stopped\""),
+        "structured shutdown log missing:\n{logs}"
+    );
+    assert!(
+        data.join("yunshu.redb").exists(),
+        "the embedded store lives under --data-dir"
+    );
 }
 
 #[test]
@@ -131,7 +170,13 @@ fn serves_on_etcd() {
 fn an_unreachable_etcd_fails_fast_with_a_clear_error() {
     let port = free_port().expect("port");
     let out = Command::new(BIN)
-        .args(["serve", "--store", "etcd", "--etcd-endpoints", &format!("http://127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--store",
+            "etcd",
+            "--etcd-endpoints",
+            &format!("http://127.0.0.1:{port}"),
+        ])
         .env("YUNSHU_ETCD_TIMEOUT", "2s")
         .output()
         .expect("run");

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 if ! command -v buf >/dev/null 2>&1; then
   python3 -m pip install --quiet 'buf-bin==1.75.0'
+  # pip's script directory may not be on PATH (pyenv shims need a rehash).
+  PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
 fi
 
 buf lint

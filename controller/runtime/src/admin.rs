@@ -17,7 +17,10 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/version", get(|| async { concat!("yunshu ", env!("CARGO_PKG_VERSION"), "\n") }))
+        .route(
+            "/version",
+            get(|| async { concat!("yunshu ", env!("CARGO_PKG_VERSION"), "\n") }),
+        )
         .with_state(AdminState { store })
 }
 

@@ -53,7 +53,12 @@ pub struct ServeArgs {
     #[arg(long, env = "YUNSHU_DATA_DIR", default_value = "./yunshu-data")]
     pub data_dir: PathBuf,
     /// etcd client URLs, comma-separated (with --store etcd).
-    #[arg(long, env = "YUNSHU_ETCD_ENDPOINTS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long,
+        env = "YUNSHU_ETCD_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub etcd_endpoints: Vec<String>,
     /// The etcd server's --max-txn-ops; bounds admission batches.
     #[arg(long, env = "YUNSHU_ETCD_MAX_TXN_OPS", default_value_t = 128)]
@@ -84,7 +89,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 5s or 2m"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 5s or 2m"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
@@ -103,7 +110,9 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => {
             crate::telemetry::init(&args.log, args.log_format)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(crate::serve::run(args))
         }
     }
@@ -118,11 +127,22 @@ mod tests {
     #[test]
     fn cli_is_well_formed_and_every_flag_is_documented() {
         Cli::command().debug_assert();
-        let serve = Cli::command().find_subcommand("serve").cloned().expect("serve");
+        let serve = Cli::command()
+            .find_subcommand("serve")
+            .cloned()
+            .expect("serve");
         for arg in serve.get_arguments().filter(|a| a.get_long().is_some()) {
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_long().unwrap_or_default());
+            assert!(
+                arg.get_help().is_some(),
+                "--{} has no help",
+                arg.get_long().unwrap_or_default()
+            );
             if !matches!(arg.get_long(), Some("help" | "version")) {
-                assert!(arg.get_env().is_some(), "--{} has no env fallback", arg.get_long().unwrap_or_default());
+                assert!(
+                    arg.get_env().is_some(),
+                    "--{} has no env fallback",
+                    arg.get_long().unwrap_or_default()
+                );
             }
         }
     }

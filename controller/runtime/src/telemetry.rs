@@ -6,7 +6,8 @@ use crate::cli::LogFormat;
 
 /// Installs the global subscriber.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("--log `{filter}`: {e}"))?;
+    let filter =
+        EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("--log `{filter}`: {e}"))?;
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let res = match format {
         LogFormat::Text => builder.try_init(),

@@ -335,7 +335,7 @@ impl Inner {
             let mut succeeded = true;
             for c in &txn.compares {
                 let actual = match kv.get(c.key.as_str()).map_err(db_err("read a key"))? {
-                    Some(v) => record::decode_entry(&c.key, v.value())?.mod_revision,
+                    Some(v) => record::header(v.value())?.mod_revision,
                     None => 0,
                 };
                 if !c.op.holds(actual, c.mod_revision) {
@@ -363,7 +363,7 @@ impl Inner {
                         let prev = kv
                             .get(key.as_str())
                             .map_err(db_err("read a key"))?
-                            .map(|v| record::decode_entry(key, v.value()))
+                            .map(|v| record::header(v.value()))
                             .transpose()?;
                         let entry = KeyValue {
                             key: key.clone(),
@@ -596,7 +596,7 @@ fn put_entry(
     let old = kv
         .insert(key, record::encode_entry(entry).as_slice())
         .map_err(db_err("write a key"))?
-        .map(|v| record::decode_entry(key, v.value()))
+        .map(|v| record::header(v.value()))
         .transpose()?;
     if let Some(id) = old.and_then(|o| o.lease) {
         lease_keys
@@ -620,7 +620,7 @@ fn delete_key(
     let prev = kv
         .remove(key)
         .map_err(db_err("delete a key"))?
-        .map(|v| record::decode_entry(key, v.value()))
+        .map(|v| record::header(v.value()))
         .transpose()?;
     let Some(prev) = prev else { return Ok(None) };
     if let Some(id) = prev.lease {

@@ -35,6 +35,26 @@ fn read_i64(bytes: &[u8], at: usize) -> Result<i64> {
         .ok_or_else(|| Error::internal("embedded store record is truncated"))
 }
 
+/// The revisions, version and lease of an entry, without copying its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub create_revision: i64,
+    pub mod_revision: i64,
+    pub version: i64,
+    pub lease: Option<i64>,
+}
+
+/// Reads an entry's header.
+pub(crate) fn header(bytes: &[u8]) -> Result<Header> {
+    let lease = read_i64(bytes, 24)?;
+    Ok(Header {
+        create_revision: read_i64(bytes, 0)?,
+        mod_revision: read_i64(bytes, 8)?,
+        version: read_i64(bytes, 16)?,
+        lease: (lease != 0).then_some(lease),
+    })
+}
+
 /// Decodes a key entry.
 pub(crate) fn decode_entry(key: &str, bytes: &[u8]) -> Result<KeyValue> {
     let lease = read_i64(bytes, 24)?;
