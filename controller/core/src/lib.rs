@@ -9,11 +9,13 @@
 
 pub mod adapter;
 pub mod admission;
+pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod keys;
 pub mod meta;
 pub mod model;
+pub mod principal;
 pub mod resources;
 pub mod store;
 pub mod traits;

@@ -1,0 +1,417 @@
+//! The per-department committer: folds queued changes into one guarded
+//! transaction, answers each, and rereads and retries after conflicts.
+
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use super::{AdmissionConfig, Admitted, Change, Pending, RequestRecord, UsageRecord, uid_of};
+use crate::{
+    ErrorKind, codec,
+    error::{Error, QuotaViolation, Result},
+    keys,
+    model::Department,
+    resources::{Limits, Resources, check_quota},
+    store::{Compare, Op, Revision, Store, Txn},
+};
+
+/// What the committer believes about its department.
+#[derive(Debug, Clone, PartialEq)]
+struct DeptState {
+    dept_revision: Revision,
+    limits: Limits,
+    usage_revision: Revision,
+    usage: Resources,
+}
+
+pub(super) struct Committer {
+    store: Arc<dyn Store>,
+    config: AdmissionConfig,
+    department: String,
+    state: Option<DeptState>,
+}
+
+/// How one change fares in a planned batch.
+enum Plan {
+    Accept,
+    Reject(Error),
+}
+
+/// Checks the classes an update grows: `usage - old + new` within limits.
+fn check_growth(limits: &Limits, usage: &Resources, old: &Resources, new: &Resources) -> Result<(), Vec<QuotaViolation>> {
+    let violations: Vec<_> = limits
+        .iter()
+        .filter_map(|(&class, &limit)| {
+            let (o, n, u) = (old.get(class), new.get(class), usage.get(class));
+            (n > o && u.saturating_sub(o).saturating_add(n) > limit).then(|| QuotaViolation {
+                class,
+                requested: n - o,
+                used: u,
+                limit,
+            })
+        })
+        .collect();
+    if violations.is_empty() { Ok(()) } else { Err(violations) }
+}
+
+fn object_key(change: &Change) -> String {
+    match change {
+        Change::Create(r) => keys::object(r.kind, Some(&r.department), &r.name),
+        Change::Update { key, .. } | Change::Release { key, .. } => key.clone(),
+    }
+}
+
+impl Committer {
+    pub(super) fn new(store: Arc<dyn Store>, config: AdmissionConfig, department: &str) -> Self {
+        Self {
+            store,
+            config,
+            department: department.to_owned(),
+            state: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    async fn load(&self) -> Result<DeptState> {
+        let dept_key = keys::department(&self.department);
+        let usage_key = keys::usage(&self.department);
+        let (dept, usage) = futures::join!(self.store.get(&dept_key), self.store.get(&usage_key));
+        let dept = dept?.ok_or_else(|| Error::not_found(format!("department {}", self.department)))?;
+        let department: Department = codec::decode_object(&dept)?;
+        let (usage_revision, usage) = match usage? {
+            Some(kv) => (kv.mod_revision, codec::decode::<UsageRecord>(&kv.key, &kv.value)?.usage),
+            None => (0, Resources::ZERO),
+        };
+        Ok(DeptState {
+            dept_revision: dept.mod_revision,
+            limits: department.spec.quota.hard,
+            usage_revision,
+            usage,
+        })
+    }
+
+    /// Commits a batch, answering every change in it.
+    async fn commit(&mut self, mut pending: Vec<Pending>) {
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            attempt += 1;
+            if attempt > self.config.max_attempts {
+                for p in pending.drain(..) {
+                    let _ = p.reply.send(Err(Error::Unavailable {
+                        message: format!("admission for department {} did not settle; retry", self.department),
+                        source: None,
+                    }));
+                }
+                return;
+            }
+            if attempt > 8 {
+                tokio::time::sleep(jitter(attempt)).await;
+            }
+            let state = match &self.state {
+                Some(s) => s.clone(),
+                None => match self.load().await {
+                    Ok(s) => {
+                        self.state = Some(s.clone());
+                        s
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotFound => {
+                        for p in pending.drain(..) {
+                            let _ = p.reply.send(Err(Error::not_found(format!("department {}", self.department))));
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, department = %self.department, "failed to read department for admission");
+                        tokio::time::sleep(jitter(attempt)).await;
+                        continue;
+                    }
+                },
+            };
+            pending = self.attempt(state, pending).await;
+        }
+    }
+
+    /// Plans the batch against `state`: which changes fit, and the usage after.
+    fn plan(&self, state: &DeptState, pending: Vec<Pending>) -> (Vec<(Pending, Plan)>, Vec<Pending>, Resources) {
+        let mut usage = state.usage;
+        let mut touched = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut planned = Vec::with_capacity(pending.len());
+        let mut deferred = Vec::new();
+        for p in pending {
+            // A second change to the same object, or a repeat of a request id
+            // already in this batch, waits for the next round.
+            let key = object_key(&p.change);
+            let repeat = matches!(&p.change, Change::Create(r) if !ids.insert(r.request_id.clone()));
+            if repeat || touched.contains(&key) {
+                deferred.push(p);
+                continue;
+            }
+            let plan = match &p.change {
+                Change::Create(r) => match check_quota(&state.limits, &usage, &r.charge) {
+                    Ok(()) => match usage.checked_add(&r.charge) {
+                        Some(u) => {
+                            usage = u;
+                            Plan::Accept
+                        }
+                        None => Plan::Reject(Error::invalid("spec", "resource amounts overflow")),
+                    },
+                    Err(violations) => Plan::Reject(Error::QuotaExceeded { violations }),
+                },
+                Change::Update { old_charge, new_charge, .. } => {
+                    match check_growth(&state.limits, &usage, old_charge, new_charge) {
+                        Ok(()) => match usage.saturating_sub(old_charge).checked_add(new_charge) {
+                            Some(u) => {
+                                usage = u;
+                                Plan::Accept
+                            }
+                            None => Plan::Reject(Error::invalid("spec", "resource amounts overflow")),
+                        },
+                        Err(violations) => Plan::Reject(Error::QuotaExceeded { violations }),
+                    }
+                }
+                Change::Release { charge, .. } => {
+                    usage = usage.saturating_sub(charge);
+                    Plan::Accept
+                }
+            };
+            if matches!(plan, Plan::Accept) {
+                touched.insert(key);
+            }
+            planned.push((p, plan));
+        }
+        (planned, deferred, usage)
+    }
+
+    /// One transaction over the batch; returns the changes still unanswered.
+    async fn attempt(&mut self, state: DeptState, pending: Vec<Pending>) -> Vec<Pending> {
+        let (planned, deferred, usage) = self.plan(&state, pending);
+        let usage_key = keys::usage(&self.department);
+        let mut txn = Txn::new().when([Compare::unchanged(keys::department(&self.department), state.dept_revision)]);
+        if !self.config.unguarded_usage_for_tests {
+            txn = txn.when([Compare::unchanged(&usage_key, state.usage_revision)]);
+        }
+        let mut writes = false;
+        for (p, plan) in &planned {
+            let accept = matches!(plan, Plan::Accept);
+            match &p.change {
+                Change::Create(r) => {
+                    let request_key = keys::request(&r.department, &r.request_id);
+                    txn = txn.when([Compare::absent(&request_key)]);
+                    if accept {
+                        let object_key = keys::object(r.kind, Some(&r.department), &r.name);
+                        let record = RequestRecord {
+                            object_key: object_key.clone(),
+                            uid: uid_of(&r.record),
+                            fingerprint: r.fingerprint.clone(),
+                        };
+                        let Ok(record) = codec::encode(&record) else { continue };
+                        txn = txn
+                            .when([Compare::absent(&object_key)])
+                            .and_then([Op::put(object_key, r.record.clone()), Op::put(request_key, record)]);
+                        writes = true;
+                    }
+                }
+                Change::Update { key, revision, record, .. } if accept => {
+                    txn = txn.when([Compare::unchanged(key, *revision)]).and_then([Op::put(key, record.clone())]);
+                    writes = true;
+                }
+                Change::Release { key, revision, .. } => {
+                    txn = txn.when([Compare::unchanged(key, *revision)]).and_then([Op::delete(key)]);
+                    writes = true;
+                }
+                Change::Update { .. } => {}
+            }
+        }
+        if writes {
+            match codec::encode(&UsageRecord { usage }) {
+                Ok(v) => txn = txn.and_then([Op::put(&usage_key, v)]),
+                Err(e) => {
+                    tracing::error!(error = %e, "failed to encode usage");
+                    return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                }
+            }
+        }
+
+        match self.store.txn(txn).await {
+            Ok(resp) if resp.succeeded => {
+                if writes {
+                    self.state = Some(DeptState {
+                        usage_revision: resp.revision,
+                        usage,
+                        ..state
+                    });
+                }
+                for (p, plan) in planned {
+                    let answer = match plan {
+                        Plan::Reject(e) => Err(e),
+                        Plan::Accept => Ok(match p.change {
+                            Change::Create(r) => Admitted {
+                                created: true,
+                                key: keys::object(r.kind, Some(&r.department), &r.name),
+                                revision: resp.revision,
+                                record: r.record,
+                            },
+                            Change::Update { key, record, .. } => Admitted {
+                                created: false,
+                                key,
+                                revision: resp.revision,
+                                record,
+                            },
+                            Change::Release { key, .. } => Admitted {
+                                created: false,
+                                key,
+                                revision: resp.revision,
+                                record: Vec::new(),
+                            },
+                        }),
+                    };
+                    let _ = p.reply.send(answer);
+                }
+                deferred
+            }
+            Ok(_) => {
+                // A guard failed: either the department or its usage moved
+                // (reread and replan), or an object or request key did
+                // (resolve those changes one by one).
+                let fresh = match self.load().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, department = %self.department, "failed to reread department after conflict");
+                        self.state = None;
+                        return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                    }
+                };
+                let moved = fresh != state;
+                self.state = Some(fresh);
+                let mut rest: Vec<Pending> = planned.into_iter().map(|(p, _)| p).collect();
+                if !moved || self.config.unguarded_usage_for_tests {
+                    rest = self.resolve(rest).await;
+                }
+                rest.extend(deferred);
+                rest
+            }
+            Err(e) => {
+                // The outcome is unknown: the batch may have committed. Reread
+                // everything; request records and revisions make the retry safe.
+                tracing::warn!(error = %e, department = %self.department, "admission transaction failed");
+                self.state = None;
+                planned.into_iter().map(|(p, _)| p).chain(deferred).collect()
+            }
+        }
+    }
+
+    /// Answers changes whose keys moved; returns the rest.
+    async fn resolve(&self, pending: Vec<Pending>) -> Vec<Pending> {
+        let found = join_all(pending.iter().map(|p| self.lookup(&p.change))).await;
+        let mut rest = Vec::new();
+        for (p, answer) in pending.into_iter().zip(found) {
+            match answer {
+                Some(a) => {
+                    let _ = p.reply.send(a);
+                }
+                None => rest.push(p),
+            }
+        }
+        rest
+    }
+
+    /// The final answer of a change whose keys are taken or moved, if any.
+    async fn lookup(&self, change: &Change) -> Option<Result<Admitted>> {
+        match change {
+            Change::Create(r) => {
+                let request_key = keys::request(&r.department, &r.request_id);
+                let object_key = keys::object(r.kind, Some(&r.department), &r.name);
+                let (req, obj) = futures::join!(self.store.get(&request_key), self.store.get(&object_key));
+                match (req, obj) {
+                    (Ok(Some(req)), _) => Some(match codec::decode::<RequestRecord>(&req.key, &req.value) {
+                        Ok(rec) if rec.fingerprint != r.fingerprint => Err(Error::Conflict {
+                            message: format!("request id {} was already used for a different request", r.request_id),
+                        }),
+                        Ok(rec) => self.existing(&rec).await,
+                        Err(e) => Err(e),
+                    }),
+                    (Ok(None), Ok(Some(_))) => Some(Err(Error::AlreadyExists {
+                        what: format!("{} {}/{}", r.kind, r.department, r.name),
+                    })),
+                    (Ok(None), Ok(None)) => None,
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::warn!(error = %e, "failed to look up request during admission");
+                        None
+                    }
+                }
+            }
+            Change::Update { key, revision, .. } | Change::Release { key, revision, .. } => {
+                match self.store.get(key).await {
+                    Ok(None) => Some(Err(Error::not_found(key.rsplit('/').next().unwrap_or(key).to_owned()))),
+                    Ok(Some(kv)) if kv.mod_revision != *revision => Some(Err(Error::Conflict {
+                        message: "the object changed since it was read; read it again and retry".into(),
+                    })),
+                    Ok(Some(_)) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "failed to look up object during admission");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    async fn existing(&self, rec: &RequestRecord) -> Result<Admitted> {
+        match self.store.get(&rec.object_key).await? {
+            Some(kv) if uid_of(&kv.value) == rec.uid => Ok(Admitted {
+                created: false,
+                key: kv.key,
+                revision: kv.mod_revision,
+                record: kv.value,
+            }),
+            _ => Err(Error::Conflict {
+                message: "the object this request id created has since been deleted".into(),
+            }),
+        }
+    }
+}
+
+fn jitter(attempt: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let base = 1u64 << attempt.min(6);
+    Duration::from_micros(base * 100 + u64::from(nanos % 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::ResourceClass;
+
+    #[test]
+    fn growth_checks_only_what_grows() {
+        let limits = Limits::from([(ResourceClass::Vcpu, 8), (ResourceClass::MemoryMib, 1024)]);
+        // Memory is already over a lowered limit; shrinking vCPU is still fine.
+        let usage = Resources::from_pairs([(ResourceClass::Vcpu, 8), (ResourceClass::MemoryMib, 2048)]);
+        let old = Resources::from_pairs([(ResourceClass::Vcpu, 4), (ResourceClass::MemoryMib, 2048)]);
+        let smaller = Resources::from_pairs([(ResourceClass::Vcpu, 2), (ResourceClass::MemoryMib, 2048)]);
+        assert!(check_growth(&limits, &usage, &old, &smaller).is_ok());
+        let bigger = Resources::from_pairs([(ResourceClass::Vcpu, 6), (ResourceClass::MemoryMib, 2048)]);
+        let v = check_growth(&limits, &usage, &old, &bigger).expect_err("over");
+        assert_eq!(v[0].to_string(), "vcpu requested 2, used 8, limit 8");
+    }
+}
