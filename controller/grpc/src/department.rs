@@ -1,0 +1,175 @@
+//! `DepartmentService`: a department's own view — its quota and usage, and
+//! the catalog of what it may request.
+
+use std::collections::BTreeMap;
+
+use tonic::{Request, Response, Status};
+use yunshu_core::{
+    admission::UsageRecord,
+    codec, keys,
+    meta::Object,
+    model::{AdapterKind, Department, FoundationSpec},
+    resources::{ResourceClass, Resources},
+    store::StoreExt,
+};
+use yunshu_proto::api::v1::{self as pb, department_service_server::DepartmentService};
+
+use crate::{Api, admin::convert::health, authz, convert::class, names, status::to_status};
+
+impl Api {
+    async fn department(
+        &self,
+        p: &yunshu_core::principal::Principal,
+        name: &str,
+    ) -> Result<Department, Status> {
+        let dept = names::parse_cluster_name("department", name, "departments")?;
+        authz::read(p, &dept)?;
+        let kv = self
+            .store
+            .get(&keys::department(&dept))
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| Status::not_found(format!("department {dept} not found")))?;
+        codec::decode_object(&kv).map_err(to_status)
+    }
+}
+
+#[tonic::async_trait]
+impl DepartmentService for Api {
+    async fn get_quota(
+        &self,
+        request: Request<pb::GetQuotaRequest>,
+    ) -> Result<Response<pb::GetQuotaResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let dept = self.department(&p, &request.get_ref().department).await?;
+        let usage = match self
+            .store
+            .get(&keys::usage(&dept.meta.name))
+            .await
+            .map_err(to_status)?
+        {
+            Some(kv) => {
+                codec::decode::<UsageRecord>(&kv.key, &kv.value)
+                    .map_err(to_status)?
+                    .usage
+            }
+            None => Resources::ZERO,
+        };
+        let resources = ResourceClass::ALL
+            .into_iter()
+            .map(|c| pb::ResourceUsage {
+                resource_class: class(c) as i32,
+                limit: dept.spec.quota.hard.get(&c).copied(),
+                used: usage.get(c),
+            })
+            .collect();
+        // Per-foundation usage is tracked by the scheduler; until it runs,
+        // only the per-foundation limits are known.
+        let foundations = dept
+            .spec
+            .quota
+            .per_foundation
+            .iter()
+            .map(|(f, limits)| pb::FoundationUsage {
+                foundation: f.clone(),
+                resources: limits
+                    .iter()
+                    .map(|(c, l)| pb::ResourceUsage {
+                        resource_class: class(*c) as i32,
+                        limit: Some(*l),
+                        used: 0,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::GetQuotaResponse {
+            resources,
+            foundations,
+        }))
+    }
+
+    async fn get_catalog(
+        &self,
+        request: Request<pb::GetCatalogRequest>,
+    ) -> Result<Response<pb::GetCatalogResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let dept = self.department(&p, &request.get_ref().department).await?;
+        let all = self
+            .store
+            .range_all(
+                &keys::objects(yunshu_core::meta::Kind::Foundation, None),
+                200,
+            )
+            .await
+            .map_err(to_status)?;
+        let allowed = &dept.spec.allowed_foundations;
+        let mut foundations = Vec::new();
+        let mut zones: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for kv in &all {
+            let f: Object<FoundationSpec> = codec::decode_object(kv).map_err(to_status)?;
+            if !allowed.is_empty() && !allowed.contains(&f.meta.name) {
+                continue;
+            }
+            for z in &f.spec.zones {
+                zones
+                    .entry(z.clone())
+                    .or_default()
+                    .push(f.meta.name.clone());
+            }
+            let kinds = match f.spec.adapter {
+                AdapterKind::Openstack => {
+                    vec![pb::ResourceKind::Instance, pb::ResourceKind::Volume]
+                }
+                AdapterKind::S3 => vec![pb::ResourceKind::Bucket],
+                AdapterKind::Remote => vec![
+                    pb::ResourceKind::Instance,
+                    pb::ResourceKind::Volume,
+                    pb::ResourceKind::Bucket,
+                ],
+            };
+            foundations.push(pb::CatalogFoundation {
+                name: f.meta.name.clone(),
+                architecture: f
+                    .spec
+                    .traits
+                    .iter()
+                    .find(|t| t.key() == "arch")
+                    .and_then(|t| t.value())
+                    .unwrap_or_default()
+                    .to_owned(),
+                traits: f.spec.traits.iter().map(ToString::to_string).collect(),
+                zones: f.spec.zones.clone(),
+                kinds: kinds.into_iter().map(|k| k as i32).collect(),
+                health: health(f.status.health) as i32,
+            });
+        }
+        Ok(Response::new(pb::GetCatalogResponse {
+            sizes: self
+                .catalog
+                .sizes
+                .iter()
+                .map(|s| pb::CatalogSize {
+                    name: s.name.clone(),
+                    vcpu: s.vcpu,
+                    memory_mib: s.memory_mib,
+                    description: s.description.clone(),
+                })
+                .collect(),
+            images: self
+                .catalog
+                .images
+                .iter()
+                .map(|i| pb::CatalogImage {
+                    name: i.name.clone(),
+                    description: i.description.clone(),
+                    architectures: i.architectures.clone(),
+                })
+                .collect(),
+            zones: zones
+                .into_iter()
+                .map(|(name, foundations)| pb::CatalogZone { name, foundations })
+                .collect(),
+            foundations,
+        }))
+    }
+}

@@ -1,0 +1,379 @@
+//! The operations every department resource shares — create, get, list,
+//! delete, watch, and spec changes — written once over [`ApiResource`].
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use tonic::Status;
+use yunshu_core::{
+    catalog::Catalog,
+    codec,
+    error::FieldViolation,
+    keys,
+    meta::{Object, Spec},
+    model::{Charge, Phase, WorkloadStatus},
+    principal::Principal,
+    store::{Compare, EventKind, Op, RangeRequest, Txn},
+};
+use yunshu_proto::api::v1 as pb;
+
+use crate::{
+    Api, authz, names,
+    status::{invalid, invalid_field, to_status},
+    validate,
+};
+
+/// A department resource as the API serves it.
+pub trait ApiResource: Spec<Status = WorkloadStatus> + Charge {
+    /// The collection in resource names (`instances`).
+    const COLLECTION: &'static str;
+    /// The message field in requests (`instance`).
+    const FIELD: &'static str;
+
+    /// Reads the spec and labels of a create request's message, reporting
+    /// every field that does not parse or breaks a rule.
+    fn from_create(
+        department: &str,
+        message: &Self::Message,
+        catalog: &Catalog,
+        out: &mut Vec<FieldViolation>,
+    ) -> Option<(Self, HashMap<String, String>)>;
+
+    /// The wire message of an object.
+    fn to_message(object: &Object<Self>) -> Self::Message;
+
+    /// A wire message holding only metadata (for deletions).
+    fn with_meta(meta: pb::ObjectMeta) -> Self::Message;
+
+    /// The wire message type.
+    type Message: Send + Sync + 'static;
+}
+
+/// One change seen by a watch.
+#[derive(Debug)]
+pub struct Change<R: ApiResource> {
+    /// Created, updated or deleted.
+    pub kind: pb::WatchEventType,
+    /// The store revision of the change.
+    pub revision: i64,
+    /// The object after the change; for deletions only its name is known.
+    pub object: Result<Object<R>, String>,
+}
+
+/// The full resource name of an object.
+pub fn full_name<R: ApiResource>(o: &Object<R>) -> String {
+    names::name(
+        o.meta.department.as_deref().unwrap_or_default(),
+        R::COLLECTION,
+        &o.meta.name,
+    )
+}
+
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 500;
+
+impl Api {
+    async fn read<R: ApiResource>(
+        &self,
+        department: &str,
+        name: &str,
+    ) -> Result<Object<R>, Status> {
+        let key = keys::object(R::KIND, Some(department), name);
+        let kv = self
+            .store
+            .get(&key)
+            .await
+            .map_err(to_status)?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "{} {} not found",
+                    R::FIELD,
+                    names::name(department, R::COLLECTION, name)
+                ))
+            })?;
+        codec::decode_object(&kv).map_err(to_status)
+    }
+
+    /// Creates an object through admission; a repeated request id returns the first result.
+    pub async fn create<R: ApiResource>(
+        &self,
+        p: &Principal,
+        parent: &str,
+        id: &str,
+        message: Option<&R::Message>,
+        request_id: &str,
+    ) -> Result<Object<R>, Status> {
+        let department = names::parse_parent("parent", parent)?;
+        authz::write(p, &department)?;
+        let mut out = Vec::new();
+        validate::object_name(&format!("{}_id", R::FIELD), id, &mut out);
+        validate::request_id("request_id", request_id, &mut out);
+        let parsed = match message {
+            Some(m) => R::from_create(&department, m, &self.catalog, &mut out),
+            None => {
+                out.push(FieldViolation::new(R::FIELD, "is required"));
+                None
+            }
+        };
+        let Some((spec, labels)) = parsed.filter(|_| out.is_empty()) else {
+            return Err(invalid(&out));
+        };
+        let mut object = Object::new(Some(&department), id, spec);
+        object.meta.labels = labels.into_iter().collect();
+        let created = self
+            .admission
+            .create(request_id, object)
+            .await
+            .map_err(to_status)?;
+        tracing::info!(department, name = id, kind = %R::KIND, created = created.created, "admitted");
+        Ok(created.object)
+    }
+
+    /// Reads one object.
+    pub async fn get<R: ApiResource>(
+        &self,
+        p: &Principal,
+        name: &str,
+    ) -> Result<Object<R>, Status> {
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::read(p, &department)?;
+        self.read(&department, &name).await
+    }
+
+    /// A page of a department's objects, filtered; returns the objects, the
+    /// next page token and the revision of the read.
+    pub async fn list<R: ApiResource>(
+        &self,
+        p: &Principal,
+        parent: &str,
+        page_size: i32,
+        page_token: &str,
+        filter: Option<&pb::ListFilter>,
+    ) -> Result<(Vec<Object<R>>, String, i64), Status> {
+        let department = names::parse_parent("parent", parent)?;
+        authz::read(p, &department)?;
+        let size = match page_size {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(invalid_field("page_size", "must not be negative")),
+            n => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+        };
+        let prefix = keys::objects(R::KIND, Some(&department));
+        let mut after = decode_token(page_token, &prefix)?;
+        let phases: Vec<Phase> = filter
+            .map(|f| {
+                f.phases
+                    .iter()
+                    .filter_map(|p| crate::convert::phase_from(*p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut items = Vec::new();
+        let mut revision = 0;
+        loop {
+            let mut req = RangeRequest::prefix(&prefix).with_limit(size);
+            if let Some(a) = &after {
+                req = req.after(a.clone());
+            }
+            let resp = self.store.range(req).await.map_err(to_status)?;
+            if revision == 0 {
+                revision = resp.revision;
+            }
+            let scanned = resp.kvs.len();
+            for (i, kv) in resp.kvs.into_iter().enumerate() {
+                after = Some(kv.key.clone());
+                let o: Object<R> = codec::decode_object(&kv).map_err(to_status)?;
+                if matches(&o, &phases, filter) {
+                    items.push(o);
+                }
+                if items.len() == size {
+                    let more = resp.more || i + 1 < scanned;
+                    let token = if more {
+                        encode_token(&kv.key)
+                    } else {
+                        String::new()
+                    };
+                    return Ok((items, token, revision));
+                }
+            }
+            if !resp.more {
+                return Ok((items, String::new(), revision));
+            }
+        }
+    }
+
+    /// Deletes an object: at once when nothing outside Yunshu holds it (its
+    /// charge returns to the department), else by marking it for the
+    /// finalizers to finish.
+    pub async fn delete<R: ApiResource>(
+        &self,
+        p: &Principal,
+        name: &str,
+        request_id: &str,
+    ) -> Result<Object<R>, Status> {
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::write(p, &department)?;
+        let mut out = Vec::new();
+        validate::request_id("request_id", request_id, &mut out);
+        if !out.is_empty() {
+            return Err(invalid(&out));
+        }
+        let mut object: Object<R> = self.read(&department, &name).await?;
+        if object.meta.finalizers.is_empty() {
+            object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
+            object.status.phase = Phase::Deleting;
+            tracing::info!(department, name, kind = %R::KIND, "deleted");
+            return Ok(object);
+        }
+        if object.meta.deletion_timestamp.is_none() {
+            let key = keys::object(R::KIND, Some(&department), &name);
+            let read_at = object.meta.revision;
+            object.meta.deletion_timestamp = Some(Utc::now());
+            object.status.phase = Phase::Deleting;
+            object.meta.revision = self.put_if_unchanged(&key, read_at, &object).await?;
+        }
+        Ok(object)
+    }
+
+    /// Applies `change` to an object's spec; resizes go through admission.
+    pub async fn change<R: ApiResource>(
+        &self,
+        p: &Principal,
+        name: &str,
+        request_id: &str,
+        change: impl FnOnce(&mut Object<R>) -> Result<(), Status>,
+    ) -> Result<Object<R>, Status> {
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::write(p, &department)?;
+        let mut out = Vec::new();
+        validate::request_id("request_id", request_id, &mut out);
+        if !out.is_empty() {
+            return Err(invalid(&out));
+        }
+        let old: Object<R> = self.read(&department, &name).await?;
+        if old.meta.deletion_timestamp.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "{} {name} is being deleted",
+                R::FIELD
+            )));
+        }
+        let mut new = old.clone();
+        change(&mut new)?;
+        if new.spec == old.spec {
+            return Ok(old);
+        }
+        new.meta.generation += 1;
+        if new.spec.charge() == old.spec.charge() {
+            let key = keys::object(R::KIND, Some(&department), &name);
+            new.meta.revision = self.put_if_unchanged(&key, old.meta.revision, &new).await?;
+            Ok(new)
+        } else {
+            self.admission.update(&old, new).await.map_err(to_status)
+        }
+    }
+
+    async fn put_if_unchanged<R: ApiResource>(
+        &self,
+        key: &str,
+        revision: i64,
+        object: &Object<R>,
+    ) -> Result<i64, Status> {
+        let record = codec::encode(object).map_err(to_status)?;
+        let resp = self
+            .store
+            .txn(
+                Txn::new()
+                    .when([Compare::unchanged(key, revision)])
+                    .and_then([Op::put(key, record)]),
+            )
+            .await
+            .map_err(to_status)?;
+        if resp.succeeded {
+            Ok(resp.revision)
+        } else {
+            Err(Status::aborted(
+                "the object changed since it was read; read it again and retry",
+            ))
+        }
+    }
+
+    /// Every change to a department's objects from `start_revision` (0: now).
+    pub async fn watch<R: ApiResource>(
+        &self,
+        p: &Principal,
+        parent: &str,
+        start_revision: i64,
+    ) -> Result<impl Stream<Item = Result<Change<R>, Status>> + Send + 'static, Status> {
+        let department = names::parse_parent("parent", parent)?;
+        authz::read(p, &department)?;
+        if start_revision < 0 {
+            return Err(invalid_field("start_revision", "must not be negative"));
+        }
+        let prefix = keys::objects(R::KIND, Some(&department));
+        let stream = self
+            .store
+            .watch(&prefix, start_revision)
+            .await
+            .map_err(to_status)?;
+        Ok(stream.map(move |ev| {
+            let ev = ev.map_err(to_status)?;
+            let revision = ev.kv.mod_revision;
+            Ok(match ev.kind {
+                EventKind::Put => Change {
+                    kind: if ev.kv.create_revision == ev.kv.mod_revision {
+                        pb::WatchEventType::Created
+                    } else {
+                        pb::WatchEventType::Updated
+                    },
+                    revision,
+                    object: Ok(codec::decode_object(&ev.kv).map_err(to_status)?),
+                },
+                EventKind::Delete => Change {
+                    kind: pb::WatchEventType::Deleted,
+                    revision,
+                    object: Err(ev.kv.key.rsplit('/').next().unwrap_or_default().to_owned()),
+                },
+            })
+        }))
+    }
+}
+
+fn matches<R: ApiResource>(
+    o: &Object<R>,
+    phases: &[Phase],
+    filter: Option<&pb::ListFilter>,
+) -> bool {
+    let Some(f) = filter else { return true };
+    (phases.is_empty() || phases.contains(&o.status.phase))
+        && f.labels
+            .iter()
+            .all(|(k, v)| o.meta.labels.get(k) == Some(v))
+        && (f.foundation.is_empty()
+            || o.status.placement.foundation.as_deref() == Some(f.foundation.as_str()))
+}
+
+fn encode_token(key: &str) -> String {
+    key.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str, prefix: &str) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || invalid_field("page_token", "is not a token this list returned");
+    if token.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes: Option<Vec<u8>> = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
+        .collect();
+    let key = bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    if key.starts_with(prefix) {
+        Ok(Some(key))
+    } else {
+        Err(bad())
+    }
+}

@@ -1,0 +1,327 @@
+//! `InstanceService`, `VolumeService` and `BucketService`: thin adapters from
+//! the wire to the shared operations in [`crate::resource`].
+
+use std::{collections::HashMap, pin::Pin};
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use yunshu_core::{
+    catalog::Catalog,
+    error::FieldViolation,
+    meta::Object,
+    model::{BucketSpec, InstanceSpec, Phase, PowerState, VolumeSpec},
+};
+use yunshu_proto::api::v1::{
+    self as pb, bucket_service_server::BucketService, instance_service_server::InstanceService,
+    volume_service_server::VolumeService,
+};
+
+use crate::{
+    Api, authz, convert,
+    resource::{ApiResource, Change, full_name},
+    validate,
+};
+
+/// A server stream of watch responses.
+pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn labels_of(
+    meta: Option<&pb::ObjectMeta>,
+    out: &mut Vec<FieldViolation>,
+    field: &str,
+) -> HashMap<String, String> {
+    let labels = meta.map(|m| m.labels.clone()).unwrap_or_default();
+    validate::labels(&format!("{field}.metadata.labels"), &labels, out);
+    labels
+}
+
+impl ApiResource for InstanceSpec {
+    const COLLECTION: &'static str = "instances";
+    const FIELD: &'static str = "instance";
+    type Message = pb::Instance;
+
+    fn from_create(
+        _department: &str,
+        m: &pb::Instance,
+        catalog: &Catalog,
+        out: &mut Vec<FieldViolation>,
+    ) -> Option<(Self, HashMap<String, String>)> {
+        let labels = labels_of(m.metadata.as_ref(), out, Self::FIELD);
+        let Some(spec) = &m.spec else {
+            out.push(FieldViolation::new("instance.spec", "is required"));
+            return None;
+        };
+        let spec = convert::instance_spec_from("instance.spec", spec, out);
+        validate::instance("instance.spec", &spec, catalog, out);
+        Some((spec, labels))
+    }
+
+    fn with_meta(meta: pb::ObjectMeta) -> pb::Instance {
+        pb::Instance {
+            metadata: Some(meta),
+            ..Default::default()
+        }
+    }
+
+    fn to_message(o: &Object<Self>) -> pb::Instance {
+        pb::Instance {
+            metadata: Some(convert::meta(&o.meta, full_name(o))),
+            spec: Some(convert::instance_spec(&o.spec)),
+            status: Some(convert::instance_status(&o.status)),
+        }
+    }
+}
+
+impl ApiResource for VolumeSpec {
+    const COLLECTION: &'static str = "volumes";
+    const FIELD: &'static str = "volume";
+    type Message = pb::Volume;
+
+    fn from_create(
+        department: &str,
+        m: &pb::Volume,
+        catalog: &Catalog,
+        out: &mut Vec<FieldViolation>,
+    ) -> Option<(Self, HashMap<String, String>)> {
+        let labels = labels_of(m.metadata.as_ref(), out, Self::FIELD);
+        let Some(spec) = &m.spec else {
+            out.push(FieldViolation::new("volume.spec", "is required"));
+            return None;
+        };
+        let spec = convert::volume_spec_from("volume.spec", department, spec, out);
+        validate::volume("volume.spec", &spec, catalog, out);
+        Some((spec, labels))
+    }
+
+    fn with_meta(meta: pb::ObjectMeta) -> pb::Volume {
+        pb::Volume {
+            metadata: Some(meta),
+            ..Default::default()
+        }
+    }
+
+    fn to_message(o: &Object<Self>) -> pb::Volume {
+        pb::Volume {
+            metadata: Some(convert::meta(&o.meta, full_name(o))),
+            spec: Some(convert::volume_spec(
+                o.meta.department.as_deref().unwrap_or_default(),
+                &o.spec,
+            )),
+            status: Some(convert::volume_status(&o.status)),
+        }
+    }
+}
+
+impl ApiResource for BucketSpec {
+    const COLLECTION: &'static str = "buckets";
+    const FIELD: &'static str = "bucket";
+    type Message = pb::Bucket;
+
+    fn from_create(
+        _department: &str,
+        m: &pb::Bucket,
+        _catalog: &Catalog,
+        out: &mut Vec<FieldViolation>,
+    ) -> Option<(Self, HashMap<String, String>)> {
+        let labels = labels_of(m.metadata.as_ref(), out, Self::FIELD);
+        let Some(spec) = &m.spec else {
+            out.push(FieldViolation::new("bucket.spec", "is required"));
+            return None;
+        };
+        let spec = convert::bucket_spec_from("bucket.spec", spec, out);
+        validate::bucket("bucket.spec", &spec, out);
+        Some((spec, labels))
+    }
+
+    fn with_meta(meta: pb::ObjectMeta) -> pb::Bucket {
+        pb::Bucket {
+            metadata: Some(meta),
+            ..Default::default()
+        }
+    }
+
+    fn to_message(o: &Object<Self>) -> pb::Bucket {
+        pb::Bucket {
+            metadata: Some(convert::meta(&o.meta, full_name(o))),
+            spec: Some(convert::bucket_spec(&o.spec)),
+            status: Some(convert::bucket_status(&o.status)),
+        }
+    }
+}
+
+/// A watch change as the parts every `Watch*Response` has; a deleted
+/// object is sent as its name and the deleting revision.
+fn watch_parts<R: ApiResource>(c: Change<R>, parent: &str) -> (i32, i64, R::Message) {
+    let message = match c.object {
+        Ok(o) => R::to_message(&o),
+        Err(name) => R::with_meta(pb::ObjectMeta {
+            name: format!("{parent}/{}/{name}", R::COLLECTION),
+            revision: c.revision,
+            ..Default::default()
+        }),
+    };
+    (c.kind as i32, c.revision, message)
+}
+
+/// A department resource service: the five operations they all share,
+/// generated so their wire types stay concrete, plus the service's own rpcs.
+macro_rules! workload_service {
+    ($trait:ident for $spec:ty: $field:ident, $id:ident, $list_field:ident,
+     $create:ident: $create_req:ident => $create_resp:ident,
+     $get:ident: $get_req:ident => $get_resp:ident,
+     $list:ident: $list_req:ident => $list_resp:ident,
+     $delete:ident: $delete_req:ident => $delete_resp:ident,
+     $watch:ident: $watch_req:ident => $watch_resp:ident / $stream:ident;
+     $($extra:tt)*) => {
+        #[tonic::async_trait]
+        impl $trait for Api {
+        async fn $create(&self, request: Request<pb::$create_req>) -> Result<Response<pb::$create_resp>, Status> {
+            let p = authz::principal(&request)?;
+            let r = request.into_inner();
+            let o = self.create::<$spec>(&p, &r.parent, &r.$id, r.$field.as_ref(), &r.request_id).await?;
+            Ok(Response::new(pb::$create_resp { $field: Some(<$spec>::to_message(&o)) }))
+        }
+
+        async fn $get(&self, request: Request<pb::$get_req>) -> Result<Response<pb::$get_resp>, Status> {
+            let p = authz::principal(&request)?;
+            let o = self.get::<$spec>(&p, &request.get_ref().name).await?;
+            Ok(Response::new(pb::$get_resp { $field: Some(<$spec>::to_message(&o)) }))
+        }
+
+        async fn $list(&self, request: Request<pb::$list_req>) -> Result<Response<pb::$list_resp>, Status> {
+            let p = authz::principal(&request)?;
+            let r = request.into_inner();
+            let (items, next_page_token, revision) =
+                self.list::<$spec>(&p, &r.parent, r.page_size, &r.page_token, r.filter.as_ref()).await?;
+            Ok(Response::new(pb::$list_resp {
+                $list_field: items.iter().map(<$spec>::to_message).collect(),
+                next_page_token,
+                revision,
+            }))
+        }
+
+        async fn $delete(&self, request: Request<pb::$delete_req>) -> Result<Response<pb::$delete_resp>, Status> {
+            let p = authz::principal(&request)?;
+            let r = request.into_inner();
+            let o = self.delete::<$spec>(&p, &r.name, &r.request_id).await?;
+            Ok(Response::new(pb::$delete_resp { $field: Some(<$spec>::to_message(&o)) }))
+        }
+
+        type $stream = WatchStream<pb::$watch_resp>;
+
+        async fn $watch(&self, request: Request<pb::$watch_req>) -> Result<Response<Self::$stream>, Status> {
+            let p = authz::principal(&request)?;
+            let r = request.into_inner();
+            let parent = r.parent.clone();
+            let changes = self.watch::<$spec>(&p, &r.parent, r.start_revision).await?;
+            let stream = changes.map(move |c| {
+                let (r#type, revision, message) = watch_parts(c?, &parent);
+                Ok(pb::$watch_resp { r#type, revision, $field: Some(message) })
+            });
+            Ok(Response::new(Box::pin(stream)))
+        }
+
+        $($extra)*
+        }
+    };
+}
+
+workload_service! {
+    InstanceService for InstanceSpec: instance, instance_id, instances,
+        create_instance: CreateInstanceRequest => CreateInstanceResponse,
+        get_instance: GetInstanceRequest => GetInstanceResponse,
+        list_instances: ListInstancesRequest => ListInstancesResponse,
+        delete_instance: DeleteInstanceRequest => DeleteInstanceResponse,
+        watch_instances: WatchInstancesRequest => WatchInstancesResponse / WatchInstancesStream;
+
+    async fn start_instance(&self, request: Request<pb::StartInstanceRequest>) -> Result<Response<pb::StartInstanceResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+            o.spec.power = PowerState::Running;
+            Ok(())
+        });
+        Ok(Response::new(pb::StartInstanceResponse { instance: Some(InstanceSpec::to_message(&o.await?)) }))
+    }
+
+    async fn stop_instance(&self, request: Request<pb::StopInstanceRequest>) -> Result<Response<pb::StopInstanceResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+            o.spec.power = PowerState::Stopped;
+            Ok(())
+        });
+        Ok(Response::new(pb::StopInstanceResponse { instance: Some(InstanceSpec::to_message(&o.await?)) }))
+    }
+
+    async fn reboot_instance(&self, request: Request<pb::RebootInstanceRequest>) -> Result<Response<pb::RebootInstanceResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.get::<InstanceSpec>(&p, &r.name).await?;
+        authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
+        Err(Status::failed_precondition(format!(
+            "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
+            r.name, o.status.phase
+        )))
+    }
+
+    async fn resize_instance(&self, request: Request<pb::ResizeInstanceRequest>) -> Result<Response<pb::ResizeInstanceResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let catalog = self.catalog.clone();
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+            o.spec.vcpu = r.vcpu;
+            o.spec.memory_mib = r.memory_mib;
+            let mut out = Vec::new();
+            validate::instance("spec", &o.spec, &catalog, &mut out);
+            if out.is_empty() { Ok(()) } else { Err(crate::status::invalid(&out)) }
+        });
+        Ok(Response::new(pb::ResizeInstanceResponse { instance: Some(InstanceSpec::to_message(&o.await?)) }))
+    }
+}
+
+workload_service! {
+    VolumeService for VolumeSpec: volume, volume_id, volumes,
+        create_volume: CreateVolumeRequest => CreateVolumeResponse,
+        get_volume: GetVolumeRequest => GetVolumeResponse,
+        list_volumes: ListVolumesRequest => ListVolumesResponse,
+        delete_volume: DeleteVolumeRequest => DeleteVolumeResponse,
+        watch_volumes: WatchVolumesRequest => WatchVolumesResponse / WatchVolumesStream;
+}
+
+workload_service! {
+    BucketService for BucketSpec: bucket, bucket_id, buckets,
+        create_bucket: CreateBucketRequest => CreateBucketResponse,
+        get_bucket: GetBucketRequest => GetBucketResponse,
+        list_buckets: ListBucketsRequest => ListBucketsResponse,
+        delete_bucket: DeleteBucketRequest => DeleteBucketResponse,
+        watch_buckets: WatchBucketsRequest => WatchBucketsResponse / WatchBucketsStream;
+
+    async fn issue_bucket_credentials(
+        &self,
+        request: Request<pb::IssueBucketCredentialsRequest>,
+    ) -> Result<Response<pb::IssueBucketCredentialsResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.get::<BucketSpec>(&p, &r.name).await?;
+        authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
+        Err(not_ready(&r.name, o.status.phase))
+    }
+
+    async fn revoke_bucket_credentials(
+        &self,
+        request: Request<pb::RevokeBucketCredentialsRequest>,
+    ) -> Result<Response<pb::RevokeBucketCredentialsResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.get::<BucketSpec>(&p, &r.name).await?;
+        authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
+        Err(not_ready(&r.name, o.status.phase))
+    }
+}
+
+fn not_ready(name: &str, phase: Phase) -> Status {
+    Status::failed_precondition(format!(
+        "bucket {name} is {phase:?}, not Ready on a storage foundation; credentials are issued for ready buckets"
+    ))
+}

@@ -1,0 +1,623 @@
+//! The department API over a real gRPC connection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{as_, department, start};
+use futures::StreamExt;
+use tonic::Code;
+use tonic_types::StatusExt;
+use yunshu_proto::api::v1::{
+    self as pb, admin_service_client::AdminServiceClient,
+    department_service_client::DepartmentServiceClient,
+    instance_service_client::InstanceServiceClient,
+    placement_service_client::PlacementServiceClient,
+};
+
+const ALICE: &str = "health:operator:alice";
+
+fn instance(vcpu: u32, memory_mib: u64, image: &str) -> pb::Instance {
+    pb::Instance {
+        metadata: None,
+        spec: Some(pb::InstanceSpec {
+            vcpu,
+            memory_mib,
+            disk_gib: 40,
+            image: image.into(),
+            constraints: None,
+            group: None,
+            power: 0,
+        }),
+        status: None,
+    }
+}
+
+fn spec(r: &mut pb::CreateInstanceRequest) -> &mut pb::InstanceSpec {
+    r.instance
+        .as_mut()
+        .and_then(|i| i.spec.as_mut())
+        .expect("spec")
+}
+
+fn create(id: &str, request_id: &str, i: pb::Instance) -> pb::CreateInstanceRequest {
+    pb::CreateInstanceRequest {
+        parent: "departments/health".into(),
+        instance_id: id.into(),
+        instance: Some(i),
+        request_id: request_id.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_list_watch_delete() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+
+    let mut watch = c
+        .watch_instances(as_(
+            ALICE,
+            pb::WatchInstancesRequest {
+                parent: "departments/health".into(),
+                start_revision: 0,
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+
+    let created = c
+        .create_instance(as_(
+            ALICE,
+            create("web-1", "r1", instance(4, 8192, "kylin-v10")),
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    let meta = created
+        .instance
+        .as_ref()
+        .and_then(|i| i.metadata.clone())
+        .expect("metadata");
+    assert_eq!(meta.name, "departments/health/instances/web-1");
+    let status = created
+        .instance
+        .as_ref()
+        .and_then(|i| i.status.clone())
+        .expect("status");
+    assert_eq!(status.phase, pb::Phase::Pending as i32);
+
+    let again = c
+        .create_instance(as_(
+            ALICE,
+            create("web-1", "r1", instance(4, 8192, "kylin-v10")),
+        ))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(
+        again.instance.and_then(|i| i.metadata).expect("meta").uid,
+        meta.uid,
+        "a retry returns the same object"
+    );
+
+    let got = c
+        .get_instance(as_(
+            ALICE,
+            pb::GetInstanceRequest {
+                name: meta.name.clone(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got.instance.and_then(|i| i.spec).expect("spec").vcpu, 4);
+
+    let list = c
+        .list_instances(as_(
+            ALICE,
+            pb::ListInstancesRequest {
+                parent: "departments/health".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(list.instances.len(), 1);
+    assert!(list.revision > 0);
+
+    let ev = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("event")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(ev.r#type, pb::WatchEventType::Created as i32);
+    assert_eq!(
+        ev.instance.and_then(|i| i.metadata).expect("meta").name,
+        meta.name
+    );
+
+    c.delete_instance(as_(
+        ALICE,
+        pb::DeleteInstanceRequest {
+            name: meta.name.clone(),
+            request_id: "d1".into(),
+        },
+    ))
+    .await
+    .expect("delete");
+    let ev = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("event")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(ev.r#type, pb::WatchEventType::Deleted as i32);
+    let err = c
+        .get_instance(as_(ALICE, pb::GetInstanceRequest { name: meta.name }))
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound);
+
+    let quota = DepartmentServiceClient::new(s.channel.clone())
+        .get_quota(as_(
+            ALICE,
+            pb::GetQuotaRequest {
+                department: "departments/health".into(),
+            },
+        ))
+        .await
+        .expect("quota")
+        .into_inner();
+    let vcpu = quota
+        .resources
+        .iter()
+        .find(|r| r.resource_class == pb::ResourceClass::Vcpu as i32)
+        .expect("vcpu");
+    assert_eq!(
+        (vcpu.limit, vcpu.used),
+        (Some(48), 0),
+        "delete returned the charge"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_is_exact_and_resize_is_checked() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    for i in 0..5 {
+        c.create_instance(as_(
+            ALICE,
+            create(
+                &format!("db-{i}"),
+                &format!("q{i}"),
+                instance(8, 16384, "openeuler-22.03"),
+            ),
+        ))
+        .await
+        .expect("fits");
+    }
+    c.create_instance(as_(
+        ALICE,
+        create("db-5", "q5", instance(4, 8192, "openeuler-22.03")),
+    ))
+    .await
+    .expect("44 of 48");
+    let err = c
+        .create_instance(as_(
+            ALICE,
+            create("db-6", "q6", instance(16, 32768, "kylin-v10")),
+        ))
+        .await
+        .expect_err("over");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(
+        err.message(),
+        "quota exceeded: vcpu requested 16, used 44, limit 48"
+    );
+    assert_eq!(
+        err.get_details_quota_failure().expect("details").violations[0].subject,
+        "vcpu"
+    );
+
+    let err = c
+        .resize_instance(as_(
+            ALICE,
+            pb::ResizeInstanceRequest {
+                name: "departments/health/instances/db-5".into(),
+                vcpu: 16,
+                memory_mib: 32768,
+                request_id: "z1".into(),
+            },
+        ))
+        .await
+        .expect_err("resize over quota");
+    assert_eq!(
+        err.message(),
+        "quota exceeded: vcpu requested 12, used 44, limit 48"
+    );
+    let resized = c
+        .resize_instance(as_(
+            ALICE,
+            pb::ResizeInstanceRequest {
+                name: "departments/health/instances/db-5".into(),
+                vcpu: 2,
+                memory_mib: 4096,
+                request_id: "z2".into(),
+            },
+        ))
+        .await
+        .expect("resize down")
+        .into_inner();
+    assert_eq!(resized.instance.and_then(|i| i.spec).expect("spec").vcpu, 2);
+    let stopped = c
+        .stop_instance(as_(
+            ALICE,
+            pb::StopInstanceRequest {
+                name: "departments/health/instances/db-5".into(),
+                request_id: "s1".into(),
+            },
+        ))
+        .await
+        .expect("stop")
+        .into_inner();
+    assert_eq!(
+        stopped.instance.and_then(|i| i.spec).expect("spec").power,
+        pb::PowerState::Stopped as i32
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_names_the_field_and_writes_nothing() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    let base = || create("web-1", "r1", instance(4, 8192, "kylin-v10"));
+    type Case = (&'static str, Box<dyn Fn(&mut pb::CreateInstanceRequest)>);
+    let cases: Vec<Case> = vec![
+        ("instance_id", Box::new(|r| r.instance_id = "Web_1".into())),
+        ("request_id", Box::new(|r| r.request_id = String::new())),
+        ("parent", Box::new(|r| r.parent = "health".into())),
+        ("instance", Box::new(|r| r.instance = None)),
+        (
+            "instance.spec",
+            Box::new(|r| r.instance.as_mut().expect("i").spec = None),
+        ),
+        ("instance.spec.vcpu", Box::new(|r| spec(r).vcpu = 0)),
+        (
+            "instance.spec.memory_mib",
+            Box::new(|r| spec(r).memory_mib = 0),
+        ),
+        (
+            "instance.spec.vcpu",
+            Box::new(|r| spec(r).memory_mib = 1000),
+        ),
+        ("instance.spec.disk_gib", Box::new(|r| spec(r).disk_gib = 0)),
+        (
+            "instance.spec.image",
+            Box::new(|r| spec(r).image = "windows-2019".into()),
+        ),
+        (
+            "instance.spec.constraints.required_traits[0]",
+            Box::new(|r| {
+                spec(r).constraints = Some(pb::Constraints {
+                    required_traits: vec!["Arch:X86".into()],
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "instance.spec.image",
+            Box::new(|r| {
+                spec(r).image = "centos-7".into();
+                spec(r).constraints = Some(pb::Constraints {
+                    required_traits: vec!["arch:aarch64".into()],
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "instance.spec.constraints.zone",
+            Box::new(|r| {
+                spec(r).constraints = Some(pb::Constraints {
+                    zone: "Zone 1".into(),
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "instance.spec.group.policy",
+            Box::new(|r| {
+                spec(r).group = Some(pb::Group {
+                    name: "g".into(),
+                    policy: 0,
+                })
+            }),
+        ),
+        (
+            "instance.metadata.labels[bad key]",
+            Box::new(|r| {
+                r.instance.as_mut().expect("i").metadata = Some(pb::ObjectMeta {
+                    labels: [("bad key".to_owned(), "v".to_owned())].into(),
+                    ..Default::default()
+                })
+            }),
+        ),
+    ];
+    let before = s.store.current_revision().await.expect("revision");
+    for (field, mutate) in cases {
+        let mut req = base();
+        mutate(&mut req);
+        let err = c.create_instance(as_(ALICE, req)).await.expect_err(field);
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+        let br = err
+            .get_details_bad_request()
+            .unwrap_or_else(|| panic!("{field}: no field violations"));
+        assert!(
+            br.field_violations.iter().any(|v| v.field == field),
+            "{field}: got {:?}",
+            br.field_violations
+        );
+        assert_eq!(
+            s.store.current_revision().await.expect("revision"),
+            before,
+            "{field}: the store changed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn departments_are_isolated_and_viewers_cannot_mutate() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    department(&*s.store, "transport", 48).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    c.create_instance(as_(
+        ALICE,
+        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
+    ))
+    .await
+    .expect("create");
+    let name = "departments/health/instances/web-1".to_owned();
+
+    let bob = "transport:operator:bob";
+    let err = c
+        .get_instance(as_(bob, pb::GetInstanceRequest { name: name.clone() }))
+        .await
+        .expect_err("isolated");
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "another department's resource looks absent"
+    );
+    let err = c
+        .list_instances(as_(
+            bob,
+            pb::ListInstancesRequest {
+                parent: "departments/health".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect_err("isolated");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .delete_instance(as_(
+            bob,
+            pb::DeleteInstanceRequest {
+                name: name.clone(),
+                request_id: "x".into(),
+            },
+        ))
+        .await
+        .expect_err("isolated");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .create_instance(as_(
+            bob,
+            create("evil", "e1", instance(2, 4096, "kylin-v10")),
+        ))
+        .await
+        .expect_err("isolated");
+    assert_eq!(err.code(), Code::NotFound);
+
+    let viewer = "health:viewer:carol";
+    c.get_instance(as_(viewer, pb::GetInstanceRequest { name: name.clone() }))
+        .await
+        .expect("viewers read");
+    for err in [
+        c.create_instance(as_(
+            viewer,
+            create("web-2", "v1", instance(2, 4096, "kylin-v10")),
+        ))
+        .await
+        .expect_err("viewer"),
+        c.delete_instance(as_(
+            viewer,
+            pb::DeleteInstanceRequest {
+                name: name.clone(),
+                request_id: "v2".into(),
+            },
+        ))
+        .await
+        .expect_err("viewer"),
+        c.stop_instance(as_(
+            viewer,
+            pb::StopInstanceRequest {
+                name: name.clone(),
+                request_id: "v3".into(),
+            },
+        ))
+        .await
+        .expect_err("viewer"),
+    ] {
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    }
+
+    let err = c
+        .get_instance(pb::GetInstanceRequest { name: name.clone() })
+        .await
+        .expect_err("anonymous");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let mut admin = AdminServiceClient::new(s.channel.clone());
+    let err = admin
+        .list_departments(as_(ALICE, pb::ListDepartmentsRequest::default()))
+        .await
+        .expect_err("not admin");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let list = admin
+        .list_departments(as_(
+            "platform:admin:root",
+            pb::ListDepartmentsRequest::default(),
+        ))
+        .await
+        .expect("admin")
+        .into_inner();
+    assert_eq!(list.departments.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_and_watches_resume() {
+    let s = start().await;
+    department(&*s.store, "health", 1000).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    let mut revisions = Vec::new();
+    for i in 0..7 {
+        let r = c
+            .create_instance(as_(
+                ALICE,
+                create(
+                    &format!("vm-{i}"),
+                    &format!("p{i}"),
+                    instance(1, 1024, "kylin-v10"),
+                ),
+            ))
+            .await
+            .expect("create");
+        revisions.push(
+            r.into_inner()
+                .instance
+                .and_then(|i| i.metadata)
+                .expect("meta")
+                .revision,
+        );
+    }
+    let mut names = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = c
+            .list_instances(as_(
+                ALICE,
+                pb::ListInstancesRequest {
+                    parent: "departments/health".into(),
+                    page_size: 3,
+                    page_token: token.clone(),
+                    filter: None,
+                },
+            ))
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        names.extend(
+            page.instances
+                .into_iter()
+                .filter_map(|i| i.metadata)
+                .map(|m| m.name),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!((pages, names.len()), (3, 7));
+    let err = c
+        .list_instances(as_(
+            ALICE,
+            pb::ListInstancesRequest {
+                parent: "departments/health".into(),
+                page_size: 3,
+                page_token: "zz".into(),
+                filter: None,
+            },
+        ))
+        .await
+        .expect_err("bad token");
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    // Resume from the fourth create: exactly the last four, in order.
+    let mut watch = c
+        .watch_instances(as_(
+            ALICE,
+            pb::WatchInstancesRequest {
+                parent: "departments/health".into(),
+                start_revision: revisions[3],
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    for want in &revisions[3..] {
+        let ev = tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .expect("ok");
+        assert_eq!(ev.revision, *want);
+    }
+
+    s.store.compact(revisions[6]).await.expect("compact");
+    let mut watch = c
+        .watch_instances(as_(
+            ALICE,
+            pb::WatchInstancesRequest {
+                parent: "departments/health".into(),
+                start_revision: revisions[0],
+            },
+        ))
+        .await
+        .expect("watch opens")
+        .into_inner();
+    let err = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("answer")
+        .expect("item")
+        .expect_err("compacted");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_is_unimplemented_and_health_is_served() {
+    let s = start().await;
+    let err = PlacementServiceClient::new(s.channel.clone())
+        .explain_placement(as_(
+            ALICE,
+            pb::ExplainPlacementRequest {
+                name: "departments/health/instances/x".into(),
+            },
+        ))
+        .await
+        .expect_err("not yet");
+    assert_eq!(err.code(), Code::Unimplemented);
+    assert!(
+        err.message().contains("scheduling loop"),
+        "{}",
+        err.message()
+    );
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel.clone());
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "yunshu.api.v1.InstanceService".into(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+}

@@ -1,0 +1,104 @@
+//! A real tonic server on a loopback port over an in-memory store, with a
+//! test layer that takes the principal from an `x-test-principal` header
+//! (`department:role:subject`). The real authentication layer is tested in
+//! yunshu-auth and end to end through the binary.
+
+#![allow(dead_code)]
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tonic::{Request, transport::Channel};
+use yunshu_core::{
+    admission::{Admission, AdmissionConfig},
+    catalog::Catalog,
+    codec, keys,
+    model::{Department, DepartmentSpec, Quota, Role},
+    principal::Principal,
+    resources::ResourceClass,
+    store::{Store, StoreExt},
+};
+use yunshu_grpc::Api;
+use yunshu_store::EmbeddedStore;
+
+pub struct Server {
+    pub store: Arc<dyn Store>,
+    pub channel: Channel,
+}
+
+fn principal_from(req: &http::Request<tonic::body::Body>) -> Option<Principal> {
+    let raw = req.headers().get("x-test-principal")?.to_str().ok()?;
+    let mut parts = raw.splitn(3, ':');
+    let department = parts.next()?.to_owned();
+    let role = match parts.next()? {
+        "viewer" => Role::Viewer,
+        "operator" => Role::Operator,
+        "admin" => Role::Admin,
+        _ => return None,
+    };
+    Some(Principal {
+        department,
+        role,
+        subject: parts.next()?.to_owned(),
+    })
+}
+
+pub async fn start() -> Server {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("store"));
+    let api = Api {
+        store: store.clone(),
+        admission: Admission::new(store.clone(), AdmissionConfig::default()),
+        catalog: Arc::new(Catalog::default()),
+    };
+    let routes = yunshu_grpc::server::routes(api).await.expect("routes");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let layer = tower::util::MapRequestLayer::new(|mut req: http::Request<tonic::body::Body>| {
+        if let Some(p) = principal_from(&req) {
+            req.extensions_mut().insert(p);
+        }
+        req
+    });
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_routes(routes)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    Server { store, channel }
+}
+
+pub async fn department(store: &dyn Store, name: &str, vcpu: u64) {
+    let dept = Department::new(
+        None,
+        name,
+        DepartmentSpec {
+            quota: Quota {
+                hard: BTreeMap::from([(ResourceClass::Vcpu, vcpu)]),
+                ..Quota::default()
+            },
+            ..DepartmentSpec::default()
+        },
+    );
+    store
+        .put(
+            &keys::department(name),
+            codec::encode(&dept).expect("encode"),
+        )
+        .await
+        .expect("put");
+}
+
+/// A request as `who` (`department:role:subject`).
+pub fn as_<T>(who: &str, message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    r.metadata_mut()
+        .insert("x-test-principal", who.parse().expect("ascii"));
+    r
+}
