@@ -361,7 +361,7 @@ fn decode_token(token: &str, prefix: &str) -> Result<Option<String>, Status> {
         return Ok(None);
     }
     let bad = || invalid_field("page_token", "is not a token this list returned");
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Option<Vec<u8>> = (0..token.len())

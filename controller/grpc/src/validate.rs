@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_field() {
-        let cases: Vec<(Box<dyn Fn(&mut InstanceSpec)>, &str)> = vec![
+        type Case = (Box<dyn Fn(&mut InstanceSpec)>, &'static str);
+        let cases: Vec<Case> = vec![
             (Box::new(|s| s.vcpu = 0), "instance.spec.vcpu"),
             (Box::new(|s| s.memory_mib = 5000), "instance.spec.vcpu"),
             (Box::new(|s| s.disk_gib = 0), "instance.spec.disk_gib"),

@@ -439,7 +439,7 @@ pub fn policy_spec_from(
         }
     };
     let d = Weights::default();
-    let w = s.weights.clone().unwrap_or_default();
+    let w = s.weights.unwrap_or_default();
     let weights = Weights {
         allocation: w.allocation.unwrap_or(d.allocation),
         cost: w.cost.unwrap_or(d.cost),
