@@ -18,5 +18,12 @@ if [ ${#need[@]} -gt 0 ]; then
   # from doing so where there is no init system, and tests never use it.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# Python: the cross-language client test (grpcio, stubs generated from the
+# protos) and the chart tests use these.
+if ! python3 -c 'import grpc, grpc_tools, pytest' >/dev/null 2>&1; then
+  echo "installing: grpcio grpcio-tools pytest (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check grpcio grpcio-tools pytest
+fi
+
 etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 echo "deps: protoc $(protoc --version | awk '{print $2}'), $("$etcd_bin" --version | head -1)"

@@ -66,6 +66,18 @@ pub struct ServeArgs {
     /// Deadline of each etcd request, e.g. `5s`, `500ms`.
     #[arg(long, env = "YUNSHU_ETCD_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub etcd_timeout: Duration,
+    /// Address of the gRPC API (departments and admins).
+    #[arg(long, env = "YUNSHU_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Server certificate (PEM) for TLS on the gRPC API; plaintext without it.
+    #[arg(long, env = "YUNSHU_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM) for --tls-cert.
+    #[arg(long, env = "YUNSHU_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Standalone configuration file: catalog, departments, foundations, policies, auth.
+    #[arg(long, env = "YUNSHU_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address of the admin HTTP server (/healthz, /readyz, /version).
     #[arg(long, env = "YUNSHU_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,

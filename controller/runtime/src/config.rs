@@ -19,6 +19,8 @@
 //! placementPolicies:
 //!   - name: default
 //!     spec: { strategy: spread }
+//! auth:                       # see yunshu-auth: mtls, oidc, apiTokens
+//!   apiTokens: true
 //! ```
 
 use std::path::Path;
@@ -58,6 +60,9 @@ pub struct Config {
     /// Placement policies to declare.
     #[serde(default)]
     pub placement_policies: Vec<Declared<PlacementPolicySpec>>,
+    /// How callers authenticate (see `yunshu_auth::AuthConfig`); API tokens only when absent.
+    #[serde(default)]
+    pub auth: Option<yunshu_auth::AuthConfig>,
 }
 
 impl Config {

@@ -6,5 +6,6 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod grpc;
 pub mod serve;
 pub mod telemetry;

@@ -4,13 +4,22 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use yunshu_auth::AuthConfig;
 use yunshu_core::{
     admission::{Admission, AdmissionConfig},
     store::Store,
 };
 use yunshu_store::{EtcdConfig, StoreConfig};
 
-use crate::cli::{ServeArgs, StoreKind};
+use crate::{
+    cli::{ServeArgs, StoreKind},
+    config::Config,
+    grpc::GrpcSettings,
+};
+
+/// Paths served without credentials unless the config says otherwise:
+/// health checking (for probes) and reflection (the schema, no data).
+pub const DEFAULT_PUBLIC_PATHS: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/"];
 
 /// The store configuration the flags describe.
 pub fn store_config(args: &ServeArgs) -> StoreConfig {
@@ -39,6 +48,10 @@ pub struct Context {
 
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
     let store = yunshu_store::open(&store_config(&args))
         .await
         .map_err(|e| anyhow::anyhow!("failed to open the {:?} store: {e}", args.store))?;
@@ -62,8 +75,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         admission_batch = ctx.admission.max_batch(),
         "store opened"
     );
+    let declared = config.apply(&*ctx.store).await?;
+    if args.config.is_some() {
+        tracing::info!(changed = declared, "configuration applied");
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let api = yunshu_grpc::Api {
+        store: ctx.store.clone(),
+        admission: ctx.admission.clone(),
+        catalog: Arc::new(config.catalog.clone().unwrap_or_default()),
+    };
+    let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
+        public_paths: DEFAULT_PUBLIC_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        ..AuthConfig::default()
+    });
+    let settings = GrpcSettings {
+        addr: args.grpc_addr,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        auth,
+    };
+    let mut grpc = tokio::spawn(crate::grpc::serve(api, settings, stop_rx.clone()));
     let listener = crate::admin::bind(args.admin_addr).await?;
     tracing::info!(addr = %args.admin_addr, "admin server listening");
     let mut admin_stop = stop_rx.clone();
@@ -75,9 +107,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
     });
 
-    let signal = shutdown_signal().await;
+    let signal = tokio::select! {
+        s = shutdown_signal() => s,
+        r = &mut grpc => {
+            let _ = stop_tx.send(true);
+            return match r {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(anyhow::anyhow!("the gRPC server task failed: {e}")),
+            };
+        }
+    };
     tracing::info!(signal, "shutting down");
     let _ = stop_tx.send(true);
+    match tokio::time::timeout(args.shutdown_grace, grpc).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "gRPC server failed while stopping"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server task failed"),
+        Err(_) => tracing::warn!(grace = ?args.shutdown_grace, "gRPC drain ran out of grace"),
+    }
     match tokio::time::timeout(args.shutdown_grace, admin).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin server failed while stopping"),

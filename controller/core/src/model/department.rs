@@ -50,7 +50,7 @@ pub enum Identity {
     ApiToken {
         /// The token's public id.
         id: String,
-        /// Hex SHA-256 of the secret.
+        /// Hex SHA-256 of the whole token (`ysk_<id>_<secret>`).
         sha256: String,
         /// The role granted.
         role: Role,
