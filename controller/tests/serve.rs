@@ -1,93 +1,12 @@
 //! The real `yunshu` binary, driven as an operator would: start it, probe
 //! its admin endpoints, stop it with a signal.
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
 
+use std::process::Command;
+
+use common::{BIN, Serving, get};
 use yunshu_testenv::{EtcdServer, free_port};
-
-const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
-
-/// A plain HTTP GET; returns the status code and body.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let code = resp.split(' ').nth(1)?.parse().ok()?;
-    Some((
-        code,
-        resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
-    ))
-}
-
-struct Serving {
-    child: Child,
-    port: u16,
-}
-
-impl Serving {
-    fn start(args: &[&str]) -> Self {
-        let port = free_port().expect("port");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .args(args)
-            .arg(format!("--admin-addr=127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn yunshu");
-        let s = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some((200, _)) = get(port, "/readyz") {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("yunshu did not become ready");
-    }
-
-    /// Sends SIGTERM and returns the exit status and the logs.
-    fn stop(mut self) -> (std::process::ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let mut logs = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut logs);
-                }
-                return (status, logs);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "yunshu did not stop within 15 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn version_prints_the_version() {

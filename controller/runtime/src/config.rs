@@ -68,7 +68,8 @@ pub struct Config {
 impl Config {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("failed to read --config {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("failed to read --config {}: {e}", path.display()))?;
         serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))
     }
 
@@ -104,9 +105,18 @@ async fn declare<S: Spec>(store: &dyn Store, d: &Declared<S>) -> anyhow::Result<
         None => (Object::new(None, &d.name, d.spec.clone()), 0),
     };
     let resp = store
-        .txn(Txn::new().when([Compare::unchanged(&key, guard)]).and_then([Op::put(&key, codec::encode(&object)?)]))
+        .txn(
+            Txn::new()
+                .when([Compare::unchanged(&key, guard)])
+                .and_then([Op::put(&key, codec::encode(&object)?)]),
+        )
         .await?;
-    anyhow::ensure!(resp.succeeded, "{} {} changed while the config was applied; restart to apply again", S::KIND, d.name);
+    anyhow::ensure!(
+        resp.succeeded,
+        "{} {} changed while the config was applied; restart to apply again",
+        S::KIND,
+        d.name
+    );
     tracing::info!(kind = %S::KIND, name = %d.name, "declared from config");
     Ok(true)
 }
@@ -136,10 +146,21 @@ placementPolicies:
     #[test]
     fn parses_the_documented_shape() {
         let c: Config = serde_yaml::from_str(SAMPLE).expect("parse");
-        assert_eq!(c.departments[0].spec.quota.hard.get(&ResourceClass::Vcpu), Some(&48));
+        assert_eq!(
+            c.departments[0].spec.quota.hard.get(&ResourceClass::Vcpu),
+            Some(&48)
+        );
         assert_eq!(c.foundations[0].spec.traits.len(), 2);
-        assert!(serde_yaml::from_str::<Config>("departmnts: []").is_err(), "typos are refused");
-        assert!(serde_yaml::from_str::<Config>("foundations: [{name: a, spec: {adapter: openstack, endpoint: x, traits: [Bad]}}]").is_err());
+        assert!(
+            serde_yaml::from_str::<Config>("departmnts: []").is_err(),
+            "typos are refused"
+        );
+        assert!(
+            serde_yaml::from_str::<Config>(
+                "foundations: [{name: a, spec: {adapter: openstack, endpoint: x, traits: [Bad]}}]"
+            )
+            .is_err()
+        );
     }
 
     #[tokio::test]

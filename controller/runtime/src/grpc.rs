@@ -30,8 +30,13 @@ pub struct GrpcSettings {
 /// Reads every department; returns them and the revision read at.
 async fn departments(store: &dyn Store) -> anyhow::Result<(Vec<Department>, i64)> {
     let rev = store.current_revision().await?;
-    let kvs = store.range_all(&keys::objects(Kind::Department, None), 500).await?;
-    let depts = kvs.iter().map(codec::decode_object).collect::<Result<Vec<Department>, _>>()?;
+    let kvs = store
+        .range_all(&keys::objects(Kind::Department, None), 500)
+        .await?;
+    let depts = kvs
+        .iter()
+        .map(codec::decode_object)
+        .collect::<Result<Vec<Department>, _>>()?;
     Ok((depts, rev))
 }
 
@@ -55,9 +60,14 @@ pub fn keep_index_current(store: Arc<dyn Store>, index: IdentityIndex, from: i64
                     Ok(ev) => {
                         next = ev.kv.mod_revision + 1;
                         match ev.kind {
-                            EventKind::Put => match codec::decode_object::<yunshu_core::model::DepartmentSpec>(&ev.kv) {
+                            EventKind::Put => match codec::decode_object::<
+                                yunshu_core::model::DepartmentSpec,
+                            >(&ev.kv)
+                            {
                                 Ok(d) => index.upsert(&d),
-                                Err(e) => tracing::warn!(error = %e, key = %ev.kv.key, "skipping an unreadable department"),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, key = %ev.kv.key, "skipping an unreadable department")
+                                }
                             },
                             EventKind::Delete => {
                                 index.remove(ev.kv.key.rsplit('/').next().unwrap_or_default());
@@ -83,7 +93,11 @@ pub fn keep_index_current(store: Arc<dyn Store>, index: IdentityIndex, from: i64
 }
 
 /// Serves until `stop` turns true.
-pub async fn serve(api: Api, settings: GrpcSettings, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(
+    api: Api,
+    settings: GrpcSettings,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let (depts, rev) = departments(&*api.store).await?;
     let index = IdentityIndex::from_departments(&depts);
     keep_index_current(api.store.clone(), index.clone(), rev);
@@ -95,12 +109,19 @@ pub async fn serve(api: Api, settings: GrpcSettings, mut stop: watch::Receiver<b
         .map_err(|e| anyhow::anyhow!("failed to build the gRPC services: {e}"))?;
     let mut builder = Server::builder();
     if let Some((cert, key)) = &settings.tls {
-        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", p.display()));
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", p.display()))
+        };
         let identity = Identity::from_pem(read(cert)?, read(key)?);
-        let tls = server_tls_config(identity, settings.auth.mtls.as_ref()).map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?;
-        builder = builder.tls_config(tls).map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?;
+        let tls = server_tls_config(identity, settings.auth.mtls.as_ref())
+            .map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?;
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| anyhow::anyhow!("TLS settings: {e}"))?;
     } else if settings.auth.mtls.is_some() {
-        anyhow::bail!("auth.mtls needs --tls-cert and --tls-key: client certificates are only seen over TLS");
+        anyhow::bail!(
+            "auth.mtls needs --tls-cert and --tls-key: client certificates are only seen over TLS"
+        );
     }
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -109,9 +130,12 @@ pub async fn serve(api: Api, settings: GrpcSettings, mut stop: watch::Receiver<b
     builder
         .layer(auth.layer())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
 }

@@ -19,7 +19,10 @@ use crate::{
 
 /// Paths served without credentials unless the config says otherwise:
 /// health checking (for probes) and reflection (the schema, no data).
-pub const DEFAULT_PUBLIC_PATHS: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/"];
+pub const DEFAULT_PUBLIC_PATHS: [&str; 2] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+];
 
 /// The store configuration the flags describe.
 pub fn store_config(args: &ServeArgs) -> StoreConfig {
@@ -87,7 +90,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog: Arc::new(config.catalog.clone().unwrap_or_default()),
     };
     let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
-        public_paths: DEFAULT_PUBLIC_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        public_paths: DEFAULT_PUBLIC_PATHS
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
         ..AuthConfig::default()
     });
     let settings = GrpcSettings {

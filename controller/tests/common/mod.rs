@@ -1,0 +1,107 @@
+//! Running the real `yunshu` binary in tests: start it on free ports, wait
+//! until ready, stop it with SIGTERM (or kill it when the test fails).
+
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use yunshu_testenv::free_port;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
+
+/// A plain HTTP GET; returns the status code and body.
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split(' ').nth(1)?.parse().ok()?;
+    Some((
+        code,
+        resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned(),
+    ))
+}
+
+pub struct Serving {
+    pub child: Child,
+    pub port: u16,
+    pub grpc_port: u16,
+}
+
+impl Serving {
+    pub fn start(args: &[&str]) -> Self {
+        let port = free_port().expect("port");
+        let grpc_port = free_port().expect("port");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .arg(format!("--admin-addr=127.0.0.1:{port}"))
+            .arg(format!("--grpc-addr=127.0.0.1:{grpc_port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn yunshu");
+        let mut s = Self {
+            child,
+            port,
+            grpc_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = get(port, "/readyz") {
+                return s;
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("yunshu exited with {status} before becoming ready");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("yunshu did not become ready");
+    }
+
+    /// `http://127.0.0.1:<grpc port>`.
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// Sends SIGTERM and returns the exit status and the logs.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut logs = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut logs);
+                }
+                return (status, logs);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "yunshu did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,172 @@
+//! The gRPC API through the real binary: departments declared in the config
+//! file, API tokens minted and stored only as hashes, and a client in
+//! another language.
+
+mod common;
+
+use std::process::Command;
+
+use common::Serving;
+use tonic::{Code, Request};
+use yunshu_auth::{MintedToken, mint_api_token_with_id};
+use yunshu_proto::api::v1::{self as pb, instance_service_client::InstanceServiceClient};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    serving: Serving,
+    health: MintedToken,
+    transport: MintedToken,
+    revoked: MintedToken,
+}
+
+fn start() -> Fixture {
+    let health = mint_api_token_with_id("health-ci").expect("mint");
+    let transport = mint_api_token_with_id("transport-ci").expect("mint");
+    let revoked = mint_api_token_with_id("health-old").expect("mint");
+    let config = format!(
+        r#"
+departments:
+  - name: health
+    spec:
+      displayName: Health Commission
+      identities:
+        - {{ type: apiToken, id: {}, sha256: "{}", role: operator }}
+        - {{ type: apiToken, id: {}, sha256: "{}", role: operator, revoked: true }}
+      quota: {{ hard: {{ vcpu: 48 }} }}
+  - name: transport
+    spec:
+      identities:
+        - {{ type: apiToken, id: {}, sha256: "{}", role: operator }}
+      quota: {{ hard: {{ vcpu: 16 }} }}
+"#,
+        health.id, health.sha256, revoked.id, revoked.sha256, transport.id, transport.sha256
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("yunshu.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let serving = Serving::start(&[
+        "--store",
+        "memory",
+        "--config",
+        path.to_str().expect("utf8"),
+    ]);
+    Fixture {
+        _dir: dir,
+        serving,
+        health,
+        transport,
+        revoked,
+    }
+}
+
+fn with_token<T>(token: &MintedToken, message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    let value = format!("Bearer {}", token.token.expose());
+    r.metadata_mut()
+        .insert("authorization", value.parse().expect("ascii"));
+    r
+}
+
+fn create(id: &str) -> pb::CreateInstanceRequest {
+    pb::CreateInstanceRequest {
+        parent: "departments/health".into(),
+        instance_id: id.into(),
+        instance: Some(pb::Instance {
+            metadata: None,
+            spec: Some(pb::InstanceSpec {
+                vcpu: 4,
+                memory_mib: 8192,
+                disk_gib: 40,
+                image: "kylin-v10".into(),
+                ..Default::default()
+            }),
+            status: None,
+        }),
+        request_id: format!("req-{id}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_guard_the_api() {
+    let f = start();
+    let mut c = InstanceServiceClient::connect(f.serving.grpc_url())
+        .await
+        .expect("connect");
+
+    let err = c
+        .create_instance(Request::new(create("anon")))
+        .await
+        .expect_err("no credentials");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = c
+        .create_instance(with_token(&f.revoked, create("old")))
+        .await
+        .expect_err("revoked");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        !err.message().contains(f.revoked.token.expose()),
+        "the token never appears in errors"
+    );
+
+    let made = c
+        .create_instance(with_token(&f.health, create("web-1")))
+        .await
+        .expect("create")
+        .into_inner();
+    let name = made.instance.and_then(|i| i.metadata).expect("meta").name;
+
+    let err = c
+        .get_instance(with_token(
+            &f.transport,
+            pb::GetInstanceRequest { name: name.clone() },
+        ))
+        .await
+        .expect_err("other department");
+    assert_eq!(err.code(), Code::NotFound);
+    let err = c
+        .create_instance(with_token(&f.transport, create("intruder")))
+        .await
+        .expect_err("other department");
+    assert_eq!(err.code(), Code::NotFound);
+
+    let err = c
+        .create_instance(with_token(&f.health, create("big").clone()))
+        .await;
+    assert!(err.is_ok(), "8 of 48 vCPU");
+    let (status, logs) = f.serving.stop();
+    assert!(status.success(), "{logs}");
+    for t in [&f.health, &f.transport, &f.revoked] {
+        assert!(
+            !logs.contains(t.token.expose()),
+            "a token leaked into the logs"
+        );
+    }
+}
+
+#[test]
+fn a_python_grpcio_client_creates_lists_and_watches() {
+    let f = start();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "e2e/python/test_client.py",
+        ])
+        .current_dir(&root)
+        .env("YUNSHU_GRPC", format!("127.0.0.1:{}", f.serving.grpc_port))
+        .env("YUNSHU_TOKEN", f.health.token.expose())
+        .env("YUNSHU_DEPARTMENT", "health")
+        .output()
+        .expect("run python3 (install grpcio grpcio-tools pytest: e2e/scripts/install-deps.sh)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python client failed:\n{report}");
+    assert!(report.contains("2 passed"), "{report}");
+}
