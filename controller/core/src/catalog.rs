@@ -70,8 +70,16 @@ impl Default for Catalog {
                 size("c32m64", 32, 64),
             ],
             images: vec![
-                image("kylin-v10", "Kylin Advanced Server V10", &["x86_64", "aarch64"]),
-                image("openeuler-22.03", "openEuler 22.03 LTS", &["x86_64", "aarch64"]),
+                image(
+                    "kylin-v10",
+                    "Kylin Advanced Server V10",
+                    &["x86_64", "aarch64"],
+                ),
+                image(
+                    "openeuler-22.03",
+                    "openEuler 22.03 LTS",
+                    &["x86_64", "aarch64"],
+                ),
                 image("uos-20", "UnionTech OS Server 20", &["x86_64", "aarch64"]),
                 image("centos-7", "CentOS 7 (legacy x86 workloads)", &["x86_64"]),
             ],
@@ -84,7 +92,9 @@ impl Default for Catalog {
 impl Catalog {
     /// The size with exactly this shape.
     pub fn size(&self, vcpu: u32, memory_mib: u64) -> Option<&Size> {
-        self.sizes.iter().find(|s| s.vcpu == vcpu && s.memory_mib == memory_mib)
+        self.sizes
+            .iter()
+            .find(|s| s.vcpu == vcpu && s.memory_mib == memory_mib)
     }
 
     /// The logical image of this name.

@@ -1,11 +1,7 @@
 //! The per-department committer: folds queued changes into one guarded
 //! transaction, answers each, and rereads and retries after conflicts.
 
-use std::{
-    collections::HashSet,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures::future::join_all;
 use tokio::sync::mpsc;
@@ -43,7 +39,12 @@ enum Plan {
 }
 
 /// Checks the classes an update grows: `usage - old + new` within limits.
-fn check_growth(limits: &Limits, usage: &Resources, old: &Resources, new: &Resources) -> Result<(), Vec<QuotaViolation>> {
+fn check_growth(
+    limits: &Limits,
+    usage: &Resources,
+    old: &Resources,
+    new: &Resources,
+) -> Result<(), Vec<QuotaViolation>> {
     let violations: Vec<_> = limits
         .iter()
         .filter_map(|(&class, &limit)| {
@@ -56,7 +57,11 @@ fn check_growth(limits: &Limits, usage: &Resources, old: &Resources, new: &Resou
             })
         })
         .collect();
-    if violations.is_empty() { Ok(()) } else { Err(violations) }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(violations)
+    }
 }
 
 fn object_key(change: &Change) -> String {
@@ -93,10 +98,14 @@ impl Committer {
         let dept_key = keys::department(&self.department);
         let usage_key = keys::usage(&self.department);
         let (dept, usage) = futures::join!(self.store.get(&dept_key), self.store.get(&usage_key));
-        let dept = dept?.ok_or_else(|| Error::not_found(format!("department {}", self.department)))?;
+        let dept =
+            dept?.ok_or_else(|| Error::not_found(format!("department {}", self.department)))?;
         let department: Department = codec::decode_object(&dept)?;
         let (usage_revision, usage) = match usage? {
-            Some(kv) => (kv.mod_revision, codec::decode::<UsageRecord>(&kv.key, &kv.value)?.usage),
+            Some(kv) => (
+                kv.mod_revision,
+                codec::decode::<UsageRecord>(&kv.key, &kv.value)?.usage,
+            ),
             None => (0, Resources::ZERO),
         };
         Ok(DeptState {
@@ -115,7 +124,10 @@ impl Committer {
             if attempt > self.config.max_attempts {
                 for p in pending.drain(..) {
                     let _ = p.reply.send(Err(Error::Unavailable {
-                        message: format!("admission for department {} did not settle; retry", self.department),
+                        message: format!(
+                            "admission for department {} did not settle; retry",
+                            self.department
+                        ),
                         source: None,
                     }));
                 }
@@ -133,7 +145,10 @@ impl Committer {
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {
                         for p in pending.drain(..) {
-                            let _ = p.reply.send(Err(Error::not_found(format!("department {}", self.department))));
+                            let _ = p.reply.send(Err(Error::not_found(format!(
+                                "department {}",
+                                self.department
+                            ))));
                         }
                         return;
                     }
@@ -149,7 +164,11 @@ impl Committer {
     }
 
     /// Plans the batch against `state`: which changes fit, and the usage after.
-    fn plan(&self, state: &DeptState, pending: Vec<Pending>) -> (Vec<(Pending, Plan)>, Vec<Pending>, Resources) {
+    fn plan(
+        &self,
+        state: &DeptState,
+        pending: Vec<Pending>,
+    ) -> (Vec<(Pending, Plan)>, Vec<Pending>, Resources) {
         let mut usage = state.usage;
         let mut touched = HashSet::new();
         let mut ids = HashSet::new();
@@ -159,7 +178,8 @@ impl Committer {
             // A second change to the same object, or a repeat of a request id
             // already in this batch, waits for the next round.
             let key = object_key(&p.change);
-            let repeat = matches!(&p.change, Change::Create(r) if !ids.insert(r.request_id.clone()));
+            let repeat =
+                matches!(&p.change, Change::Create(r) if !ids.insert(r.request_id.clone()));
             if repeat || touched.contains(&key) {
                 deferred.push(p);
                 continue;
@@ -175,18 +195,20 @@ impl Committer {
                     },
                     Err(violations) => Plan::Reject(Error::QuotaExceeded { violations }),
                 },
-                Change::Update { old_charge, new_charge, .. } => {
-                    match check_growth(&state.limits, &usage, old_charge, new_charge) {
-                        Ok(()) => match usage.saturating_sub(old_charge).checked_add(new_charge) {
-                            Some(u) => {
-                                usage = u;
-                                Plan::Accept
-                            }
-                            None => Plan::Reject(Error::invalid("spec", "resource amounts overflow")),
-                        },
-                        Err(violations) => Plan::Reject(Error::QuotaExceeded { violations }),
-                    }
-                }
+                Change::Update {
+                    old_charge,
+                    new_charge,
+                    ..
+                } => match check_growth(&state.limits, &usage, old_charge, new_charge) {
+                    Ok(()) => match usage.saturating_sub(old_charge).checked_add(new_charge) {
+                        Some(u) => {
+                            usage = u;
+                            Plan::Accept
+                        }
+                        None => Plan::Reject(Error::invalid("spec", "resource amounts overflow")),
+                    },
+                    Err(violations) => Plan::Reject(Error::QuotaExceeded { violations }),
+                },
                 Change::Release { charge, .. } => {
                     usage = usage.saturating_sub(charge);
                     Plan::Accept
@@ -204,7 +226,10 @@ impl Committer {
     async fn attempt(&mut self, state: DeptState, pending: Vec<Pending>) -> Vec<Pending> {
         let (planned, deferred, usage) = self.plan(&state, pending);
         let usage_key = keys::usage(&self.department);
-        let mut txn = Txn::new().when([Compare::unchanged(keys::department(&self.department), state.dept_revision)]);
+        let mut txn = Txn::new().when([Compare::unchanged(
+            keys::department(&self.department),
+            state.dept_revision,
+        )]);
         if !self.config.unguarded_usage_for_tests {
             txn = txn.when([Compare::unchanged(&usage_key, state.usage_revision)]);
         }
@@ -219,22 +244,34 @@ impl Committer {
                         let object_key = keys::object(r.kind, Some(&r.department), &r.name);
                         let record = RequestRecord {
                             object_key: object_key.clone(),
-                            uid: uid_of(&r.record),
+                            uid: r.uid.clone(),
                             fingerprint: r.fingerprint.clone(),
                         };
-                        let Ok(record) = codec::encode(&record) else { continue };
-                        txn = txn
-                            .when([Compare::absent(&object_key)])
-                            .and_then([Op::put(object_key, r.record.clone()), Op::put(request_key, record)]);
+                        let Ok(record) = codec::encode(&record) else {
+                            continue;
+                        };
+                        txn = txn.when([Compare::absent(&object_key)]).and_then([
+                            Op::put(object_key, r.record.clone()),
+                            Op::put(request_key, record),
+                        ]);
                         writes = true;
                     }
                 }
-                Change::Update { key, revision, record, .. } if accept => {
-                    txn = txn.when([Compare::unchanged(key, *revision)]).and_then([Op::put(key, record.clone())]);
+                Change::Update {
+                    key,
+                    revision,
+                    record,
+                    ..
+                } if accept => {
+                    txn = txn
+                        .when([Compare::unchanged(key, *revision)])
+                        .and_then([Op::put(key, record.clone())]);
                     writes = true;
                 }
                 Change::Release { key, revision, .. } => {
-                    txn = txn.when([Compare::unchanged(key, *revision)]).and_then([Op::delete(key)]);
+                    txn = txn
+                        .when([Compare::unchanged(key, *revision)])
+                        .and_then([Op::delete(key)]);
                     writes = true;
                 }
                 Change::Update { .. } => {}
@@ -245,7 +282,11 @@ impl Committer {
                 Ok(v) => txn = txn.and_then([Op::put(&usage_key, v)]),
                 Err(e) => {
                     tracing::error!(error = %e, "failed to encode usage");
-                    return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                    return planned
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .chain(deferred)
+                        .collect();
                 }
             }
         }
@@ -296,7 +337,11 @@ impl Committer {
                     Err(e) => {
                         tracing::warn!(error = %e, department = %self.department, "failed to reread department after conflict");
                         self.state = None;
-                        return planned.into_iter().map(|(p, _)| p).chain(deferred).collect();
+                        return planned
+                            .into_iter()
+                            .map(|(p, _)| p)
+                            .chain(deferred)
+                            .collect();
                     }
                 };
                 let moved = fresh != state;
@@ -313,7 +358,11 @@ impl Committer {
                 // everything; request records and revisions make the retry safe.
                 tracing::warn!(error = %e, department = %self.department, "admission transaction failed");
                 self.state = None;
-                planned.into_iter().map(|(p, _)| p).chain(deferred).collect()
+                planned
+                    .into_iter()
+                    .map(|(p, _)| p)
+                    .chain(deferred)
+                    .collect()
             }
         }
     }
@@ -339,15 +388,21 @@ impl Committer {
             Change::Create(r) => {
                 let request_key = keys::request(&r.department, &r.request_id);
                 let object_key = keys::object(r.kind, Some(&r.department), &r.name);
-                let (req, obj) = futures::join!(self.store.get(&request_key), self.store.get(&object_key));
+                let (req, obj) =
+                    futures::join!(self.store.get(&request_key), self.store.get(&object_key));
                 match (req, obj) {
-                    (Ok(Some(req)), _) => Some(match codec::decode::<RequestRecord>(&req.key, &req.value) {
-                        Ok(rec) if rec.fingerprint != r.fingerprint => Err(Error::Conflict {
-                            message: format!("request id {} was already used for a different request", r.request_id),
-                        }),
-                        Ok(rec) => self.existing(&rec).await,
-                        Err(e) => Err(e),
-                    }),
+                    (Ok(Some(req)), _) => {
+                        Some(match codec::decode::<RequestRecord>(&req.key, &req.value) {
+                            Ok(rec) if rec.fingerprint != r.fingerprint => Err(Error::Conflict {
+                                message: format!(
+                                    "request id {} was already used for a different request",
+                                    r.request_id
+                                ),
+                            }),
+                            Ok(rec) => self.existing(&rec).await,
+                            Err(e) => Err(e),
+                        })
+                    }
                     (Ok(None), Ok(Some(_))) => Some(Err(Error::AlreadyExists {
                         what: format!("{} {}/{}", r.kind, r.department, r.name),
                     })),
@@ -360,9 +415,12 @@ impl Committer {
             }
             Change::Update { key, revision, .. } | Change::Release { key, revision, .. } => {
                 match self.store.get(key).await {
-                    Ok(None) => Some(Err(Error::not_found(key.rsplit('/').next().unwrap_or(key).to_owned()))),
+                    Ok(None) => Some(Err(Error::not_found(
+                        key.rsplit('/').next().unwrap_or(key).to_owned(),
+                    ))),
                     Ok(Some(kv)) if kv.mod_revision != *revision => Some(Err(Error::Conflict {
-                        message: "the object changed since it was read; read it again and retry".into(),
+                        message: "the object changed since it was read; read it again and retry"
+                            .into(),
                     })),
                     Ok(Some(_)) => None,
                     Err(e) => {
@@ -406,11 +464,15 @@ mod tests {
     fn growth_checks_only_what_grows() {
         let limits = Limits::from([(ResourceClass::Vcpu, 8), (ResourceClass::MemoryMib, 1024)]);
         // Memory is already over a lowered limit; shrinking vCPU is still fine.
-        let usage = Resources::from_pairs([(ResourceClass::Vcpu, 8), (ResourceClass::MemoryMib, 2048)]);
-        let old = Resources::from_pairs([(ResourceClass::Vcpu, 4), (ResourceClass::MemoryMib, 2048)]);
-        let smaller = Resources::from_pairs([(ResourceClass::Vcpu, 2), (ResourceClass::MemoryMib, 2048)]);
+        let usage =
+            Resources::from_pairs([(ResourceClass::Vcpu, 8), (ResourceClass::MemoryMib, 2048)]);
+        let old =
+            Resources::from_pairs([(ResourceClass::Vcpu, 4), (ResourceClass::MemoryMib, 2048)]);
+        let smaller =
+            Resources::from_pairs([(ResourceClass::Vcpu, 2), (ResourceClass::MemoryMib, 2048)]);
         assert!(check_growth(&limits, &usage, &old, &smaller).is_ok());
-        let bigger = Resources::from_pairs([(ResourceClass::Vcpu, 6), (ResourceClass::MemoryMib, 2048)]);
+        let bigger =
+            Resources::from_pairs([(ResourceClass::Vcpu, 6), (ResourceClass::MemoryMib, 2048)]);
         let v = check_growth(&limits, &usage, &old, &bigger).expect_err("over");
         assert_eq!(v[0].to_string(), "vcpu requested 2, used 8, limit 8");
     }

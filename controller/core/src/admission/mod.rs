@@ -84,6 +84,8 @@ pub struct AdmitRequest {
     pub record: Vec<u8>,
     /// Identifies the request's content, to refuse a reused id with another request.
     pub fingerprint: String,
+    /// The new object's uid (also inside `record`).
+    pub uid: String,
 }
 
 /// A change to an admitted object that moves the department's usage.
@@ -227,9 +229,15 @@ impl Admission {
             charge: object.spec.charge(),
             record: codec::encode(&object)?,
             fingerprint,
+            uid: object.meta.uid.clone(),
         };
         let admitted = self.admit(request).await?;
-        let mut object: Object<S> = codec::decode(&admitted.key, &admitted.record)?;
+        // Our own object needs no decoding; an earlier request's does.
+        let mut object = if admitted.created {
+            object
+        } else {
+            codec::decode(&admitted.key, &admitted.record)?
+        };
         object.meta.revision = admitted.revision;
         Ok(Created {
             object,
@@ -240,12 +248,14 @@ impl Admission {
     /// Replaces an admitted object whose charge changes (e.g. a resize),
     /// checking quota for what it adds. Fails with `Conflict` if the object
     /// moved since `object.meta.revision`.
-    pub async fn update<S: Spec + Charge>(&self, old: &Object<S>, new: Object<S>) -> Result<Object<S>> {
-        let department = old
-            .meta
-            .department
-            .clone()
-            .ok_or_else(|| Error::invalid("meta.department", "is required for department resources"))?;
+    pub async fn update<S: Spec + Charge>(
+        &self,
+        old: &Object<S>,
+        new: Object<S>,
+    ) -> Result<Object<S>> {
+        let department = old.meta.department.clone().ok_or_else(|| {
+            Error::invalid("meta.department", "is required for department resources")
+        })?;
         let key = keys::object(S::KIND, Some(&department), &old.meta.name);
         let change = Change::Update {
             department,
@@ -264,11 +274,9 @@ impl Admission {
     /// Deletes an admitted object and returns its charge to the department.
     /// Fails with `Conflict` if the object moved since `object.meta.revision`.
     pub async fn release<S: Spec + Charge>(&self, object: &Object<S>) -> Result<Revision> {
-        let department = object
-            .meta
-            .department
-            .clone()
-            .ok_or_else(|| Error::invalid("meta.department", "is required for department resources"))?;
+        let department = object.meta.department.clone().ok_or_else(|| {
+            Error::invalid("meta.department", "is required for department resources")
+        })?;
         let change = Change::Release {
             key: keys::object(S::KIND, Some(&department), &object.meta.name),
             department,
@@ -317,7 +325,11 @@ impl Admission {
             return q.clone();
         }
         let (tx, rx) = mpsc::channel(self.inner.config.queue_depth);
-        let committer = committer::Committer::new(self.inner.store.clone(), self.inner.config.clone(), department);
+        let committer = committer::Committer::new(
+            self.inner.store.clone(),
+            self.inner.config.clone(),
+            department,
+        );
         tokio::spawn(committer.run(rx));
         queues.insert(department.to_owned(), tx.clone());
         tx
