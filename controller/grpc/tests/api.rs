@@ -621,3 +621,118 @@ async fn placement_is_unimplemented_and_health_is_served() {
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_buckets_and_admin_refuse_bad_input_without_writing() {
+    use yunshu_proto::api::v1::{
+        bucket_service_client::BucketServiceClient, volume_service_client::VolumeServiceClient,
+    };
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let before = s.store.current_revision().await.expect("revision");
+    let mut volumes = VolumeServiceClient::new(s.channel.clone());
+    let volume = |size_gib, attach_to: &str| pb::CreateVolumeRequest {
+        parent: "departments/health".into(),
+        volume_id: "data-1".into(),
+        volume: Some(pb::Volume {
+            metadata: None,
+            spec: Some(pb::VolumeSpec {
+                size_gib,
+                attach_to: attach_to.into(),
+                constraints: None,
+            }),
+            status: None,
+        }),
+        request_id: "v1".into(),
+    };
+    for (req, field) in [
+        (volume(0, ""), "volume.spec.size_gib"),
+        (
+            volume(10, "departments/transport/instances/web"),
+            "volume.spec.attach_to",
+        ),
+        (volume(10, "web"), "volume.spec.attach_to"),
+    ] {
+        let err = volumes
+            .create_volume(as_(ALICE, req))
+            .await
+            .expect_err(field);
+        let br = err.get_details_bad_request().expect("details");
+        assert!(
+            br.field_violations.iter().any(|v| v.field == field),
+            "{field}: {:?}",
+            br.field_violations
+        );
+    }
+    let mut buckets = BucketServiceClient::new(s.channel.clone());
+    let bucket = |quota_bytes, quota_objects| pb::CreateBucketRequest {
+        parent: "departments/health".into(),
+        bucket_id: "logs".into(),
+        bucket: Some(pb::Bucket {
+            metadata: None,
+            spec: Some(pb::BucketSpec {
+                quota_bytes,
+                quota_objects,
+                versioning: false,
+                constraints: None,
+            }),
+            status: None,
+        }),
+        request_id: "b1".into(),
+    };
+    for (req, field) in [
+        (bucket(0, None), "bucket.spec.quota_bytes"),
+        (bucket(1 << 30, Some(0)), "bucket.spec.quota_objects"),
+    ] {
+        let err = buckets
+            .create_bucket(as_(ALICE, req))
+            .await
+            .expect_err(field);
+        let br = err.get_details_bad_request().expect("details");
+        assert!(
+            br.field_violations.iter().any(|v| v.field == field),
+            "{field}: {:?}",
+            br.field_violations
+        );
+    }
+    let mut admin = AdminServiceClient::new(s.channel.clone());
+    let foundation = pb::CreateFoundationRequest {
+        foundation_id: "kunpeng-1".into(),
+        foundation: Some(pb::Foundation {
+            metadata: None,
+            spec: Some(pb::FoundationSpec {
+                adapter: 0,
+                endpoint: "keystone:5000".into(),
+                traits: vec!["arch:sparc".into()],
+                pue: Some(0.5),
+                ..Default::default()
+            }),
+            status: None,
+        }),
+        request_id: "f1".into(),
+    };
+    let err = admin
+        .create_foundation(as_("platform:admin:root", foundation))
+        .await
+        .expect_err("invalid foundation");
+    let fields: Vec<_> = err
+        .get_details_bad_request()
+        .expect("details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    for field in [
+        "foundation.spec.adapter",
+        "foundation.spec.endpoint",
+        "foundation.spec.traits[0]",
+        "foundation.spec.pue",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field}: {fields:?}");
+    }
+    assert_eq!(
+        s.store.current_revision().await.expect("revision"),
+        before,
+        "nothing was written"
+    );
+}
