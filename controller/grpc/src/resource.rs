@@ -213,11 +213,7 @@ impl Api {
     ) -> Result<Object<R>, Status> {
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
         authz::write(p, &department)?;
-        let mut out = Vec::new();
-        validate::request_id("request_id", request_id, &mut out);
-        if !out.is_empty() {
-            return Err(invalid(&out));
-        }
+        require_request_id(request_id)?;
         let mut object: Object<R> = self.read(&department, &name).await?;
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
@@ -245,11 +241,7 @@ impl Api {
     ) -> Result<Object<R>, Status> {
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
         authz::write(p, &department)?;
-        let mut out = Vec::new();
-        validate::request_id("request_id", request_id, &mut out);
-        if !out.is_empty() {
-            return Err(invalid(&out));
-        }
+        require_request_id(request_id)?;
         let old: Object<R> = self.read(&department, &name).await?;
         if old.meta.deletion_timestamp.is_some() {
             return Err(Status::failed_precondition(format!(
@@ -335,6 +327,16 @@ impl Api {
                 },
             })
         }))
+    }
+}
+
+fn require_request_id(request_id: &str) -> Result<(), Status> {
+    let mut out = Vec::new();
+    validate::request_id("request_id", request_id, &mut out);
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(&out))
     }
 }
 

@@ -33,6 +33,18 @@ fn instance(vcpu: u32, memory_mib: u64, image: &str) -> pb::Instance {
     }
 }
 
+fn assert_names_field(err: tonic::Status, field: &str) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+    let br = err
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("{field}: no field violations"));
+    assert!(
+        br.field_violations.iter().any(|v| v.field == field),
+        "{field}: got {:?}",
+        br.field_violations
+    );
+}
+
 fn spec(r: &mut pb::CreateInstanceRequest) -> &mut pb::InstanceSpec {
     r.instance
         .as_mut()
