@@ -363,15 +363,7 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         let mut req = base();
         mutate(&mut req);
         let err = c.create_instance(as_(ALICE, req)).await.expect_err(field);
-        assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
-        let br = err
-            .get_details_bad_request()
-            .unwrap_or_else(|| panic!("{field}: no field violations"));
-        assert!(
-            br.field_violations.iter().any(|v| v.field == field),
-            "{field}: got {:?}",
-            br.field_violations
-        );
+        assert_names_field(err, field);
         assert_eq!(
             s.store.current_revision().await.expect("revision"),
             before,
@@ -669,12 +661,7 @@ async fn volumes_buckets_and_admin_refuse_bad_input_without_writing() {
             .create_volume(as_(ALICE, req))
             .await
             .expect_err(field);
-        let br = err.get_details_bad_request().expect("details");
-        assert!(
-            br.field_violations.iter().any(|v| v.field == field),
-            "{field}: {:?}",
-            br.field_violations
-        );
+        assert_names_field(err, field);
     }
     let mut buckets = BucketServiceClient::new(s.channel.clone());
     let bucket = |quota_bytes, quota_objects| pb::CreateBucketRequest {
@@ -700,12 +687,7 @@ async fn volumes_buckets_and_admin_refuse_bad_input_without_writing() {
             .create_bucket(as_(ALICE, req))
             .await
             .expect_err(field);
-        let br = err.get_details_bad_request().expect("details");
-        assert!(
-            br.field_violations.iter().any(|v| v.field == field),
-            "{field}: {:?}",
-            br.field_violations
-        );
+        assert_names_field(err, field);
     }
     let mut admin = AdminServiceClient::new(s.channel.clone());
     let foundation = pb::CreateFoundationRequest {
