@@ -1,0 +1,1 @@
+//! Placeholder: the scheduling loop lands here.
