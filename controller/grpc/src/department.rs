@@ -110,11 +110,9 @@ impl DepartmentService for Api {
             if !allowed.is_empty() && !allowed.contains(&f.meta.name) {
                 continue;
             }
+            let full = format!("foundations/{}", f.meta.name);
             for z in &f.spec.zones {
-                zones
-                    .entry(z.clone())
-                    .or_default()
-                    .push(f.meta.name.clone());
+                zones.entry(z.clone()).or_default().push(full.clone());
             }
             let kinds = match f.spec.adapter {
                 AdapterKind::Openstack => {
@@ -128,7 +126,7 @@ impl DepartmentService for Api {
                 ],
             };
             foundations.push(pb::CatalogFoundation {
-                name: f.meta.name.clone(),
+                name: full,
                 architecture: f
                     .spec
                     .traits

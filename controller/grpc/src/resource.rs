@@ -126,7 +126,7 @@ impl Api {
             .create(request_id, object)
             .await
             .map_err(to_status)?;
-        tracing::info!(department, name = id, kind = %R::KIND, created = created.created, "admitted");
+        tracing::debug!(department, name = id, kind = %R::KIND, created = created.created, "admitted");
         Ok(created.object)
     }
 

@@ -1,7 +1,13 @@
 //! The admin HTTP server: `/healthz` (the process runs), `/readyz` (the store
 //! answers), `/version`. Metrics join it in the monitoring work.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use tokio::net::TcpListener;
@@ -10,10 +16,12 @@ use yunshu_core::store::Store;
 #[derive(Clone)]
 struct AdminState {
     store: Arc<dyn Store>,
+    serving: Arc<AtomicBool>,
 }
 
-/// The admin routes.
-pub fn router(store: Arc<dyn Store>) -> Router {
+/// The admin routes. `/readyz` is ready once `serving` is set (the gRPC API
+/// listens) and the store answers.
+pub fn router(store: Arc<dyn Store>, serving: Arc<AtomicBool>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -21,10 +29,13 @@ pub fn router(store: Arc<dyn Store>) -> Router {
             "/version",
             get(|| async { concat!("yunshu ", env!("CARGO_PKG_VERSION"), "\n") }),
         )
-        .with_state(AdminState { store })
+        .with_state(AdminState { store, serving })
 }
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
+    if !state.serving.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the gRPC API is not listening yet\n".into());
+    }
     match state.store.current_revision().await {
         Ok(rev) => (
             StatusCode::OK,

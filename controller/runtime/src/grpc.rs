@@ -92,10 +92,11 @@ pub fn keep_index_current(store: Arc<dyn Store>, index: IdentityIndex, from: i64
     });
 }
 
-/// Serves until `stop` turns true.
+/// Serves until `stop` turns true; sets `serving` once it listens.
 pub async fn serve(
     api: Api,
     settings: GrpcSettings,
+    serving: Arc<std::sync::atomic::AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (depts, rev) = departments(&*api.store).await?;
@@ -127,6 +128,7 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("failed to bind the gRPC address {}: {e}", settings.addr))?;
     tracing::info!(addr = %settings.addr, tls = settings.tls.is_some(), "gRPC API listening");
+    serving.store(true, std::sync::atomic::Ordering::Release);
     builder
         .layer(auth.layer())
         .add_routes(routes)

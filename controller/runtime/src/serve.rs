@@ -101,12 +101,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         auth,
     };
-    let mut grpc = tokio::spawn(crate::grpc::serve(api, settings, stop_rx.clone()));
+    let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut grpc = tokio::spawn(crate::grpc::serve(api, settings, serving.clone(), stop_rx.clone()));
     let listener = crate::admin::bind(args.admin_addr).await?;
     tracing::info!(addr = %args.admin_addr, "admin server listening");
     let mut admin_stop = stop_rx.clone();
     let admin = tokio::spawn(async move {
-        axum::serve(listener, crate::admin::router(ctx.store.clone()))
+        axum::serve(listener, crate::admin::router(ctx.store.clone(), serving))
             .with_graceful_shutdown(async move {
                 let _ = admin_stop.wait_for(|s| *s).await;
             })

@@ -1,0 +1,534 @@
+//! What can go wrong, how it is told, and the exit code scripts see.
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |-----:|---------|
+//! | 0 | success |
+//! | 1 | any other error (I/O, internal server error, not implemented yet) |
+//! | 2 | usage: bad flags or configuration, or the server refused an argument (`INVALID_ARGUMENT`, `OUT_OF_RANGE`) |
+//! | 3 | not found (`NOT_FOUND`; also a resource deleted while waiting for it) |
+//! | 4 | not allowed (`UNAUTHENTICATED`, `PERMISSION_DENIED`) |
+//! | 5 | quota exceeded or rate limited (`RESOURCE_EXHAUSTED`) |
+//! | 6 | conflict (`ALREADY_EXISTS`, `ABORTED`, `FAILED_PRECONDITION`; `config init` over an existing file) |
+//! | 7 | unavailable or timed out (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, connection failures, `--timeout`) |
+//! | 8 | the resource went `Failed` while `--wait` watched it |
+//!
+//! Errors print to stderr as `error: <message>`, then one line per field
+//! violation (`  instance.spec.vcpu: must be at least 1`) or quota
+//! violation, then hints.
+
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::units::format_duration;
+
+/// The exit codes of `yunshuctl`; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Any other error.
+    Error = 1,
+    /// Bad usage, configuration or argument.
+    Usage = 2,
+    /// No such resource.
+    NotFound = 3,
+    /// Unauthenticated or permission denied.
+    Denied = 4,
+    /// Quota exceeded or rate limited.
+    Exhausted = 5,
+    /// Already exists, aborted or a failed precondition.
+    Conflict = 6,
+    /// Unavailable or timed out.
+    Unavailable = 7,
+    /// The resource went `Failed` while waiting for it.
+    Failed = 8,
+}
+
+/// The exit codes, for `--help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  other error
+  2  usage: bad flags or configuration, or an invalid argument
+  3  not found
+  4  unauthenticated or permission denied
+  5  quota exceeded or rate limited
+  6  already exists, conflict or aborted
+  7  unavailable or timed out
+  8  the resource went Failed while waiting";
+
+impl Exit {
+    /// The numeric code.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The exit code for a gRPC status code.
+    pub const fn for_code(code: Code) -> Self {
+        match code {
+            Code::Ok => Self::Ok,
+            Code::InvalidArgument | Code::OutOfRange => Self::Usage,
+            Code::NotFound => Self::NotFound,
+            Code::Unauthenticated | Code::PermissionDenied => Self::Denied,
+            Code::ResourceExhausted => Self::Exhausted,
+            Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => Self::Conflict,
+            Code::Unavailable | Code::DeadlineExceeded => Self::Unavailable,
+            Code::Cancelled
+            | Code::Unknown
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::DataLoss => Self::Error,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}
+
+/// Every failure of a command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The flags or the configuration ask for something impossible.
+    #[error("{0}")]
+    Usage(String),
+    /// A file named by the configuration could not be read.
+    #[error("failed to read {what} {}: {source}", path.display())]
+    ReadFile {
+        /// What the file is, e.g. "token file".
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The configuration file is not valid YAML of the expected shape.
+    #[error("failed to parse the configuration file {}: {source}", path.display())]
+    ParseConfig {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: serde_yaml::Error,
+    },
+    /// A file could not be written.
+    #[error("failed to write {}: {source}", path.display())]
+    WriteFile {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `config init` would overwrite a file.
+    #[error("{} already exists; pass --force to replace it", path.display())]
+    ConfigExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The endpoint could not be reached or the TLS settings are unusable.
+    #[error("failed to connect to {endpoint}: {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// Why, with every cause.
+        reason: String,
+    },
+    /// The server answered with an error status.
+    #[error("{}", status_message(.0))]
+    Rpc(Box<Status>),
+    /// `--timeout` (or the per-call deadline) passed.
+    #[error("timed out after {} {waiting}", format_duration(*after))]
+    Timeout {
+        /// How long was waited.
+        after: Duration,
+        /// What for, e.g. "waiting for instance web-1 (still Pending)".
+        waiting: String,
+    },
+    /// The resource went `Failed` while waiting for it.
+    #[error("{kind} {name} failed: {message}")]
+    Failed {
+        /// `instance`, `volume` or `bucket`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The status message.
+        message: String,
+    },
+    /// The resource disappeared (or began deletion) while waiting for it.
+    #[error("{kind} {name} was deleted while waiting for it")]
+    Vanished {
+        /// `instance`, `volume` or `bucket`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Output could not be written.
+    #[error("failed to write output: {0}")]
+    Output(#[source] io::Error),
+    /// Output could not be encoded as JSON or YAML.
+    #[error("failed to encode output: {0}")]
+    Encode(String),
+    /// Another error, with advice on what to do next (e.g. the request id
+    /// to retry a mutation whose outcome is unknown).
+    #[error("{source}")]
+    WithHint {
+        /// What went wrong.
+        source: Box<Error>,
+        /// What to do, one line.
+        hint: String,
+    },
+}
+
+/// A result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        Self::Rpc(Box::new(status))
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Output(e)
+    }
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Usage(_) | Self::ParseConfig { .. } => Exit::Usage,
+            Self::ReadFile { .. } | Self::WriteFile { .. } | Self::Output(_) | Self::Encode(_) => {
+                Exit::Error
+            }
+            Self::ConfigExists { .. } => Exit::Conflict,
+            Self::Connect { .. } | Self::Timeout { .. } => Exit::Unavailable,
+            Self::Rpc(status) => Exit::for_code(status.code()),
+            Self::Failed { .. } => Exit::Failed,
+            Self::Vanished { .. } => Exit::NotFound,
+            Self::WithHint { source, .. } => source.exit(),
+        }
+    }
+
+    /// The gRPC status, when the server answered with one.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Self::Rpc(status) => Some(status),
+            Self::WithHint { source, .. } => source.status(),
+            _ => None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(self, hint: impl Into<String>) -> Self {
+        Self::WithHint {
+            source: Box::new(self),
+            hint: hint.into(),
+        }
+    }
+
+    /// For a mutation: when the outcome is unknown (the server may have
+    /// applied it before the connection broke or the deadline passed), says
+    /// how to retry safely.
+    pub fn for_mutation(self, request_id: &str) -> Self {
+        if self.exit() == Exit::Unavailable {
+            self.with_hint(format!(
+                "the request may or may not have been applied; \
+                 retry safely with --request-id {request_id}"
+            ))
+        } else {
+            self
+        }
+    }
+
+    /// Whether this is a closed stdout (e.g. `yunshuctl list | head -1`),
+    /// which is not worth a message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// Writes the error for a person: `error: …`, details, hints.
+    pub fn render(&self, w: &mut dyn Write) -> io::Result<()> {
+        writeln!(w, "error: {self}")?;
+        for line in self.details() {
+            writeln!(w, "  {line}")?;
+        }
+        if let Some(hint) = self.hint() {
+            writeln!(w, "hint: {hint}")?;
+        }
+        Ok(())
+    }
+
+    /// The lines under the headline: field violations, quota violations.
+    pub fn details(&self) -> Vec<String> {
+        let Some(status) = self.status() else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        if let Some(bad) = status.get_details_bad_request() {
+            lines.extend(
+                bad.field_violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description)),
+            );
+        }
+        if let Some(quota) = status.get_details_quota_failure() {
+            // The message names them already as the server words it; list
+            // only what it leaves out.
+            lines.extend(
+                quota
+                    .violations
+                    .iter()
+                    .filter(|v| !status.message().contains(&v.description))
+                    .map(|v| v.description.clone()),
+            );
+        }
+        lines
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::WithHint { hint, .. } => Some(hint.clone()),
+            Self::Connect { reason, .. } if reason.contains("certificate") => Some(
+                "caFile (--ca-file) must hold the CA that signed the server's certificate"
+                    .to_owned(),
+            ),
+            Self::Rpc(status) => {
+                if let Some(retry) = status.get_details_retry_info()
+                    && let Some(delay) = retry.retry_delay
+                {
+                    return Some(format!("retry after {}", format_duration(delay)));
+                }
+                (status.code() == Code::Unauthenticated).then(|| {
+                    "check the token or certificate in the configuration \
+                     (`yunshuctl config show`)"
+                        .to_owned()
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The headline of a status: its message, without the field violations the
+/// server folded into it when they are listed below anyway.
+fn status_message(status: &Status) -> String {
+    let message = status.message();
+    if message.is_empty() {
+        return format!("{} (no message from the server)", code_name(status.code()));
+    }
+    if let Some(bad) = status.get_details_bad_request() {
+        let joined = bad
+            .field_violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !joined.is_empty()
+            && let Some(head) = message.strip_suffix(&joined)
+        {
+            let head = head.trim_end().trim_end_matches(':');
+            if !head.is_empty() {
+                return head.to_owned();
+            }
+        }
+    }
+    message.to_owned()
+}
+
+fn code_name(code: Code) -> String {
+    format!("{code:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    fn rendered(e: &Error) -> String {
+        let mut out = Vec::new();
+        e.render(&mut out).expect("render");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn every_status_code_has_a_documented_exit_code() {
+        use Code::*;
+        let expect = [
+            (Ok, 0),
+            (Cancelled, 1),
+            (Unknown, 1),
+            (InvalidArgument, 2),
+            (DeadlineExceeded, 7),
+            (NotFound, 3),
+            (AlreadyExists, 6),
+            (PermissionDenied, 4),
+            (ResourceExhausted, 5),
+            (FailedPrecondition, 6),
+            (Aborted, 6),
+            (OutOfRange, 2),
+            (Unimplemented, 1),
+            (Internal, 1),
+            (Unavailable, 7),
+            (DataLoss, 1),
+            (Unauthenticated, 4),
+        ];
+        for (code, exit) in expect {
+            assert_eq!(Exit::for_code(code).code(), exit, "{code:?}");
+            assert_eq!(
+                Error::from(Status::new(code, "x")).exit().code(),
+                exit,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_failures_have_exit_codes_too() {
+        let cases = [
+            (Error::Usage("no endpoint".into()), 2),
+            (Error::ConfigExists { path: "/x".into() }, 6),
+            (
+                Error::Connect {
+                    endpoint: "http://127.0.0.1:1".into(),
+                    reason: "refused".into(),
+                },
+                7,
+            ),
+            (
+                Error::Timeout {
+                    after: Duration::from_secs(60),
+                    waiting: "waiting".into(),
+                },
+                7,
+            ),
+            (
+                Error::Failed {
+                    kind: "instance",
+                    name: "web-1".into(),
+                    message: "no valid host".into(),
+                },
+                8,
+            ),
+            (
+                Error::Vanished {
+                    kind: "instance",
+                    name: "web-1".into(),
+                },
+                3,
+            ),
+            (Error::Output(io::Error::other("disk full")), 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit().code(), code, "{error}");
+        }
+        let unsure = Error::from(Status::unavailable("connection reset")).for_mutation("r-1");
+        assert_eq!(unsure.exit(), Exit::Unavailable);
+        assert_eq!(
+            rendered(&unsure),
+            "error: connection reset\nhint: the request may or may not have been applied; \
+             retry safely with --request-id r-1\n"
+        );
+        let refused = Error::from(Status::invalid_argument("bad")).for_mutation("r-1");
+        assert!(!rendered(&refused).contains("hint"));
+    }
+
+    #[test]
+    fn field_violations_print_one_per_line_under_the_headline() {
+        let mut details = ErrorDetails::new();
+        details.add_bad_request_violation("instance.spec.vcpu", "must be at least 1");
+        details.add_bad_request_violation("instance_id", "must be a DNS label");
+        let status = Status::with_error_details(
+            Code::InvalidArgument,
+            "invalid request: instance.spec.vcpu: must be at least 1; instance_id: must be a DNS label",
+            details,
+        );
+        let error = Error::from(status);
+        assert_eq!(error.exit(), Exit::Usage);
+        assert_eq!(
+            rendered(&error),
+            "error: invalid request\n  instance.spec.vcpu: must be at least 1\n  instance_id: must be a DNS label\n"
+        );
+    }
+
+    #[test]
+    fn a_message_that_says_more_than_the_violations_is_kept() {
+        let mut details = ErrorDetails::new();
+        details.add_bad_request_violation("name", "must be a DNS label");
+        let status =
+            Status::with_error_details(Code::InvalidArgument, "the name is wrong", details);
+        assert_eq!(
+            rendered(&status.into()),
+            "error: the name is wrong\n  name: must be a DNS label\n"
+        );
+    }
+
+    #[test]
+    fn quota_failures_print_verbatim() {
+        let mut details = ErrorDetails::new();
+        details.add_quota_failure_violation("vcpu", "vcpu requested 16, used 44, limit 48");
+        let status = Status::with_error_details(
+            Code::ResourceExhausted,
+            "quota exceeded: vcpu requested 16, used 44, limit 48",
+            details,
+        );
+        let error = Error::from(status);
+        assert_eq!(error.exit(), Exit::Exhausted);
+        assert_eq!(
+            rendered(&error),
+            "error: quota exceeded: vcpu requested 16, used 44, limit 48\n"
+        );
+    }
+
+    #[test]
+    fn quota_violations_missing_from_the_message_are_listed() {
+        let mut details = ErrorDetails::new();
+        details.add_quota_failure_violation("vcpu", "vcpu requested 16, used 44, limit 48");
+        details.add_quota_failure_violation(
+            "memory_mib",
+            "memory_mib requested 32768, used 0, limit 1024",
+        );
+        let status = Status::with_error_details(
+            Code::ResourceExhausted,
+            "quota exceeded: vcpu requested 16, used 44, limit 48",
+            details,
+        );
+        assert_eq!(
+            rendered(&status.into()),
+            "error: quota exceeded: vcpu requested 16, used 44, limit 48\n  \
+             memory_mib requested 32768, used 0, limit 1024\n"
+        );
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let mut details = ErrorDetails::new();
+        details.set_retry_info(Some(Duration::from_secs(2)));
+        let status = Status::with_error_details(Code::ResourceExhausted, "rate limited", details);
+        assert_eq!(
+            rendered(&status.into()),
+            "error: rate limited\nhint: retry after 2s\n"
+        );
+    }
+
+    #[test]
+    fn empty_messages_name_the_code() {
+        assert_eq!(
+            rendered(&Status::internal("").into()),
+            "error: Internal (no message from the server)\n"
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! `yunshuctl`: the command line for departments and admins.
+
+fn main() -> std::process::ExitCode {
+    yunshu_ctl::main()
+}
