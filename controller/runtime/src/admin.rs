@@ -34,7 +34,10 @@ pub fn router(store: Arc<dyn Store>, serving: Arc<AtomicBool>) -> Router {
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {
     if !state.serving.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the gRPC API is not listening yet\n".into());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the gRPC API is not listening yet\n".into(),
+        );
     }
     match state.store.current_revision().await {
         Ok(rev) => (

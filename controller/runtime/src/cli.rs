@@ -21,6 +21,23 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the version and build information.
     Version,
+    /// Mint a department API token: prints the token once and the identity
+    /// (id and SHA-256) to add to the department's `spec.identities`.
+    Token(TokenArgs),
+}
+
+/// Flags of `yunshu token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The token's public id, e.g. `ci` or a person's login.
+    #[arg(long, env = "YUNSHU_TOKEN_ID")]
+    pub id: String,
+    /// The role the identity grants: viewer, operator or admin.
+    #[arg(long, env = "YUNSHU_TOKEN_ROLE", default_value = "operator", value_parser = ["viewer", "operator", "admin"])]
+    pub role: String,
+    /// Also write the token (only the token) to this file, mode 0600.
+    #[arg(long, env = "YUNSHU_TOKEN_FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// Which store backend to use.
@@ -120,6 +137,7 @@ pub fn main() -> anyhow::Result<()> {
             println!("yunshu {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Token(args) => crate::token::mint(&args),
         Command::Serve(args) => {
             crate::telemetry::init(&args.log, args.log_format)?;
             let rt = tokio::runtime::Builder::new_multi_thread()

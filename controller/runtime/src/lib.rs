@@ -9,3 +9,4 @@ pub mod config;
 pub mod grpc;
 pub mod serve;
 pub mod telemetry;
+pub mod token;

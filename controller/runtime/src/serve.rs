@@ -102,7 +102,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth,
     };
     let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut grpc = tokio::spawn(crate::grpc::serve(api, settings, serving.clone(), stop_rx.clone()));
+    let mut grpc = tokio::spawn(crate::grpc::serve(
+        api,
+        settings,
+        serving.clone(),
+        stop_rx.clone(),
+    ));
     let listener = crate::admin::bind(args.admin_addr).await?;
     tracing::info!(addr = %args.admin_addr, "admin server listening");
     let mut admin_stop = stop_rx.clone();
