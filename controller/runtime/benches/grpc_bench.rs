@@ -125,7 +125,12 @@ async fn start_echo() -> anyhow::Result<SocketAddr> {
 }
 
 async fn start_ours(dir: &std::path::Path, token: &MintedToken) -> anyhow::Result<SocketAddr> {
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.join("bench.redb"))?);
+    // GRPC_BENCH_STORE=memory isolates the store's share of the cost.
+    let store: Arc<dyn Store> = if std::env::var("GRPC_BENCH_STORE").as_deref() == Ok("memory") {
+        Arc::new(EmbeddedStore::in_memory()?)
+    } else {
+        Arc::new(EmbeddedStore::open(dir.join("bench.redb"))?)
+    };
     let dept = Department::new(
         None,
         "bench",
