@@ -329,6 +329,12 @@ impl Store for EtcdStore {
     }
 }
 
+/// The largest watch response accepted. etcd sends a catching-up watcher
+/// whole revisions in one response; fragmenting them would split a
+/// revision across responses and break resuming at revision + 1, so the
+/// limit is raised instead.
+const MAX_WATCH_RESPONSE: usize = 1 << 30;
+
 /// Follows a prefix from `next`, reconnecting after disconnects.
 async fn follow(
     client: Client,
@@ -337,16 +343,24 @@ async fn follow(
     tx: mpsc::Sender<Result<WatchEvent>>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    let mut failures = 0u32;
     loop {
         if tx.is_closed() {
             return;
         }
         let options = WatchOptions::new().with_prefix().with_start_revision(next);
-        let mut watch_client = client.watch_client();
+        let mut watch_client = client
+            .watch_client()
+            .max_decoding_message_size(MAX_WATCH_RESPONSE);
         let mut stream = match watch_client.watch(prefix.as_str(), Some(options)).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::debug!(error = %e, %prefix, next, "failed to open etcd watch; retrying");
+                failures += 1;
+                if failures % 20 == 0 {
+                    tracing::warn!(error = %e, %prefix, next, failures, "etcd watch keeps failing to open; retrying");
+                } else {
+                    tracing::debug!(error = %e, %prefix, next, "failed to open etcd watch; retrying");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
@@ -372,6 +386,7 @@ async fn follow(
                         break;
                     }
                     backoff = Duration::from_millis(50);
+                    failures = 0;
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
                         let mut kv = convert_kv(kv);
@@ -390,7 +405,12 @@ async fn follow(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(error = %e, %prefix, next, "etcd watch disconnected; resuming");
+                    failures += 1;
+                    if failures % 20 == 0 {
+                        tracing::warn!(error = %e, %prefix, next, failures, "etcd watch keeps disconnecting; resuming");
+                    } else {
+                        tracing::debug!(error = %e, %prefix, next, "etcd watch disconnected; resuming");
+                    }
                     break;
                 }
             }

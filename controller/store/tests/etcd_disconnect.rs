@@ -60,3 +60,31 @@ async fn watch_resumes_across_server_restart() {
         "no duplicate after the last change: {extra:?}"
     );
 }
+
+/// A watcher catching up over more history than one default gRPC message
+/// holds (4 MiB) still sees every change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_catches_up_over_large_history() {
+    let server = EtcdServer::start().expect("start etcd");
+    let store = EtcdStore::connect(EtcdConfig::new([server.endpoint()]))
+        .await
+        .expect("connect");
+    let start = store.current_revision().await.expect("revision") + 1;
+    let value = vec![b'x'; 256 << 10];
+    for i in 0..24 {
+        store
+            .put(&format!("/big/{i:02}"), value.clone())
+            .await
+            .expect("put");
+    }
+    let mut stream = store.watch("/big/", start).await.expect("watch");
+    for i in 0..24 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("event within 10 s")
+            .expect("open")
+            .expect("ok");
+        assert_eq!(ev.kv.key, format!("/big/{i:02}"));
+        assert_eq!(ev.kv.value.len(), value.len());
+    }
+}

@@ -1,0 +1,246 @@
+//! Applying watched changes to the loop's index, queue and cache, and
+//! releasing the claims of deleted objects.
+
+use std::sync::atomic::Ordering;
+
+use yunshu_core::{
+    codec,
+    model::Phase,
+    store::{EventKind, KeyValue},
+};
+
+use super::{Tracked, Worker};
+use crate::{
+    cache::Changed,
+    commit::{Job, ReleaseJob},
+    inventory::ClaimRecord,
+    keys,
+    workload::Workload,
+};
+
+impl Worker {
+    /// Applies one watched change.
+    pub(super) fn apply(&mut self, kind: EventKind, kv: &KeyValue) {
+        if keys::workload_kind(&kv.key).is_some() {
+            self.apply_workload(kind, kv);
+        } else if kv.key.starts_with(&keys::claims()) {
+            self.apply_claim(kind, kv);
+        } else {
+            match self.cache.apply(kind, kv) {
+                Changed::Nothing | Changed::Allocation { freed: false } => {}
+                Changed::Config | Changed::Allocation { freed: true } => self.retry_parked(),
+            }
+        }
+    }
+
+    pub(super) fn apply_workload(&mut self, kind: EventKind, kv: &KeyValue) {
+        let key = kv.key.as_str();
+        if self
+            .objects
+            .get(key)
+            .is_some_and(|t| t.revision >= kv.mod_revision)
+        {
+            return;
+        }
+        self.cancel_older(key, kv.mod_revision);
+        let recheck = self.recheck.remove(key);
+        let workload = match kind {
+            EventKind::Delete => None,
+            EventKind::Put => {
+                let Some(k) = keys::workload_kind(key) else {
+                    return;
+                };
+                match Workload::decode(k, kv) {
+                    Ok(w) => Some(w),
+                    Err(error) => {
+                        // Skipped, and its earlier version is not decided either.
+                        tracing::warn!(%error, key, "skipping malformed object");
+                        if let Some(t) = self.objects.get_mut(key) {
+                            t.revision = kv.mod_revision;
+                            t.waiting = None;
+                        }
+                        self.forget(key);
+                        return;
+                    }
+                }
+            }
+        };
+        self.index_group(key, workload.as_ref());
+        let Some(w) = workload else {
+            self.objects.remove(key);
+            self.forget(key);
+            if let Some(claim) = keys::claim_for(key) {
+                self.maybe_release(&claim);
+            }
+            return;
+        };
+        let waiting = w.wants_placement();
+        let phase = w.status().phase;
+        let uid = w.meta().uid.clone();
+        self.objects.insert(
+            key.to_owned(),
+            Tracked {
+                revision: kv.mod_revision,
+                uid,
+                waiting: waiting.then_some(w),
+            },
+        );
+        if !waiting {
+            self.forget(key);
+        } else if phase == Phase::Pending || recheck {
+            self.parked.remove(key);
+            self.enqueue(key);
+        } else if !self.in_flight.contains_key(key) && !self.queued.contains(key) {
+            self.parked.insert(key.to_owned());
+        }
+    }
+
+    pub(super) fn apply_claim(&mut self, kind: EventKind, kv: &KeyValue) {
+        let key = kv.key.as_str();
+        if self
+            .claims
+            .get(key)
+            .is_some_and(|(rev, _)| *rev >= kv.mod_revision)
+        {
+            return;
+        }
+        match kind {
+            EventKind::Put => match codec::decode::<ClaimRecord>(key, &kv.value) {
+                Ok(claim) => {
+                    self.claims.insert(key.to_owned(), (kv.mod_revision, claim));
+                }
+                Err(error) => tracing::warn!(%error, key, "skipping malformed claim"),
+            },
+            EventKind::Delete => {
+                if self.claims.remove(key).is_some() {
+                    // An object of the same name may have waited for this release.
+                    if let Some(object) = keys::object_for(key)
+                        && self
+                            .objects
+                            .get(&object)
+                            .is_some_and(|t| t.waiting.is_some())
+                    {
+                        self.parked.remove(&object);
+                        self.enqueue(&object);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels an in-flight decision made on a version older than `revision`
+    /// and stops holding its charge: either this is its own commit (the
+    /// allocation now counts it) or its guard will fail.
+    fn cancel_older(&mut self, key: &str, revision: i64) {
+        if let Some(f) = self.in_flight.get_mut(key)
+            && f.revision < revision
+        {
+            f.cancel.store(true, Ordering::Relaxed);
+            if let Some(target) = f.target.as_deref().filter(|_| f.held) {
+                self.cache.unhold(target, &f.department, &f.charge);
+                f.held = false;
+            }
+        }
+    }
+
+    /// Keeps the group index: which foundation each placed member is on.
+    fn index_group(&mut self, key: &str, w: Option<&Workload>) {
+        let placed = w.and_then(|w| {
+            let group = w.group()?;
+            let foundation = w.status().placement.foundation.as_ref()?;
+            let placed = !matches!(w.status().phase, Phase::Pending | Phase::Unschedulable);
+            placed.then(|| {
+                (
+                    (w.department().to_owned(), group.to_owned()),
+                    foundation.clone(),
+                )
+            })
+        });
+        if let Some(group) = self.group_of.remove(key)
+            && let Some(members) = self.groups.get_mut(&group)
+        {
+            members.remove(key);
+            if members.is_empty() {
+                self.groups.remove(&group);
+            }
+        }
+        if let Some((group, foundation)) = placed {
+            self.groups
+                .entry(group.clone())
+                .or_default()
+                .insert(key.to_owned(), foundation);
+            self.group_of.insert(key.to_owned(), group);
+        }
+    }
+
+    /// Drops a key from the queue and the parked set.
+    fn forget(&mut self, key: &str) {
+        self.parked.remove(key);
+        if self.queued.remove(key) {
+            self.queue.retain(|k| k != key);
+        }
+    }
+
+    /// Queues a key for a decision unless it is queued or in flight.
+    pub(super) fn enqueue(&mut self, key: &str) {
+        if !self.in_flight.contains_key(key) && self.queued.insert(key.to_owned()) {
+            self.queue.push_back(key.to_owned());
+        }
+    }
+
+    /// Asks for every parked object to be decided again. Requests are
+    /// coalesced: the parked set moves to the queue at most once per
+    /// [`RETRY_COALESCE`](super::RETRY_COALESCE).
+    pub(super) fn retry_parked(&mut self) {
+        self.epoch += 1;
+        self.retry_wanted = true;
+    }
+
+    /// Moves every parked object to the queue.
+    pub(super) fn requeue_parked(&mut self) {
+        self.retry_wanted = false;
+        self.next_retry = tokio::time::Instant::now() + super::RETRY_COALESCE;
+        for key in std::mem::take(&mut self.parked) {
+            self.enqueue(&key);
+        }
+    }
+
+    /// Releases every claim whose object is gone.
+    pub(super) fn sweep(&mut self) {
+        let keys: Vec<String> = self.claims.keys().cloned().collect();
+        for key in keys {
+            self.maybe_release(&key);
+        }
+    }
+
+    /// Releases a claim if its object is gone (or is another object of the
+    /// same name). The committer's guards make a wrong belief harmless.
+    pub(super) fn maybe_release(&mut self, claim_key: &str) {
+        if self.releasing.contains(claim_key) {
+            return;
+        }
+        let Some((claim_revision, claim)) = self.claims.get(claim_key) else {
+            return;
+        };
+        let Some(object_key) = keys::object_for(claim_key) else {
+            return;
+        };
+        let object_revision = match self.objects.get(&object_key) {
+            None => 0,
+            Some(t) if t.uid != claim.uid => t.revision,
+            Some(_) => return,
+        };
+        tracing::debug!(claim = claim_key, foundation = %claim.foundation, "releasing claim");
+        let job = ReleaseJob {
+            claim_key: claim_key.to_owned(),
+            claim_revision: *claim_revision,
+            claim: claim.clone(),
+            object_key,
+            object_revision,
+            reply: None,
+        };
+        let foundation = claim.foundation.clone();
+        self.releasing.insert(claim_key.to_owned());
+        self.committers.send(Some(&foundation), Job::Release(job));
+    }
+}
