@@ -356,7 +356,7 @@ async fn follow(
             Ok(s) => s,
             Err(e) => {
                 failures += 1;
-                if failures % 20 == 0 {
+                if failures.is_multiple_of(20) {
                     tracing::warn!(error = %e, %prefix, next, failures, "etcd watch keeps failing to open; retrying");
                 } else {
                     tracing::debug!(error = %e, %prefix, next, "failed to open etcd watch; retrying");
@@ -406,7 +406,7 @@ async fn follow(
                 Ok(None) => break,
                 Err(e) => {
                     failures += 1;
-                    if failures % 20 == 0 {
+                    if failures.is_multiple_of(20) {
                         tracing::warn!(error = %e, %prefix, next, failures, "etcd watch keeps disconnecting; resuming");
                     } else {
                         tracing::debug!(error = %e, %prefix, next, "etcd watch disconnected; resuming");
