@@ -632,14 +632,14 @@ async fn credentials_are_checked_and_departments_isolated() {
 }
 
 #[tokio::test]
-async fn placement_commands_print_the_servers_unimplemented_message() {
+async fn placement_commands_print_the_servers_unimplemented_message_without_a_scheduler() {
     let s = start().await;
     ctl(&s.operator, &create_instance("web-1", &[])).await.ok();
     let explain = ctl(&s.operator, &["explain", "instance", "web-1"]).await;
     assert_eq!(explain.exit, Exit::Error, "{explain:?}");
     assert_eq!(
         explain.err,
-        "error: placement explanations are not served yet: the scheduling loop is not wired into this build\n"
+        "error: placement is not served by this process: it runs without a scheduler\n"
     );
     let dry = ctl(
         &s.operator,
@@ -658,7 +658,7 @@ async fn placement_commands_print_the_servers_unimplemented_message() {
     assert_eq!(dry.exit, Exit::Error, "{dry:?}");
     assert!(
         dry.err
-            .starts_with("error: placement explanations are not served yet"),
+            .starts_with("error: placement is not served by this process"),
         "{}",
         dry.err
     );

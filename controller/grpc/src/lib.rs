@@ -7,6 +7,9 @@
 //! there by the authentication layer in front; [`authz`] decides what it may
 //! do. Bad input is refused with field violations before anything is written,
 //! and core errors become `tonic::Status` in exactly one place, [`status`].
+//!
+//! Placement explanations come from `yunshu-placement`'s scheduler, a
+//! domain crate with no Kubernetes or cloud SDK in it.
 
 pub mod admin;
 pub mod authz;
@@ -33,4 +36,7 @@ pub struct Api {
     pub admission: Admission,
     /// Sizes and images departments may request.
     pub catalog: Arc<Catalog>,
+    /// The scheduler, for placement explanations and dry runs; those calls
+    /// answer `UNIMPLEMENTED` without one.
+    pub placement: Option<yunshu_placement::Scheduler>,
 }

@@ -148,6 +148,7 @@ async fn start_ours(dir: &std::path::Path, token: &MintedToken) -> anyhow::Resul
         admission: Admission::new(store.clone(), AdmissionConfig::default()),
         store,
         catalog: Arc::new(Catalog::default()),
+        placement: None,
     };
     let routes = yunshu_grpc::server::routes(api)
         .await

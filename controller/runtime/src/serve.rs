@@ -84,10 +84,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = yunshu_placement::Scheduler::new(
+        ctx.store.clone(),
+        yunshu_placement::SchedulerConfig::default(),
+    );
+    let scheduling = {
+        let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = scheduler.run(stop).await {
+                tracing::error!(error = %e, "the scheduling loop stopped");
+            }
+        })
+    };
     let api = yunshu_grpc::Api {
         store: ctx.store.clone(),
         admission: ctx.admission.clone(),
         catalog: Arc::new(config.catalog.clone().unwrap_or_default()),
+        placement: Some(scheduler),
     };
     let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
         public_paths: DEFAULT_PUBLIC_PATHS
@@ -143,6 +156,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin server failed while stopping"),
         Ok(Err(e)) => tracing::warn!(error = %e, "admin server task failed"),
         Err(_) => tracing::warn!(grace = ?args.shutdown_grace, "shutdown grace period ran out"),
+    }
+    if tokio::time::timeout(args.shutdown_grace, scheduling)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the scheduling loop did not stop within the grace period");
     }
     drop(stop_rx);
     tracing::info!("stopped");

@@ -157,6 +157,7 @@ pub async fn serve(
         store: store.clone(),
         admission: Admission::new(store, AdmissionConfig::default()),
         catalog: Arc::new(Catalog::default()),
+        placement: None,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

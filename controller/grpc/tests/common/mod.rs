@@ -48,6 +48,10 @@ pub async fn start() -> Server {
         store: store.clone(),
         admission: Admission::new(store.clone(), AdmissionConfig::default()),
         catalog: Arc::new(Catalog::default()),
+        placement: Some(yunshu_placement::Scheduler::new(
+            store.clone(),
+            yunshu_placement::SchedulerConfig::default(),
+        )),
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
