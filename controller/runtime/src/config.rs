@@ -66,11 +66,59 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and parses a configuration file.
+    /// Reads, parses and checks a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("failed to read --config {}: {e}", path.display()))?;
-        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))
+    }
+
+    /// Parses and checks a configuration document.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let config: Self = serde_yaml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Names must be DNS labels and token hashes 64 hex digits: a bad hash
+    /// would otherwise never match and lock its owner out silently.
+    fn check(&self) -> anyhow::Result<()> {
+        let label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        let names = self
+            .departments
+            .iter()
+            .map(|d| ("departments", &d.name))
+            .chain(self.foundations.iter().map(|f| ("foundations", &f.name)))
+            .chain(
+                self.placement_policies
+                    .iter()
+                    .map(|p| ("placementPolicies", &p.name)),
+            );
+        for (section, name) in names {
+            anyhow::ensure!(
+                label(name),
+                "{section}: name `{name}` must be a DNS label (a-z, 0-9, '-', at most 63)"
+            );
+        }
+        for d in &self.departments {
+            for (i, id) in d.spec.identities.iter().enumerate() {
+                if let yunshu_core::model::Identity::ApiToken { sha256, .. } = id {
+                    anyhow::ensure!(
+                        sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "departments `{}`: identities[{i}].sha256 must be 64 hex digits, the SHA-256 of the token as `yunshu token` prints it",
+                        d.name
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Creates or updates every declared object.
@@ -161,6 +209,35 @@ placementPolicies:
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### The configuration file")
+            .nth(1)
+            .expect("section");
+        let block = section
+            .split("```yaml")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("yaml block");
+        let block = block.replace("<sha256 of the whole token>", &"0".repeat(64));
+        let c = Config::parse(&block).expect("the README's configuration example parses");
+        assert_eq!(c.foundations[0].name, "kunpeng-1");
+        assert!(c.catalog.is_some() && c.auth.is_some());
+    }
+
+    #[test]
+    fn bad_names_and_hashes_are_refused() {
+        let bad_hash = "departments: [{name: health, spec: {identities: [{type: apiToken, id: x, sha256: abc, role: operator}]}}]";
+        let err = Config::parse(bad_hash).expect_err("short hash").to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+        let err = Config::parse("departments: [{name: Health, spec: {}}]")
+            .expect_err("name")
+            .to_string();
+        assert!(err.contains("DNS label"), "{err}");
     }
 
     #[tokio::test]
