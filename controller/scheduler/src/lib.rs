@@ -40,9 +40,8 @@
 //! only the function `run_fixed`, so setup is excluded:
 //!
 //! ```text
-//! CARGO_TARGET_DIR=$HOME/.cache/yunshu-target-sched \
-//!   cargo bench -p yunshu-scheduler --bench placement-bench --no-run
-//! BIN=$(ls -t $HOME/.cache/yunshu-target-sched/release/deps/placement_bench-* | grep -v '\.d$' | head -1)
+//! cargo bench -p yunshu-scheduler --bench placement-bench --no-run
+//! BIN=$(ls -t ${CARGO_TARGET_DIR:-target}/release/deps/placement_bench-* | grep -v '\.d$' | head -1)
 //! valgrind --tool=callgrind --toggle-collect='*run_fixed*' --callgrind-out-file=/tmp/cg.out \
 //!   $BIN --fixed 16 10000
 //! # valgrind prints "Collected : <Ir>"; Ir / 10000 is instructions per decision.
