@@ -5,19 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{BIN, Serving};
-
-const CTL: &str = env!("CARGO_BIN_EXE_yunshuctl");
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{BIN, CTL, Serving, text};
 
 #[test]
 fn a_departments_first_session() {

@@ -5,21 +5,11 @@
 mod common;
 
 use std::{
-    process::{Command, Output},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{BIN, Serving};
-
-const CTL: &str = env!("CARGO_BIN_EXE_yunshuctl");
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{BIN, CTL, Serving, text};
 
 #[test]
 fn requests_land_by_architecture_and_explain_why() {

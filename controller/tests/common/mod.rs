@@ -13,6 +13,16 @@ use std::{
 use yunshu_testenv::free_port;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
+pub const CTL: &str = env!("CARGO_BIN_EXE_yunshuctl");
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
 
 /// A plain HTTP GET; returns the status code and body.
 pub fn get(port: u16, path: &str) -> Option<(u16, String)> {

@@ -9,6 +9,8 @@
 
 pub mod department;
 pub mod describe;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod placement;
 pub mod resource;
 

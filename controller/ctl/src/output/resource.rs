@@ -305,37 +305,7 @@ pub const fn event_name(kind: pb::WatchEventType) -> &'static str {
 mod tests {
     use super::*;
 
-    fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
-        Some(prost_types::Timestamp { seconds, nanos: 0 })
-    }
-
-    fn instance(name: &str, phase: pb::Phase) -> Resource {
-        Resource::Instance(pb::Instance {
-            metadata: Some(pb::ObjectMeta {
-                name: format!("departments/health/instances/{name}"),
-                create_time: ts(1_000_000),
-                labels: [("app".to_owned(), "web".to_owned())].into(),
-                ..Default::default()
-            }),
-            spec: Some(pb::InstanceSpec {
-                vcpu: 4,
-                memory_mib: 8192,
-                disk_gib: 40,
-                image: "kylin-v10".into(),
-                constraints: Some(pb::Constraints {
-                    required_traits: vec!["xinchuang".into()],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            status: Some(pb::InstanceStatus {
-                phase: phase.into(),
-                foundation: "foundations/kunpeng-1".into(),
-                addresses: vec!["10.2.0.14".into()],
-                ..Default::default()
-            }),
-        })
-    }
+    use crate::output::fixtures::instance;
 
     #[test]
     fn json_shape_uses_api_field_names() {
