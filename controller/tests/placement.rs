@@ -35,7 +35,7 @@ fn requests_land_by_architecture_and_explain_why() {
     std::fs::write(
         &config,
         format!(
-            "departments:\n  - name: health\n    spec:\n      identities:\n        {identity}\n      quota: {{ hard: {{ vcpu: 200 }} }}\nfoundations:\n{}{}",
+            "departments:\n  - name: health\n    spec:\n      identities:\n        {identity}\n      quota: {{ hard: {{ vcpu: 200 }}, perFoundation: {{ kunpeng-1: {{ vcpu: 40 }} }} }}\nfoundations:\n{}{}",
             foundation("x86-phase1", "x86_64", 64),
             foundation("kunpeng-1", "aarch64", 32)
         ),
@@ -106,6 +106,20 @@ fn requests_land_by_architecture_and_explain_why() {
     }
     assert!(wait_for("arm-1", "Scheduled").contains("kunpeng-1"));
     assert!(wait_for("x86-1", "Scheduled").contains("x86-phase1"));
+
+    let quota = ctl(&["-o", "json", "quota"]);
+    assert!(quota.status.success(), "{}", text(&quota));
+    let q: serde_json::Value = serde_json::from_slice(&quota.stdout).expect("quota json");
+    let kunpeng = &q["foundations"][0];
+    assert_eq!(kunpeng["foundation"], "foundations/kunpeng-1", "{q}");
+    assert_eq!(
+        (
+            kunpeng["resources"][0]["used"].as_u64(),
+            kunpeng["resources"][0]["limit"].as_u64()
+        ),
+        (Some(4), Some(40)),
+        "{q}"
+    );
 
     let explain = ctl(&["explain", "instance", "arm-1"]);
     assert!(explain.status.success(), "{}", text(&explain));

@@ -63,25 +63,33 @@ impl DepartmentService for Api {
                 used: usage.get(c),
             })
             .collect();
-        // Per-foundation usage is tracked by the scheduler; until it runs,
-        // only the per-foundation limits are known.
-        let foundations = dept
-            .spec
-            .quota
-            .per_foundation
-            .iter()
-            .map(|(f, limits)| pb::FoundationUsage {
-                foundation: f.clone(),
+        // Per-foundation use is what the scheduler committed on each
+        // foundation for this department (its allocation record).
+        let mut foundations = Vec::new();
+        for (f, limits) in &dept.spec.quota.per_foundation {
+            let used = match self
+                .store
+                .get(&yunshu_placement::keys::allocation(f))
+                .await
+                .map_err(to_status)?
+            {
+                Some(kv) => codec::decode::<yunshu_placement::AllocationRecord>(&kv.key, &kv.value)
+                    .map_err(to_status)?
+                    .department(&dept.meta.name),
+                None => Resources::ZERO,
+            };
+            foundations.push(pb::FoundationUsage {
+                foundation: format!("foundations/{f}"),
                 resources: limits
                     .iter()
                     .map(|(c, l)| pb::ResourceUsage {
                         resource_class: class(*c) as i32,
                         limit: Some(*l),
-                        used: 0,
+                        used: used.get(*c),
                     })
                     .collect(),
-            })
-            .collect();
+            });
+        }
         Ok(Response::new(pb::GetQuotaResponse {
             resources,
             foundations,

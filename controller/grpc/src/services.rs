@@ -270,6 +270,16 @@ workload_service! {
         let r = request.into_inner();
         let catalog = self.catalog.clone();
         let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+            // A placed instance's foundation allocation would have to move
+            // with its quota charge; that waits for the provisioner.
+            if !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable) {
+                return Err(Status::failed_precondition(format!(
+                    "instance {} is {:?} on {}; only a Pending or Unschedulable instance can be resized in this version",
+                    o.meta.name,
+                    o.status.phase,
+                    o.status.placement.foundation.as_deref().unwrap_or("a foundation")
+                )));
+            }
             o.spec.vcpu = r.vcpu;
             o.spec.memory_mib = r.memory_mib;
             let mut out = Vec::new();

@@ -264,6 +264,37 @@ async fn quota_is_exact_and_resize_is_checked() {
         .expect("resize down")
         .into_inner();
     assert_eq!(resized.instance.and_then(|i| i.spec).expect("spec").vcpu, 2);
+    // Once placed, an instance keeps its size until the provisioner can move
+    // its foundation allocation with it.
+    {
+        use yunshu_core::{
+            codec, keys,
+            meta::Kind,
+            model::{Instance, Phase},
+            store::StoreExt,
+        };
+        let key = keys::object(Kind::Instance, Some("health"), "db-0");
+        let kv = s.store.get(&key).await.expect("get").expect("db-0");
+        let mut placed: Instance = codec::decode_object(&kv).expect("decode");
+        placed.status.phase = Phase::Scheduled;
+        s.store
+            .put(&key, codec::encode(&placed).expect("encode"))
+            .await
+            .expect("put");
+        let err = c
+            .resize_instance(as_(
+                ALICE,
+                pb::ResizeInstanceRequest {
+                    name: "departments/health/instances/db-0".into(),
+                    vcpu: 4,
+                    memory_mib: 8192,
+                    request_id: "z3".into(),
+                },
+            ))
+            .await
+            .expect_err("placed");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    }
     let stopped = c
         .stop_instance(as_(
             ALICE,
