@@ -133,6 +133,21 @@ async fn api_tokens_guard_the_api() {
         .create_instance(with_token(&f.health, create("big").clone()))
         .await;
     assert!(err.is_ok(), "8 of 48 vCPU");
+    // Every call and every refusal shows in /metrics, with bounded labels.
+    let (code, metrics) = common::get(f.serving.port, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    for line in [
+        r#"yunshu_grpc_requests_total{service="yunshu.api.v1.InstanceService",method="CreateInstance",code="Unauthenticated"} 2"#,
+        r#"yunshu_grpc_requests_total{service="yunshu.api.v1.InstanceService",method="GetInstance",code="NotFound"} 1"#,
+        r#"yunshu_auth_rejections_total{reason="missing_credentials"} 1"#,
+        r#"yunshu_auth_rejections_total{reason="revoked_api_token"} 1"#,
+        r#"yunshu_build_info{version="0.1.0"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing `{line}` in:\n{metrics}"
+        );
+    }
     let (status, logs) = f.serving.stop();
     assert!(status.success(), "{logs}");
     for t in [&f.health, &f.transport, &f.revoked] {

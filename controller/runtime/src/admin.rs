@@ -17,11 +17,16 @@ use yunshu_core::store::Store;
 struct AdminState {
     store: Arc<dyn Store>,
     serving: Arc<AtomicBool>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The admin routes. `/readyz` is ready once `serving` is set (the gRPC API
 /// listens) and the store answers.
-pub fn router(store: Arc<dyn Store>, serving: Arc<AtomicBool>) -> Router {
+pub fn router(
+    store: Arc<dyn Store>,
+    serving: Arc<AtomicBool>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -29,7 +34,25 @@ pub fn router(store: Arc<dyn Store>, serving: Arc<AtomicBool>) -> Router {
             "/version",
             get(|| async { concat!("yunshu ", env!("CARGO_PKG_VERSION"), "\n") }),
         )
-        .with_state(AdminState { store, serving })
+        .route("/metrics", get(metrics_text))
+        .with_state(AdminState {
+            store,
+            serving,
+            metrics,
+        })
+}
+
+async fn metrics_text(
+    State(state): State<AdminState>,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    let revision = state.store.current_revision().await.ok();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(revision),
+    )
 }
 
 async fn readyz(State(state): State<AdminState>) -> (StatusCode, String) {

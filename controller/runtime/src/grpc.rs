@@ -97,6 +97,7 @@ pub async fn serve(
     api: Api,
     settings: GrpcSettings,
     serving: Arc<std::sync::atomic::AtomicBool>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (depts, rev) = departments(&*api.store).await?;
@@ -129,7 +130,9 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("failed to bind the gRPC address {}: {e}", settings.addr))?;
     tracing::info!(addr = %settings.addr, tls = settings.tls.is_some(), "gRPC API listening");
     serving.store(true, std::sync::atomic::Ordering::Release);
+    metrics.watch_auth(auth.clone());
     builder
+        .layer(crate::metrics::GrpcMetricsLayer(metrics))
         .layer(auth.layer())
         .add_routes(routes)
         .serve_with_incoming_shutdown(

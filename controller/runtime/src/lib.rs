@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod grpc;
+pub mod metrics;
 pub mod serve;
 pub mod telemetry;
 pub mod token;

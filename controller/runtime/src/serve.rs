@@ -115,21 +115,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth,
     };
     let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut grpc = tokio::spawn(crate::grpc::serve(
         api,
         settings,
         serving.clone(),
+        metrics.clone(),
         stop_rx.clone(),
     ));
     let listener = crate::admin::bind(args.admin_addr).await?;
     tracing::info!(addr = %args.admin_addr, "admin server listening");
     let mut admin_stop = stop_rx.clone();
     let admin = tokio::spawn(async move {
-        axum::serve(listener, crate::admin::router(ctx.store.clone(), serving))
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            crate::admin::router(ctx.store.clone(), serving, metrics),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = admin_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
 
     let signal = tokio::select! {
