@@ -215,6 +215,7 @@ impl Error {
             }
             Self::ConfigExists { .. } => Exit::Conflict,
             Self::Connect { .. } | Self::Timeout { .. } => Exit::Unavailable,
+            Self::Rpc(status) if is_transport_failure(status) => Exit::Unavailable,
             Self::Rpc(status) => Exit::for_code(status.code()),
             Self::Failed { .. } => Exit::Failed,
             Self::Vanished { .. } => Exit::NotFound,
@@ -305,6 +306,11 @@ impl Error {
                 "caFile (--ca-file) must hold the CA that signed the server's certificate"
                     .to_owned(),
             ),
+            Self::Rpc(status) if is_transport_failure(status) => Some(
+                "the connection broke before the server answered; if you present a client \
+                 certificate (clientCertFile), the server may not trust the CA that signed it"
+                    .to_owned(),
+            ),
             Self::Rpc(status) => {
                 if let Some(retry) = status.get_details_retry_info()
                     && let Some(delay) = retry.retry_delay
@@ -320,6 +326,13 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// A status the client made up because the connection failed (tonic
+/// reports those as `UNKNOWN` with the message "transport error"), e.g. when
+/// the server refused the client certificate after the TLS 1.3 handshake.
+fn is_transport_failure(status: &Status) -> bool {
+    status.code() == Code::Unknown && status.message() == "transport error"
 }
 
 /// The headline of a status: its message, without the field violations the

@@ -4,16 +4,11 @@
 mod common;
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use common::{ctl, declare, department, serve};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use tonic::transport::Identity;
 use yunshu_auth::{AuthConfig, MtlsConfig, server_tls_config};
 use yunshu_core::{
@@ -23,47 +18,20 @@ use yunshu_core::{
 use yunshu_ctl::Exit;
 use yunshu_store::EmbeddedStore;
 
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
+/// The shared test CA, with this file's infallible calls.
+struct Ca(yunshu_testenv::pki::Ca);
 
 impl Ca {
     fn new(name: &str) -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let key = KeyPair::generate().expect("key");
-        let pem = params.self_signed(&key).expect("self-signed").pem();
-        Self {
-            pem,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// (certificate, key) PEM.
-    fn sign(&self, mut params: CertificateParams) -> (String, String) {
-        let key = KeyPair::generate().expect("key");
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
+        Self(yunshu_testenv::pki::Ca::new(name).expect("ca"))
     }
 
     fn server(&self) -> (String, String) {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params)
+        self.0.server().expect("server cert")
     }
 
     fn client(&self, cn: &str) -> (String, String) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        self.sign(params)
+        self.0.client(cn).expect("client cert")
     }
 }
 
@@ -84,7 +52,7 @@ async fn a_client_certificate_authenticates_over_mutual_tls() {
     let ca = Ca::new("Yunshu Test CA");
     let (server_cert, server_key) = ca.server();
     let (client_cert, client_key) = ca.client("health-ci");
-    let ca_file = write(d, "ca.pem", &ca.pem);
+    let ca_file = write(d, "ca.pem", &ca.0.pem);
     write(d, "client.pem", &client_cert);
     write(d, "client-key.pem", &client_key);
 
@@ -150,7 +118,7 @@ async fn a_client_certificate_authenticates_over_mutual_tls() {
 
     // A CA that did not sign the server's certificate: the handshake fails.
     let other_ca = Ca::new("Somebody Else");
-    write(d, "other-ca.pem", &other_ca.pem);
+    write(d, "other-ca.pem", &other_ca.0.pem);
     let wrong_ca = config(
         d,
         "wrong-ca.yaml",

@@ -6,6 +6,7 @@
 //! missing the error says to run `e2e/scripts/install-deps.sh`.
 
 mod etcd;
+pub mod pki;
 
 pub use etcd::EtcdServer;
 
