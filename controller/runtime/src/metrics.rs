@@ -48,6 +48,14 @@ struct BuildLabels {
     version: &'static str,
 }
 
+/// The authenticator whose counters are exported, and what was exported so
+/// far of each (its counters are cumulative; ours grow by the difference).
+type AuthCounters = (
+    Authenticator,
+    [u64; RejectReason::ALL.len()],
+    [u64; AuthMethod::ALL.len()],
+);
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -56,13 +64,7 @@ pub struct Metrics {
     auth_rejections: Family<ReasonLabels, Counter>,
     auth_accepted: Family<MethodLabel, Counter>,
     store_revision: Gauge,
-    auth: Mutex<
-        Option<(
-            Authenticator,
-            [u64; RejectReason::ALL.len()],
-            [u64; AuthMethod::ALL.len()],
-        )>,
-    >,
+    auth: Mutex<Option<AuthCounters>>,
 }
 
 impl std::fmt::Debug for Metrics {
