@@ -503,6 +503,27 @@ async fn departments_are_isolated_and_viewers_cannot_mutate() {
         .await
         .expect_err("not admin");
     assert_eq!(err.code(), Code::PermissionDenied);
+    let health = admin
+        .get_department(as_(
+            "platform:admin:root",
+            pb::GetDepartmentRequest {
+                name: "departments/health".into(),
+            },
+        ))
+        .await
+        .expect("admin reads a department")
+        .into_inner();
+    let usage = health
+        .department
+        .and_then(|d| d.status)
+        .map(|s| s.usage)
+        .unwrap_or_default();
+    assert!(
+        usage
+            .iter()
+            .any(|u| u.resource_class == pb::ResourceClass::Vcpu as i32 && u.amount == 2),
+        "the department's status shows its usage: {usage:?}"
+    );
     let list = admin
         .list_departments(as_(
             "platform:admin:root",

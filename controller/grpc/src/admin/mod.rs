@@ -109,7 +109,29 @@ impl Api {
             .await
             .map_err(to_status)?
             .ok_or_else(|| Status::not_found(format!("{}/{name} not found", K::COLLECTION)))?;
-        codec::decode_object(&kv).map_err(to_status)
+        let mut object = codec::decode_object(&kv).map_err(to_status)?;
+        self.fill_usage(&mut object).await?;
+        Ok(object)
+    }
+
+    /// A department's usage lives in its own hot key, not in the object:
+    /// show it in the status the admin reads.
+    async fn fill_usage<K: AdminKind>(&self, object: &mut Object<K>) -> Result<(), Status> {
+        let any: &mut dyn std::any::Any = object;
+        let Some(dept) = any.downcast_mut::<Object<DepartmentSpec>>() else {
+            return Ok(());
+        };
+        if let Some(kv) = self
+            .store
+            .get(&keys::usage(&dept.meta.name))
+            .await
+            .map_err(to_status)?
+        {
+            let usage: yunshu_core::admission::UsageRecord =
+                codec::decode(&kv.key, &kv.value).map_err(to_status)?;
+            dept.status.usage = usage.usage;
+        }
+        Ok(())
     }
 
     /// Creates a cluster-scoped object; a repeat of the same request returns it.
@@ -184,12 +206,15 @@ impl Api {
             req = req.after(format!("{prefix}{page_token}"));
         }
         let resp = self.store.range(req).await.map_err(to_status)?;
-        let items: Vec<Object<K>> = resp
+        let mut items: Vec<Object<K>> = resp
             .kvs
             .iter()
             .map(codec::decode_object)
             .collect::<Result<_, _>>()
             .map_err(to_status)?;
+        for item in &mut items {
+            self.fill_usage(item).await?;
+        }
         let next = if resp.more {
             items
                 .last()
