@@ -328,11 +328,16 @@ impl Error {
     }
 }
 
-/// A status the client made up because the connection failed (tonic
-/// reports those as `UNKNOWN` with the message "transport error"), e.g. when
-/// the server refused the client certificate after the TLS 1.3 handshake.
+/// A status the client made up because the connection failed, e.g. when
+/// the server refused the client certificate after the TLS 1.3 handshake:
+/// tonic reports those as `UNKNOWN` "transport error", or as `CANCELLED`
+/// when the connection drops under a pending call (yunshuctl never cancels
+/// its own calls).
 fn is_transport_failure(status: &Status) -> bool {
-    status.code() == Code::Unknown && status.message() == "transport error"
+    matches!(
+        (status.code(), status.message()),
+        (Code::Unknown, "transport error") | (Code::Cancelled, "operation was canceled")
+    )
 }
 
 /// The headline of a status: its message, without the field violations the

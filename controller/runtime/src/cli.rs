@@ -21,9 +21,20 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the version and build information.
     Version,
+    /// Write the CRD YAML (crds/yunshu.io_crds.yaml and the chart's copy)
+    /// from the Rust types.
+    Crdgen(CrdgenArgs),
     /// Mint a department API token: prints the token once and the identity
     /// (id and SHA-256) to add to the department's `spec.identities`.
     Token(TokenArgs),
+}
+
+/// Flags of `yunshu crdgen`.
+#[derive(Debug, Clone, Args)]
+pub struct CrdgenArgs {
+    /// The repository root the files are written under.
+    #[arg(long, env = "YUNSHU_CRDGEN_ROOT", default_value = ".")]
+    pub root: PathBuf,
 }
 
 /// Flags of `yunshu token`.
@@ -138,6 +149,14 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => crate::token::mint(&args),
+        Command::Crdgen(args) => {
+            for path in
+                yunshu_crds::write(&args.root).map_err(|e| anyhow::anyhow!("crdgen: {e}"))?
+            {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Serve(args) => {
             crate::telemetry::init(&args.log, args.log_format)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
