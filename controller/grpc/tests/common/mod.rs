@@ -7,7 +7,8 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use tonic::{Request, transport::Channel};
+use tonic::{Code, Request, transport::Channel};
+use tonic_types::StatusExt;
 use yunshu_core::{
     admission::{Admission, AdmissionConfig},
     catalog::Catalog,
@@ -18,6 +19,7 @@ use yunshu_core::{
     store::{Store, StoreExt},
 };
 use yunshu_grpc::Api;
+use yunshu_proto::api::v1 as pb;
 use yunshu_store::EmbeddedStore;
 
 pub struct Server {
@@ -105,4 +107,51 @@ pub fn as_<T>(who: &str, message: T) -> Request<T> {
     r.metadata_mut()
         .insert("x-test-principal", who.parse().expect("ascii"));
     r
+}
+
+/// An operator of the health department.
+pub const ALICE: &str = "health:operator:alice";
+
+pub fn instance(vcpu: u32, memory_mib: u64, image: &str) -> pb::Instance {
+    pb::Instance {
+        metadata: None,
+        spec: Some(pb::InstanceSpec {
+            vcpu,
+            memory_mib,
+            disk_gib: 40,
+            image: image.into(),
+            constraints: None,
+            group: None,
+            power: 0,
+        }),
+        status: None,
+    }
+}
+
+pub fn assert_names_field(err: tonic::Status, field: &str) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+    let br = err
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("{field}: no field violations"));
+    assert!(
+        br.field_violations.iter().any(|v| v.field == field),
+        "{field}: got {:?}",
+        br.field_violations
+    );
+}
+
+pub fn spec(r: &mut pb::CreateInstanceRequest) -> &mut pb::InstanceSpec {
+    r.instance
+        .as_mut()
+        .and_then(|i| i.spec.as_mut())
+        .expect("spec")
+}
+
+pub fn create(id: &str, request_id: &str, i: pb::Instance) -> pb::CreateInstanceRequest {
+    pb::CreateInstanceRequest {
+        parent: "departments/health".into(),
+        instance_id: id.into(),
+        instance: Some(i),
+        request_id: request_id.into(),
+    }
 }
