@@ -68,6 +68,50 @@ pub struct CloudResource {
     pub addresses: Vec<String>,
     /// The cloud's message, e.g. a fault.
     pub message: String,
+    /// Bytes stored (buckets), where the cloud reports it.
+    pub bytes_used: Option<u64>,
+    /// Objects stored (buckets), where the cloud reports it.
+    pub objects_used: Option<u64>,
+}
+
+/// How to delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Delete a bucket's objects too; without it a non-empty bucket is
+    /// refused with `Conflict`.
+    pub purge: bool,
+}
+
+/// A foundation's admin credentials, read from a file or a Secret: string
+/// keys to string values (`username`, `password`, `project_name`,
+/// `application_credential_id`, `access_key`, `secret_key`, …). Values never
+/// appear in `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Credentials(pub BTreeMap<String, String>);
+
+impl Credentials {
+    /// The value of `key`, if present and not empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `key`, or an `Invalid` error naming it.
+    pub fn require(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            crate::error::Error::invalid(
+                format!("credentials.{key}"),
+                "is required for this adapter",
+            )
+        })
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
 }
 
 /// Something to do to an instance.
@@ -136,8 +180,15 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// The current state of an owned resource; `NotFound` if gone.
     async fn get(&self, kind: Kind, owner: &Owner) -> Result<CloudResource>;
 
-    /// Deletes an owned resource; succeeds if it is already gone.
-    async fn delete(&self, kind: Kind, owner: &Owner) -> Result<()>;
+    /// Deletes an owned resource; succeeds if it is already gone. A
+    /// non-empty bucket is refused with `Conflict` unless `opts.purge`.
+    async fn delete(&self, kind: Kind, owner: &Owner, opts: DeleteOptions) -> Result<()>;
+
+    /// Attaches an owned volume to an owned instance; succeeds if attached.
+    async fn attach_volume(&self, volume: &Owner, instance: &Owner) -> Result<()>;
+
+    /// Detaches an owned volume; succeeds if it is not attached.
+    async fn detach_volume(&self, volume: &Owner) -> Result<()>;
 
     /// Acts on an instance.
     async fn instance_action(&self, owner: &Owner, action: InstanceAction) -> Result<()>;
@@ -145,6 +196,26 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// Every resource of `kind` tagged as Yunshu's, for drift and orphan sweeps.
     async fn list_owned(&self, kind: Kind) -> Result<Vec<CloudResource>>;
 
-    /// Issues scoped, expiring credentials to a department.
+    /// Issues scoped, expiring credentials to a department for the bucket
+    /// `owner` names (or the department's whole tenant where the server
+    /// cannot scope to one bucket).
     async fn issue_credentials(&self, owner: &Owner, ttl: Duration) -> Result<IssuedCredentials>;
+
+    /// Revokes credentials issued earlier; succeeds if already revoked.
+    async fn revoke_credentials(&self, owner: &Owner, access_key: &str) -> Result<()>;
+}
+
+/// Where adapters keep secrets they create (a department's S3 keys, an
+/// application credential): values are sealed at rest by the implementation
+/// (envelope encryption), never stored in plain text.
+#[async_trait]
+pub trait SecretVault: Send + Sync + fmt::Debug {
+    /// Seals and stores `plaintext` under `name`, replacing any earlier value.
+    async fn put(&self, name: &str, plaintext: &[u8]) -> Result<()>;
+
+    /// Opens the value under `name`, if any.
+    async fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Removes the value under `name`; succeeds if absent.
+    async fn delete(&self, name: &str) -> Result<()>;
 }
