@@ -1,0 +1,1 @@
+//! The OpenStack adapter: Keystone v3, Nova, Cinder, Glance and Placement

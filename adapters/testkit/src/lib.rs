@@ -1,0 +1,1 @@
+//! The conformance suite every Yunshu adapter must pass, run against real clouds

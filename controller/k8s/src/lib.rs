@@ -1,0 +1,1 @@
+//! The Kubernetes operator: CRD watchers, status writers, events, finalizers and leader election
