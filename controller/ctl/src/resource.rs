@@ -72,6 +72,7 @@ struct CommonStatus<'a> {
     foundation: &'a str,
     placement_summary: &'a str,
     message: &'a str,
+    conditions: &'a [pb::Condition],
 }
 
 impl Resource {
@@ -115,12 +116,14 @@ impl Resource {
                         foundation: &s.foundation,
                         placement_summary: &s.placement_summary,
                         message: &s.message,
+                        conditions: &s.conditions,
                     },
                     None => CommonStatus {
                         phase: 0,
                         foundation: "",
                         placement_summary: "",
                         message: "",
+                        conditions: &[],
                     },
                 }
             };
@@ -152,6 +155,14 @@ impl Resource {
         self.common().message
     }
 
+    /// Its `Ready` condition, if the server reported one.
+    pub fn ready_condition(&self) -> Option<&pb::Condition> {
+        self.common()
+            .conditions
+            .iter()
+            .find(|c| c.r#type == READY_CONDITION)
+    }
+
     /// Where to reach it: an instance's addresses or a bucket's endpoints.
     pub fn addresses(&self) -> &[String] {
         match self {
@@ -161,6 +172,10 @@ impl Resource {
         }
     }
 }
+
+/// The type of the condition that says whether a resource is usable as
+/// its spec (at the condition's observed generation) asks.
+pub const READY_CONDITION: &str = "Ready";
 
 /// `foundations/kunpeng-1` → `kunpeng-1`.
 pub fn short_foundation(name: &str) -> &str {
@@ -384,8 +399,16 @@ impl Client {
         })
     }
 
-    /// Requests deletion; returns the resource as deletion began.
-    pub async fn delete(&self, kind: Kind, name: &str, request_id: &str) -> Result<Resource> {
+    /// Requests deletion; returns the resource as deletion began. `purge`
+    /// (buckets only) deletes a bucket's objects too; without it the server
+    /// refuses a bucket that holds objects with FAILED_PRECONDITION.
+    pub async fn delete(
+        &self,
+        kind: Kind,
+        name: &str,
+        request_id: &str,
+        purge: bool,
+    ) -> Result<Resource> {
         let (name, request_id) = (name.to_owned(), request_id.to_owned());
         Ok(match kind {
             Kind::Instance => {
@@ -401,7 +424,11 @@ impl Client {
                 Resource::Volume(r.volume.ok_or_else(|| missing("volume"))?)
             }
             Kind::Bucket => {
-                let req = pb::DeleteBucketRequest { name, request_id };
+                let req = pb::DeleteBucketRequest {
+                    name,
+                    request_id,
+                    purge,
+                };
                 let r = self.unary(self.buckets.clone().delete_bucket(req)).await?;
                 Resource::Bucket(r.bucket.ok_or_else(|| missing("bucket"))?)
             }

@@ -7,6 +7,13 @@
 //! summary (or the addresses once Ready, or the message once Failed).
 //! `Unschedulable` is not final: a foundation may free up, so waiting goes
 //! on until Ready, Failed or the timeout.
+//!
+//! A change to an existing resource (`start`, `stop`, `resize`) bumps its
+//! generation, and the phase may well stay `Ready` throughout: the old
+//! state was Ready too. So such waits ([`Until::Applied`]) end only when
+//! the `Ready` condition is `True` *and* has observed the new generation —
+//! the controller's word that the cloud now matches the changed spec — and
+//! while it has not, the Ready line says which generation it is at.
 
 use std::{
     io::Write,
@@ -15,7 +22,7 @@ use std::{
 
 use futures::StreamExt;
 use tonic::Code;
-use yunshu_proto::api::v1::{Phase, WatchEventType};
+use yunshu_proto::api::v1::{ConditionStatus, Phase, WatchEventType};
 
 use crate::{
     client::Client,
@@ -32,16 +39,36 @@ pub enum Until {
     Settled,
     /// The resource is gone.
     Gone,
+    /// `Ready` with the `Ready` condition `True` at this generation or
+    /// later (success), or `Failed` (error).
+    Applied {
+        /// The generation the change produced.
+        generation: u64,
+    },
+}
+
+impl Until {
+    /// The generation the `Ready` condition must have observed, if any.
+    const fn target(self) -> Option<u64> {
+        match self {
+            Self::Applied { generation } => Some(generation),
+            Self::Settled | Self::Gone => None,
+        }
+    }
 }
 
 /// How long to pause before reading again after a transient failure.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// What a progress line is printed for a change of.
+type ProgressKey = (Phase, String, Option<u64>);
+
 /// Prints one line per phase change.
 pub struct Progress<'a> {
     out: &'a mut dyn Write,
     start: Instant,
-    last: Option<(Phase, String)>,
+    target: Option<u64>,
+    last: Option<ProgressKey>,
 }
 
 impl<'a> Progress<'a> {
@@ -50,18 +77,28 @@ impl<'a> Progress<'a> {
         Self {
             out,
             start: Instant::now(),
+            target: None,
             last: None,
         }
     }
 
-    /// Prints a line if the phase (or its summary) changed.
+    /// Also prints a line when the `Ready` condition's observed generation
+    /// changes, and shows it while it is below `generation`.
+    pub fn applying(mut self, generation: u64) -> Self {
+        self.target = Some(generation);
+        self
+    }
+
+    /// Prints a line if the phase (or its summary, or while applying a
+    /// change the observed generation) changed.
     pub fn observe(&mut self, r: &Resource) -> Result<()> {
-        let key = (r.phase(), r.placement_summary().to_owned());
+        let observed = self.target.map(|_| observed_generation(r));
+        let key = (r.phase(), r.placement_summary().to_owned(), observed);
         if self.last.as_ref() == Some(&key) {
             return Ok(());
         }
         self.last = Some(key);
-        let line = transition_line(self.start.elapsed(), r);
+        let line = applying_line(self.start.elapsed(), r, self.target);
         writeln!(self.out, "{line}")?;
         self.out.flush()?;
         Ok(())
@@ -77,19 +114,58 @@ impl<'a> Progress<'a> {
         Ok(())
     }
 
-    fn last_phase(&self) -> &'static str {
-        self.last
-            .as_ref()
-            .map_or("unknown", |(p, _)| phase_name(*p))
+    fn last_phase(&self) -> String {
+        match &self.last {
+            None => "unknown".to_owned(),
+            Some((phase, _, observed)) => match (self.target, observed) {
+                (Some(target), Some(observed)) if *observed < target => format!(
+                    "{}, generation {target} not yet applied",
+                    phase_name(*phase)
+                ),
+                _ => phase_name(*phase).to_owned(),
+            },
+        }
     }
+}
+
+/// The generation the resource's `Ready` condition observed; 0 without one.
+pub fn observed_generation(r: &Resource) -> u64 {
+    r.ready_condition().map_or(0, |c| c.observed_generation)
+}
+
+/// Whether the `Ready` condition is `True` at `generation` or later.
+pub fn is_applied(r: &Resource, generation: u64) -> bool {
+    r.ready_condition().is_some_and(|c| {
+        c.observed_generation >= generation && c.status == i32::from(ConditionStatus::True)
+    })
 }
 
 /// `  2.1s  Scheduled      kunpeng-1: best fit for xinchuang`
 pub fn transition_line(elapsed: Duration, r: &Resource) -> String {
+    applying_line(elapsed, r, None)
+}
+
+/// [`transition_line`] while waiting for `target` to be applied: a Ready
+/// resource that has not applied it says so (`applying generation 3,
+/// observed 2`); once applied, the Ready condition's message (e.g.
+/// `SHUTOFF on foundation kunpeng-1`) or the addresses.
+pub fn applying_line(elapsed: Duration, r: &Resource, target: Option<u64>) -> String {
     let phase = r.phase();
-    let detail = match phase {
-        Phase::Ready if !r.addresses().is_empty() => r.addresses().join(", "),
-        Phase::Failed if !r.message().is_empty() => r.message().to_owned(),
+    let ready_detail = match target {
+        Some(generation) if phase == Phase::Ready && !is_applied(r, generation) => Some(format!(
+            "applying generation {generation}, observed {}",
+            observed_generation(r)
+        )),
+        Some(_) => r
+            .ready_condition()
+            .map(|c| c.message.clone())
+            .filter(|m| !m.is_empty()),
+        None => None,
+    };
+    let detail = match (phase, ready_detail) {
+        (Phase::Ready, Some(detail)) => detail,
+        (Phase::Ready, None) if !r.addresses().is_empty() => r.addresses().join(", "),
+        (Phase::Failed, _) if !r.message().is_empty() => r.message().to_owned(),
         _ => {
             let (foundation, summary) = (r.foundation(), r.placement_summary());
             if summary.is_empty() {
@@ -125,6 +201,9 @@ pub async fn wait(
     progress: &mut dyn Write,
 ) -> Result<Option<Resource>> {
     let mut progress = Progress::new(progress);
+    if let Some(generation) = until.target() {
+        progress = progress.applying(generation);
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     let short = name.rsplit('/').next().unwrap_or(name).to_owned();
     let timed_out = |p: &Progress<'_>| Error::Timeout {
@@ -203,7 +282,7 @@ pub async fn wait(
                         progress.line("Deleted")?;
                         Ok(None)
                     }
-                    Until::Settled => Err(vanished()),
+                    Until::Settled | Until::Applied { .. } => Err(vanished()),
                 };
             }
             progress.observe(r)?;
@@ -220,7 +299,10 @@ fn settled(until: Until, r: &Resource, short: &str) -> Result<Option<Resource>> 
         return Ok(None);
     }
     match r.phase() {
-        Phase::Ready => Ok(Some(r.clone())),
+        Phase::Ready => match until.target() {
+            Some(generation) if !is_applied(r, generation) => Ok(None),
+            _ => Ok(Some(r.clone())),
+        },
         Phase::Failed => Err(Error::Failed {
             kind: r.kind().as_str(),
             name: short.to_owned(),
@@ -256,6 +338,10 @@ pub fn describe(until: Until, timeout: Duration) -> String {
             format_duration(timeout)
         ),
         Until::Gone => format!("until it is gone (timeout {})", format_duration(timeout)),
+        Until::Applied { generation } => format!(
+            "until Ready at generation {generation} or Failed (timeout {})",
+            format_duration(timeout)
+        ),
     }
 }
 
@@ -378,6 +464,104 @@ mod tests {
             settled(Until::Settled, &instance(Phase::Failed, "", ""), "web-1").expect_err("failed");
         assert_eq!(failed.exit(), crate::error::Exit::Failed);
         assert_eq!(failed.to_string(), "instance web-1 failed: no valid host");
+    }
+
+    /// A Ready instance at `generation` whose Ready condition observed
+    /// `observed`.
+    fn changed(generation: u64, observed: u64, status: ConditionStatus) -> Resource {
+        let Resource::Instance(mut i) = instance(Phase::Ready, "foundations/kunpeng-1", "") else {
+            unreachable!("an instance");
+        };
+        if let Some(m) = i.metadata.as_mut() {
+            m.generation = generation;
+        }
+        if let Some(s) = i.status.as_mut() {
+            s.conditions = vec![pb::Condition {
+                r#type: "Ready".into(),
+                status: status.into(),
+                reason: "Provisioned".into(),
+                message: "SHUTOFF on foundation kunpeng-1".into(),
+                observed_generation: observed,
+                last_transition_time: None,
+            }];
+        }
+        Resource::Instance(i)
+    }
+
+    #[test]
+    fn applied_waits_for_the_ready_condition_to_observe_the_generation() {
+        let until = Until::Applied { generation: 3 };
+        let before = changed(3, 2, ConditionStatus::True);
+        assert!(settled(until, &before, "web-1").expect("ok").is_none());
+        let not_yet_true = changed(3, 3, ConditionStatus::False);
+        assert!(settled(until, &not_yet_true, "web-1").expect("ok").is_none());
+        let after = changed(3, 3, ConditionStatus::True);
+        assert!(settled(until, &after, "web-1").expect("ok").is_some());
+        // A later change applied counts too.
+        let later = changed(3, 4, ConditionStatus::True);
+        assert!(settled(until, &later, "web-1").expect("ok").is_some());
+        // No condition at all: not applied, whatever the phase.
+        let bare = instance(Phase::Ready, "", "");
+        assert!(settled(until, &bare, "web-1").expect("ok").is_none());
+        let failed = settled(until, &instance(Phase::Failed, "", ""), "web-1").expect_err("failed");
+        assert_eq!(failed.exit(), crate::error::Exit::Failed);
+        // Settled ignores generations: Ready is Ready.
+        assert!(
+            settled(Until::Settled, &before, "web-1")
+                .expect("ok")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn applying_lines_say_which_generation_is_pending_then_the_outcome() {
+        let t = Duration::from_millis(1500);
+        assert_eq!(
+            applying_line(t, &changed(3, 2, ConditionStatus::True), Some(3)),
+            "   1.5s  Ready          applying generation 3, observed 2"
+        );
+        assert_eq!(
+            applying_line(t, &changed(3, 3, ConditionStatus::True), Some(3)),
+            "   1.5s  Ready          SHUTOFF on foundation kunpeng-1"
+        );
+        // Without a target, Ready shows the addresses as before.
+        assert_eq!(
+            transition_line(t, &changed(3, 3, ConditionStatus::True)),
+            "   1.5s  Ready          10.2.0.14"
+        );
+        assert_eq!(
+            describe(Until::Applied { generation: 3 }, Duration::from_secs(60)),
+            "until Ready at generation 3 or Failed (timeout 1m)"
+        );
+    }
+
+    #[test]
+    fn progress_while_applying_prints_when_the_generation_is_observed() {
+        let mut out = Vec::new();
+        let mut p = Progress::new(&mut out).applying(3);
+        for r in [
+            changed(3, 2, ConditionStatus::True),
+            changed(3, 2, ConditionStatus::True),
+            changed(3, 3, ConditionStatus::True),
+        ] {
+            p.observe(&r).expect("prints");
+        }
+        assert_eq!(p.last_phase(), "Ready");
+        let text = String::from_utf8(out).expect("utf-8");
+        let details: Vec<_> = text.lines().map(|l| l.get(24..).unwrap_or_default()).collect();
+        assert_eq!(
+            details,
+            [
+                "applying generation 3, observed 2",
+                "SHUTOFF on foundation kunpeng-1"
+            ],
+            "{text}"
+        );
+        let mut out = Vec::new();
+        let mut p = Progress::new(&mut out).applying(3);
+        p.observe(&changed(3, 2, ConditionStatus::True))
+            .expect("prints");
+        assert_eq!(p.last_phase(), "Ready, generation 3 not yet applied");
     }
 
     #[test]

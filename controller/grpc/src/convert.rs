@@ -328,5 +328,7 @@ pub fn bucket_status(s: &WorkloadStatus) -> pb::BucketStatus {
         endpoints: s.addresses.clone(),
         message: s.message.clone(),
         conditions: conditions(&s.conditions),
+        used_bytes: s.used_bytes.unwrap_or_default(),
+        used_objects: s.used_objects.unwrap_or_default(),
     }
 }

@@ -11,6 +11,7 @@
 //! Placement explanations come from `yunshu-placement`'s scheduler, a
 //! domain crate with no Kubernetes or cloud SDK in it.
 
+pub mod actions;
 pub mod admin;
 pub mod authz;
 pub mod convert;
@@ -39,4 +40,7 @@ pub struct Api {
     /// The scheduler, for placement explanations and dry runs; those calls
     /// answer `UNIMPLEMENTED` without one.
     pub placement: Option<yunshu_placement::Scheduler>,
+    /// Reboots and bucket credentials; those calls answer
+    /// `FAILED_PRECONDITION` without it.
+    pub actions: Option<Arc<dyn actions::Actions>>,
 }

@@ -12,7 +12,7 @@ use yunshu_core::{
     error::FieldViolation,
     keys,
     meta::{Object, Spec},
-    model::{Charge, Phase, WorkloadStatus},
+    model::{Charge, PURGE_LABEL, Phase, WorkloadStatus},
     principal::Principal,
     store::{Compare, EventKind, Op, RangeRequest, Txn},
 };
@@ -205,16 +205,39 @@ impl Api {
     /// Deletes an object: at once when nothing outside Yunshu holds it (its
     /// charge returns to the department), else by marking it for the
     /// finalizers to finish.
+    ///
+    /// A bucket that holds objects is refused unless `purge` is set, which
+    /// the provisioner then passes to the adapter.
     pub async fn delete<R: ApiResource>(
         &self,
         p: &Principal,
         name: &str,
         request_id: &str,
+        purge: bool,
     ) -> Result<Object<R>, Status> {
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
         authz::write(p, &department)?;
         require_request_id(request_id)?;
         let mut object: Object<R> = self.read(&department, &name).await?;
+        let any: &dyn std::any::Any = &object;
+        if let (Some(bucket), Some(actions)) =
+            (any.downcast_ref::<Object<yunshu_core::model::BucketSpec>>(), &self.actions)
+            && bucket.meta.deletion_timestamp.is_none()
+            && bucket.status.phase == Phase::Ready
+        {
+            if purge {
+                object
+                    .meta
+                    .labels
+                    .insert(PURGE_LABEL.to_owned(), "true".to_owned());
+            } else if let Some(n) = actions.bucket_objects(bucket).await.map_err(to_status)?
+                && n > 0
+            {
+                return Err(Status::failed_precondition(format!(
+                    "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
+                )));
+            }
+        }
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
             object.status.phase = Phase::Deleting;
@@ -330,7 +353,7 @@ impl Api {
     }
 }
 
-fn require_request_id(request_id: &str) -> Result<(), Status> {
+pub(crate) fn require_request_id(request_id: &str) -> Result<(), Status> {
     let mut out = Vec::new();
     validate::request_id("request_id", request_id, &mut out);
     if out.is_empty() {

@@ -22,6 +22,29 @@ use crate::{
     validate,
 };
 
+/// Whether a delete request asks to delete a bucket's contents too.
+trait PurgeFlag {
+    fn purge(&self) -> bool;
+}
+
+impl PurgeFlag for pb::DeleteInstanceRequest {
+    fn purge(&self) -> bool {
+        false
+    }
+}
+
+impl PurgeFlag for pb::DeleteVolumeRequest {
+    fn purge(&self) -> bool {
+        false
+    }
+}
+
+impl PurgeFlag for pb::DeleteBucketRequest {
+    fn purge(&self) -> bool {
+        self.purge
+    }
+}
+
 /// A server stream of watch responses.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -203,7 +226,8 @@ macro_rules! workload_service {
         async fn $delete(&self, request: Request<pb::$delete_req>) -> Result<Response<pb::$delete_resp>, Status> {
             let p = authz::principal(&request)?;
             let r = request.into_inner();
-            let o = self.delete::<$spec>(&p, &r.name, &r.request_id).await?;
+            let purge = PurgeFlag::purge(&r);
+            let o = self.delete::<$spec>(&p, &r.name, &r.request_id, purge).await?;
             Ok(Response::new(pb::$delete_resp { $field: Some(<$spec>::to_message(&o)) }))
         }
 
@@ -259,10 +283,17 @@ workload_service! {
         let r = request.into_inner();
         let o = self.get::<InstanceSpec>(&p, &r.name).await?;
         authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
-        Err(Status::failed_precondition(format!(
-            "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
-            r.name, o.status.phase
-        )))
+        match (&self.actions, o.status.phase) {
+            (Some(actions), Phase::Ready) => {
+                actions.reboot(&o).await.map_err(crate::status::to_status)?;
+                tracing::info!(instance = %r.name, "rebooted");
+                Ok(Response::new(pb::RebootInstanceResponse { instance: Some(InstanceSpec::to_message(&o)) }))
+            }
+            _ => Err(Status::failed_precondition(format!(
+                "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
+                r.name, o.status.phase
+            ))),
+        }
     }
 
     async fn resize_instance(&self, request: Request<pb::ResizeInstanceRequest>) -> Result<Response<pb::ResizeInstanceResponse>, Status> {
@@ -315,7 +346,34 @@ workload_service! {
         let r = request.into_inner();
         let o = self.get::<BucketSpec>(&p, &r.name).await?;
         authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
-        Err(not_ready(&r.name, o.status.phase))
+        crate::resource::require_request_id(&r.request_id)?;
+        let ttl = match r.ttl {
+            None => DEFAULT_CREDENTIALS_TTL,
+            Some(d) if d.seconds > 0 && d.nanos >= 0 => std::time::Duration::from_secs(d.seconds.unsigned_abs())
+                .min(MAX_CREDENTIALS_TTL),
+            Some(_) => {
+                return Err(crate::status::invalid(&[FieldViolation::new(
+                    "ttl",
+                    "must be positive (at most 7 days; longer is shortened)",
+                )]));
+            }
+        };
+        let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
+            return Err(not_ready(&r.name, o.status.phase));
+        };
+        let issued = actions
+            .issue_credentials(&p, &o, ttl, &r.request_id)
+            .await
+            .map_err(crate::status::to_status)?;
+        Ok(Response::new(pb::IssueBucketCredentialsResponse {
+            access_key_id: issued.access_key.clone(),
+            secret_access_key: issued.secret_key.clone(),
+            expire_time: issued.expires_at.map(|t| prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or_default(),
+            }),
+            endpoints: o.status.addresses.clone(),
+        }))
     }
 
     async fn revoke_bucket_credentials(
@@ -326,9 +384,24 @@ workload_service! {
         let r = request.into_inner();
         let o = self.get::<BucketSpec>(&p, &r.name).await?;
         authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
-        Err(not_ready(&r.name, o.status.phase))
+        if r.access_key_id.is_empty() {
+            return Err(crate::status::invalid(&[FieldViolation::new("access_key_id", "is required")]));
+        }
+        let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
+            return Err(not_ready(&r.name, o.status.phase));
+        };
+        actions
+            .revoke_credentials(&p, &o, &r.access_key_id)
+            .await
+            .map_err(crate::status::to_status)?;
+        Ok(Response::new(pb::RevokeBucketCredentialsResponse {}))
     }
 }
+
+/// How long issued credentials last when the request names no ttl.
+pub const DEFAULT_CREDENTIALS_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest ttl granted.
+pub const MAX_CREDENTIALS_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 fn not_ready(name: &str, phase: Phase) -> Status {
     Status::failed_precondition(format!(

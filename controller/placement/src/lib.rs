@@ -37,15 +37,21 @@
 //! periodic sweep releases claims whose objects are gone. A finalizer that
 //! wants to release before removing the object calls [`Scheduler::release`].
 //!
+//! **Instrumentation** ([`observe`]): the loop reports each answered
+//! decision (outcome and latency) and why objects are unschedulable to a
+//! [`PlacementObserver`] the runtime installs; it depends on no metrics
+//! library itself.
+//!
 //! **Not covered yet**: a claim keeps the charge the object had when it was
 //! scheduled, so resizing a Scheduled object does not move its foundation's
-//! allocation; and the loop exports no metrics of its own.
+//! allocation.
 
 mod cache;
 mod commit;
 pub mod inventory;
 pub mod keys;
 mod list;
+pub mod observe;
 pub mod report;
 mod scheduler;
 mod worker;
@@ -53,6 +59,7 @@ pub mod workload;
 
 pub use cache::adapter_kinds;
 pub use inventory::{AllocationRecord, ClaimRecord, declared_inventory};
+pub use observe::{PlacementObserver, PlacementOutcome};
 pub use report::{Component, FoundationReport, Report, ScoreReport, VerdictReport};
 pub use scheduler::{Scheduler, SchedulerConfig};
 pub use workload::Workload;

@@ -21,6 +21,7 @@ use crate::{
     inventory::ClaimRecord,
     keys,
     list::{list, load_cache},
+    observe::{ObserverSlot, PlacementObserver},
     report::Report,
     worker::Worker,
     workload::Workload,
@@ -77,6 +78,7 @@ struct Inner {
     config: SchedulerConfig,
     committers: Arc<Committers>,
     outcomes: Mutex<Option<mpsc::UnboundedReceiver<Outcome>>>,
+    observer: ObserverSlot,
 }
 
 impl Scheduler {
@@ -95,6 +97,7 @@ impl Scheduler {
                 config,
                 committers,
                 outcomes: Mutex::new(Some(rx)),
+                observer: ObserverSlot::default(),
             }),
         }
     }
@@ -102,6 +105,13 @@ impl Scheduler {
     /// The batch size in force.
     pub fn max_batch(&self) -> usize {
         self.inner.committers.max_batch()
+    }
+
+    /// Installs the observer the loop reports decisions to (see
+    /// [`observe`](crate::observe)); it takes effect even if the loop already
+    /// runs. Returns `false`, keeping the first, if one was installed before.
+    pub fn set_observer(&self, observer: Arc<dyn PlacementObserver>) -> bool {
+        self.inner.observer.set(observer)
     }
 
     /// Runs the scheduling loop until `stop` turns true (or its sender is
@@ -120,6 +130,7 @@ impl Scheduler {
             self.inner.config.clone(),
             self.inner.committers.clone(),
             outcomes,
+            self.inner.observer.clone(),
         );
         let outcomes = worker.run(stop).await;
         *self

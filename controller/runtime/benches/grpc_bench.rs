@@ -149,6 +149,7 @@ async fn start_ours(dir: &std::path::Path, token: &MintedToken) -> anyhow::Resul
         store,
         catalog: Arc::new(Catalog::default()),
         placement: None,
+        actions: None,
     };
     let routes = yunshu_grpc::server::routes(api)
         .await

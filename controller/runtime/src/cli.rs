@@ -115,6 +115,26 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight work after SIGTERM/SIGINT.
     #[arg(long, env = "YUNSHU_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// How often each driven foundation is probed for health and inventory.
+    #[arg(long, env = "YUNSHU_PROBE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub probe_interval: Duration,
+    /// How long a foundation may fail its probes before it counts as Down (Degraded until then).
+    #[arg(long, env = "YUNSHU_DOWN_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub down_after: Duration,
+    /// How often tagged cloud resources are compared with the store (orphans and drift are reported, never deleted).
+    #[arg(long, env = "YUNSHU_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// Objects the provisioner works on at once.
+    #[arg(long, env = "YUNSHU_PROVISION_WORKERS", default_value_t = 16)]
+    pub provision_workers: usize,
+    /// Deadline of one adapter call attempt (the call stack retries throttled and unavailable answers).
+    #[arg(long, env = "YUNSHU_ADAPTER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub adapter_timeout: Duration,
+    /// Directory of master keys that seal secrets at rest (one file per key, base64 of 32 bytes, plus a
+    /// `primary` file naming the active one; a mounted Kubernetes Secret has this shape). Defaults to
+    /// `<data-dir>/master-keys`, created with a fresh key when missing.
+    #[arg(long, env = "YUNSHU_MASTER_KEYS")]
+    pub master_keys: Option<PathBuf>,
     /// Log filter in `tracing` syntax, e.g. `info` or `yunshu=debug,info`.
     #[arg(long, env = "YUNSHU_LOG", default_value = "info")]
     pub log: String,

@@ -3,11 +3,18 @@
 //! land, the gRPC API, scheduler, provisioner and operator), serves the admin
 //! HTTP endpoints, and shuts down gracefully on SIGTERM/SIGINT.
 
+pub mod actions;
+pub mod adapters;
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod drivers;
 pub mod grpc;
 pub mod metrics;
+pub mod provisioner;
+pub mod prober;
+pub mod reconcile;
+pub mod sweeper;
 pub mod serve;
 pub mod telemetry;
 pub mod token;

@@ -88,6 +88,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ctx.store.clone(),
         yunshu_placement::SchedulerConfig::default(),
     );
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.instrument(
+        ctx.store.clone(),
+        &ctx.admission,
+        &scheduler,
+        stop_rx.clone(),
+    );
     let scheduling = {
         let (scheduler, stop) = (scheduler.clone(), stop_rx.clone());
         tokio::spawn(async move {
@@ -96,11 +103,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let drivers = crate::drivers::start(&args, &ctx, &metrics, &stop_rx).await?;
     let api = yunshu_grpc::Api {
         store: ctx.store.clone(),
         admission: ctx.admission.clone(),
         catalog: Arc::new(config.catalog.clone().unwrap_or_default()),
         placement: Some(scheduler),
+        actions: Some(drivers.actions.clone()),
     };
     let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
         public_paths: DEFAULT_PUBLIC_PATHS
@@ -115,7 +124,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth,
     };
     let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut grpc = tokio::spawn(crate::grpc::serve(
         api,
         settings,
@@ -168,6 +176,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     {
         tracing::warn!("the scheduling loop did not stop within the grace period");
     }
+    drivers.join(args.shutdown_grace).await;
     drop(stop_rx);
     tracing::info!("stopped");
     Ok(())

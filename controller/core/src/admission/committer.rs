@@ -1,12 +1,19 @@
 //! The per-department committer: folds queued changes into one guarded
 //! transaction, answers each, and rereads and retries after conflicts.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
-use super::{AdmissionConfig, Admitted, Change, Pending, RequestRecord, UsageRecord, uid_of};
+use super::{
+    AdmissionConfig, Admitted, Change, Pending, RequestRecord, UsageRecord, observe::ObserverSlot,
+    uid_of,
+};
 use crate::{
     ErrorKind, codec,
     error::{Error, QuotaViolation, Result},
@@ -30,6 +37,7 @@ pub(super) struct Committer {
     config: AdmissionConfig,
     department: String,
     state: Option<DeptState>,
+    observer: ObserverSlot,
 }
 
 /// How one change fares in a planned batch.
@@ -72,12 +80,18 @@ fn object_key(change: &Change) -> String {
 }
 
 impl Committer {
-    pub(super) fn new(store: Arc<dyn Store>, config: AdmissionConfig, department: &str) -> Self {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        config: AdmissionConfig,
+        department: &str,
+        observer: ObserverSlot,
+    ) -> Self {
         Self {
             store,
             config,
             department: department.to_owned(),
             state: None,
+            observer,
         }
     }
 
@@ -291,7 +305,16 @@ impl Committer {
             }
         }
 
-        match self.store.txn(txn).await {
+        let started = Instant::now();
+        let result = self.store.txn(txn).await;
+        if let Some(observer) = self.observer.get() {
+            match &result {
+                Ok(resp) if resp.succeeded => observer.batch(planned.len(), started.elapsed()),
+                Ok(_) => observer.conflict(),
+                Err(_) => {}
+            }
+        }
+        match result {
             Ok(resp) if resp.succeeded => {
                 if writes {
                     self.state = Some(DeptState {

@@ -18,12 +18,18 @@
 //! stale view makes the guarded transaction fail; the committer rereads and
 //! tries again, so usage never exceeds quota and a request id never creates
 //! two objects.
+//!
+//! Admission reports batches, conflicts and each change's outcome and
+//! latency to an optional [`AdmissionObserver`] ([`observe`]), which keeps
+//! this crate free of any metrics library.
 
 mod committer;
+pub mod observe;
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +44,8 @@ use crate::{
     resources::Resources,
     store::{Revision, Store},
 };
+
+pub use observe::{AdmissionObserver, AdmissionOutcome};
 
 /// Tuning of the admission committer.
 #[derive(Debug, Clone)]
@@ -181,6 +189,7 @@ struct Inner {
     store: Arc<dyn Store>,
     config: AdmissionConfig,
     queues: Mutex<HashMap<String, mpsc::Sender<Pending>>>,
+    observer: observe::ObserverSlot,
 }
 
 #[derive(Debug)]
@@ -201,6 +210,7 @@ impl Admission {
                 store,
                 config,
                 queues: Mutex::new(HashMap::new()),
+                observer: observe::ObserverSlot::default(),
             }),
         }
     }
@@ -208,6 +218,13 @@ impl Admission {
     /// The batch size in force.
     pub fn max_batch(&self) -> usize {
         self.inner.config.max_batch
+    }
+
+    /// Installs the observer admission reports to (see [`observe`]); it
+    /// takes effect for committers already running too. Returns `false`,
+    /// keeping the first, if one was installed before.
+    pub fn set_observer(&self, observer: Arc<dyn AdmissionObserver>) -> bool {
+        self.inner.observer.set(observer)
     }
 
     /// Admits a typed object: checks quota, stores it and charges its usage.
@@ -294,6 +311,18 @@ impl Admission {
 
     /// Queues a change for its department's committer and waits for the answer.
     pub async fn submit(&self, change: Change) -> Result<Admitted> {
+        let Some(observer) = self.inner.observer.get() else {
+            return self.submit_unobserved(change).await;
+        };
+        let started = Instant::now();
+        let verb = observe::Verb::of(&change);
+        let result = self.submit_unobserved(change).await;
+        let outcome = AdmissionOutcome::of(verb, &result);
+        observer.outcome(outcome, started.elapsed());
+        result
+    }
+
+    async fn submit_unobserved(&self, change: Change) -> Result<Admitted> {
         let (reply, answer) = oneshot::channel();
         let mut pending = Pending { change, reply };
         // A committer that has exited (idle or failed) is replaced once.
@@ -329,6 +358,7 @@ impl Admission {
             self.inner.store.clone(),
             self.inner.config.clone(),
             department,
+            self.inner.observer.clone(),
         );
         tokio::spawn(committer.run(rx));
         queues.insert(department.to_owned(), tx.clone());

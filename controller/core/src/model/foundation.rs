@@ -24,9 +24,11 @@ pub enum AdapterKind {
 }
 
 /// Where a foundation's admin credentials are kept. They are never stored in
-/// the object itself.
+/// the object itself. Written by its fields alone:
+/// `{ namespace: yunshu, name: x86-cloud-admin }` for a Secret,
+/// `{ path: /etc/yunshu/x86-cloud.yaml }` for a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(untagged, deny_unknown_fields)]
 pub enum CredentialsRef {
     /// A Kubernetes Secret.
     Secret {

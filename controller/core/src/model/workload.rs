@@ -11,6 +11,10 @@ use crate::{
     traits::Trait,
 };
 
+/// The label a bucket's deletion carries when its objects are to be deleted
+/// with it (`purge`); without it a non-empty bucket is not deleted.
+pub const PURGE_LABEL: &str = "yunshu.io/purge";
+
 /// Where a department resource is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
@@ -64,6 +68,12 @@ pub struct WorkloadStatus {
     /// A human sentence about the latest state, e.g. the cloud's fault message.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Bytes stored (buckets), as the cloud last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
+    /// Objects stored (buckets), as the cloud last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_objects: Option<u64>,
     /// Ready, Scheduled, Synced.
     #[serde(default)]
     pub conditions: Vec<Condition>,

@@ -224,6 +224,10 @@ pub struct DeleteArgs {
     /// Make retries safe [default: a new UUID].
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
+    /// Buckets only: delete the bucket's objects too. Without it, a bucket
+    /// that holds objects is refused (exit 6) and nothing is deleted.
+    #[arg(long)]
+    pub purge: bool,
     /// How long to wait.
     #[command(flatten)]
     pub wait: WaitArgs,

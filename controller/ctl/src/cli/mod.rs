@@ -2,13 +2,14 @@
 //! command tree here, each command's flags in `args` (re-exported). Every
 //! flag's doc comment is its `--help` text.
 
+mod actions;
 mod args;
 
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use self::args::*;
+pub use self::{actions::*, args::*};
 use crate::{error::EXIT_CODES_HELP, units::parse_duration};
 
 /// yunshuctl: request and watch instances, volumes and buckets on Yunshu (云枢).
@@ -113,6 +114,21 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Stream changes to the department's instances, volumes or buckets.
     Watch(WatchArgs),
+    /// Power an instance on.
+    #[command(subcommand)]
+    Start(StartCommand),
+    /// Power an instance off.
+    #[command(subcommand)]
+    Stop(StopCommand),
+    /// Reboot a running instance.
+    #[command(subcommand)]
+    Reboot(RebootCommand),
+    /// Change an instance's vCPUs and memory.
+    #[command(subcommand)]
+    Resize(ResizeCommand),
+    /// Issue or revoke a bucket's S3 credentials.
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
     /// Show the department's quota and usage.
     Quota,
     /// Show what the department may request: sizes, images, zones, foundations.
@@ -343,6 +359,128 @@ mod tests {
             cli.command,
             Command::Config(ConfigCommand::Init(InitArgs { force: true }))
         ));
+    }
+
+    #[test]
+    fn instance_actions_take_a_name_a_request_id_and_wait() {
+        let cli = parse(&["stop", "instance", "web-1", "--wait", "--timeout", "2m"])
+            .expect("parses");
+        let Command::Stop(StopCommand::Instance(a)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(a.name, "web-1");
+        assert!(a.wait.wait);
+        assert_eq!(a.wait.timeout, Duration::from_secs(120));
+        assert_eq!(a.request_id, None);
+
+        let cli = parse(&["start", "instance", "web-1", "--request-id", "r-9"]).expect("parses");
+        let Command::Start(StartCommand::Instance(a)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(a.request_id.as_deref(), Some("r-9"));
+        assert!(!a.wait.wait);
+        assert_eq!(a.wait.timeout, Duration::from_secs(900));
+
+        let cli = parse(&["reboot", "instance", "web-1", "--wait"]).expect("parses");
+        assert!(matches!(
+            cli.command,
+            Command::Reboot(RebootCommand::Instance(RebootArgs { wait: true, .. }))
+        ));
+        // Reboot has nothing to wait for, so no timeout either.
+        assert!(parse(&["reboot", "instance", "web-1", "--timeout", "1m"]).is_err());
+        // Only instances have a power state.
+        let err = parse(&["stop", "bucket", "scans"]).expect_err("not an instance");
+        assert_eq!(err.kind(), ErrorKind::InvalidSubcommand);
+        assert!(parse(&["start", "instance"]).is_err());
+    }
+
+    #[test]
+    fn resize_takes_vcpu_and_memory_quantities() {
+        let cli = parse(&[
+            "resize", "instance", "web-1", "--vcpu", "8", "--memory", "16Gi", "--wait",
+        ])
+        .expect("parses");
+        let Command::Resize(ResizeCommand::Instance(a)) = cli.command else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!((a.name.as_str(), a.vcpu, a.memory), ("web-1", 8, 16384));
+        assert!(a.wait.wait);
+        let err = parse(&["resize", "instance", "web-1", "--vcpu", "8"]).expect_err("no memory");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let err = parse(&[
+            "resize", "instance", "web-1", "--vcpu", "8", "--memory", "16G",
+        ])
+        .expect_err("ambiguous unit");
+        assert!(err.to_string().contains("did you mean Gi?"), "{err}");
+    }
+
+    #[test]
+    fn credentials_issue_and_revoke_parse() {
+        let cli = parse(&[
+            "credentials",
+            "issue",
+            "bucket",
+            "scans",
+            "--ttl",
+            "1h",
+            "-o",
+            "json",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.output, Format::Json);
+        let Command::Credentials(CredentialsCommand::Issue(IssueCredentialsCommand::Bucket(a))) =
+            cli.command
+        else {
+            panic!("wrong command: {:?}", cli.command);
+        };
+        assert_eq!(a.name, "scans");
+        assert_eq!(a.ttl, Some(Duration::from_secs(3600)));
+        let cli = parse(&["credentials", "issue", "bucket", "scans"]).expect("parses");
+        let Command::Credentials(CredentialsCommand::Issue(IssueCredentialsCommand::Bucket(a))) =
+            cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!(a.ttl, None, "the server's default");
+        let err = parse(&["credentials", "issue", "bucket", "scans", "--ttl", "0s"])
+            .expect_err("zero ttl");
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--ttl"), "{err}");
+
+        let cli = parse(&["credentials", "revoke", "bucket", "scans", "AKIA0001"])
+            .expect("parses");
+        let Command::Credentials(CredentialsCommand::Revoke(RevokeCredentialsCommand::Bucket(a))) =
+            cli.command
+        else {
+            panic!("wrong command");
+        };
+        assert_eq!((a.name.as_str(), a.access_key_id.as_str()), ("scans", "AKIA0001"));
+        let err = parse(&["credentials", "revoke", "bucket", "scans"]).expect_err("no key");
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["credentials", "issue", "instance", "web-1"]).is_err());
+    }
+
+    #[test]
+    fn delete_purge_is_a_flag() {
+        let cli = parse(&["delete", "bucket", "scans", "--purge"]).expect("parses");
+        let Command::Delete(a) = cli.command else {
+            panic!("wrong command");
+        };
+        assert!(a.purge);
+        assert_eq!(a.kind, Kind::Bucket);
+        let cli = parse(&["delete", "bucket", "scans"]).expect("parses");
+        let Command::Delete(a) = cli.command else {
+            panic!("wrong command");
+        };
+        assert!(!a.purge);
+    }
+
+    #[test]
+    fn ttls_must_be_positive() {
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_ttl("0").is_err());
+        assert!(parse_ttl("500ms").is_err());
+        assert!(parse_ttl("soon").is_err());
     }
 
     #[test]

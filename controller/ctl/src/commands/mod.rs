@@ -3,7 +3,9 @@
 
 pub mod config;
 pub mod create;
+pub mod credentials;
 pub mod department;
+pub mod instance;
 pub mod placement;
 pub mod read;
 
@@ -99,6 +101,11 @@ pub async fn execute(
         Command::List(a) => read::list(&ctx, a, io).await,
         Command::Delete(a) => read::delete(&ctx, a, io).await,
         Command::Watch(a) => read::watch(&ctx, a, io).await,
+        Command::Start(c) => instance::start(&ctx, c, io).await,
+        Command::Stop(c) => instance::stop(&ctx, c, io).await,
+        Command::Reboot(c) => instance::reboot(&ctx, c, io).await,
+        Command::Resize(c) => instance::resize(&ctx, c, io).await,
+        Command::Credentials(c) => credentials::run(&ctx, c, io).await,
         Command::Quota => department::quota(&ctx, io).await,
         Command::Catalog => department::catalog(&ctx, io).await,
         Command::Explain(a) => placement::explain(&ctx, a, io).await,

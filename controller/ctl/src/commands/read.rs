@@ -13,6 +13,7 @@ use crate::{
         emit, emit_streamed,
         resource::{EventView, ResourceView},
     },
+    resource::Kind,
     wait::{Until, describe, wait},
 };
 
@@ -98,15 +99,21 @@ pub async fn list(ctx: &Context, a: &ListArgs, io: &mut Io<'_>) -> Result<()> {
     })
 }
 
-/// `delete KIND NAME`; with `--wait`, until it is gone.
+/// `delete KIND NAME [--purge]`; with `--wait`, until it is gone.
 pub async fn delete(ctx: &Context, a: &DeleteArgs, io: &mut Io<'_>) -> Result<()> {
+    if a.purge && a.kind != Kind::Bucket {
+        return Err(Error::Usage(format!(
+            "--purge applies to buckets only, not to {}",
+            a.kind.collection()
+        )));
+    }
     let name = ctx.resource_name(a.kind, &a.name)?;
     let request_id = a.request_id.clone().unwrap_or_else(new_request_id);
     let r = ctx
         .client
-        .delete(a.kind, &name, &request_id)
+        .delete(a.kind, &name, &request_id, a.purge)
         .await
-        .map_err(|e| e.for_mutation(&request_id))?;
+        .map_err(|e| refused_delete(a, e.for_mutation(&request_id)))?;
     let (kind, short) = (a.kind.as_str(), r.name().to_owned());
     if a.wait.wait {
         let progress = io.progress(ctx.format);
@@ -179,6 +186,22 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
     Ok(())
 }
 
+/// A bucket deletion refused with FAILED_PRECONDITION (it holds objects)
+/// keeps the server's message and its exit code (6) and gains the way out.
+pub fn refused_delete(a: &DeleteArgs, e: Error) -> Error {
+    let refused = e
+        .status()
+        .is_some_and(|s| s.code() == Code::FailedPrecondition);
+    if refused && a.kind == Kind::Bucket && !a.purge {
+        e.with_hint(format!(
+            "to delete the bucket with its objects, run `yunshuctl delete bucket {} --purge`",
+            a.name
+        ))
+    } else {
+        e
+    }
+}
+
 fn resumable(e: Error, last: Option<i64>) -> Error {
     match last {
         Some(r) => e.with_hint(format!("resume with --since {}", r + 1)),
@@ -199,6 +222,48 @@ mod tests {
             Command::List(a) => a,
             other => panic!("wrong command {other:?}"),
         }
+    }
+
+    fn delete_args(args: &[&str]) -> DeleteArgs {
+        let cli = Cli::try_parse_from(["yunshuctl", "delete"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Delete(a) => a,
+            other => panic!("wrong command {other:?}"),
+        }
+    }
+
+    fn rendered(e: &Error) -> String {
+        let mut out = Vec::new();
+        e.render(&mut out).expect("render");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_refused_bucket_deletion_prints_the_servers_message_and_exits_6() {
+        let message = "bucket scans holds 3 objects; nothing was deleted. \
+                       Delete them first, or delete with purge to remove them too";
+        let refused = || Error::from(Status::failed_precondition(message));
+        let e = refused_delete(&delete_args(&["bucket", "scans"]), refused());
+        assert_eq!(e.exit(), crate::error::Exit::Conflict);
+        assert_eq!(e.exit().code(), 6);
+        assert_eq!(
+            rendered(&e),
+            format!(
+                "error: {message}\nhint: to delete the bucket with its objects, \
+                 run `yunshuctl delete bucket scans --purge`\n"
+            )
+        );
+        // With --purge, or for other kinds and codes, no advice to purge.
+        let purged = refused_delete(&delete_args(&["bucket", "scans", "--purge"]), refused());
+        assert_eq!(rendered(&purged), format!("error: {message}\n"));
+        assert_eq!(purged.exit().code(), 6);
+        let volume = refused_delete(&delete_args(&["volume", "data"]), refused());
+        assert!(!rendered(&volume).contains("--purge"));
+        let missing = refused_delete(
+            &delete_args(&["bucket", "scans"]),
+            Status::not_found("no bucket scans").into(),
+        );
+        assert_eq!(rendered(&missing), "error: no bucket scans\n");
     }
 
     #[test]

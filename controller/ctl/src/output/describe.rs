@@ -39,6 +39,7 @@ pub fn list_header(kind: Kind) -> Table {
             "NAME",
             "PHASE",
             "QUOTA",
+            "USED",
             "VERSIONING",
             "FOUNDATION",
             "ENDPOINTS",
@@ -92,6 +93,7 @@ pub fn list_row(table: &mut Table, r: &Resource, now: DateTime<Utc>) {
                 r.name().to_owned(),
                 phase,
                 format_bytes(s.quota_bytes),
+                used(b),
                 versioning.to_owned(),
                 foundation,
                 addresses,
@@ -149,6 +151,7 @@ pub fn render_detail(r: &Resource, now: DateTime<Utc>, w: &mut dyn Write) -> io:
                 s.quota_objects.map(|n| n.to_string()).unwrap_or_default(),
             ]);
             t.row(["Versioning:", if s.versioning { "on" } else { "off" }]);
+            t.row(["Used:".to_owned(), used_in_detail(b)]);
             constraint_rows(&mut t, s.constraints.as_ref());
             t.row(["Endpoints:".to_owned(), list(r.addresses())]);
         }
@@ -182,6 +185,53 @@ pub fn render_detail(r: &Resource, now: DateTime<Utc>, w: &mut dyn Write) -> io:
         c.render(w)?;
     }
     Ok(())
+}
+
+/// Whether the object store has reported a bucket's usage: a bucket that
+/// never became Ready has no objects to count, so its zeros mean unknown.
+fn usage_known(b: &pb::Bucket) -> Option<&pb::BucketStatus> {
+    b.status.as_ref().filter(|s| {
+        s.used_bytes > 0 || s.used_objects > 0 || s.phase == i32::from(pb::Phase::Ready)
+    })
+}
+
+fn objects(n: u64) -> String {
+    if n == 1 {
+        "1 object".to_owned()
+    } else {
+        format!("{n} objects")
+    }
+}
+
+/// The USED cell: `1.3Gi, 1204 objects`; empty (`-`) while unknown.
+pub fn used(b: &pb::Bucket) -> String {
+    usage_known(b).map_or_else(String::new, |s| {
+        format!("{}, {}", format_bytes(s.used_bytes), objects(s.used_objects))
+    })
+}
+
+/// The `Used:` line of `get`: against the quotas, `1.3Gi of 10Gi (13%),
+/// 1204 of 5000 objects`.
+pub fn used_in_detail(b: &pb::Bucket) -> String {
+    let Some(s) = usage_known(b) else {
+        return String::new();
+    };
+    let spec = b.spec.clone().unwrap_or_default();
+    let bytes = if spec.quota_bytes > 0 {
+        let percent = u128::from(s.used_bytes) * 100 / u128::from(spec.quota_bytes);
+        format!(
+            "{} of {} ({percent}%)",
+            format_bytes(s.used_bytes),
+            format_bytes(spec.quota_bytes)
+        )
+    } else {
+        format_bytes(s.used_bytes)
+    };
+    let count = match spec.quota_objects {
+        Some(limit) => format!("{} of {limit} objects", s.used_objects),
+        None => objects(s.used_objects),
+    };
+    format!("{bytes}, {count}")
 }
 
 fn constraint_rows(t: &mut Table, c: Option<&pb::Constraints>) {
@@ -236,7 +286,7 @@ mod tests {
     use super::*;
     use crate::output::time;
 
-    use crate::output::fixtures::{instance, ts};
+    use crate::output::fixtures::{bucket, instance, ts};
 
     fn now() -> DateTime<Utc> {
         time(ts(1_000_300).as_ref()).expect("valid")
@@ -282,7 +332,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert_eq!(
             text.lines().nth(1),
-            Some("scans   Unknown   10Gi    on           -            -           -")
+            Some("scans   Unknown   10Gi    -      on           -            -           -")
         );
         let volume = Resource::Volume(pb::Volume {
             metadata: Some(pb::ObjectMeta {
@@ -340,5 +390,61 @@ mod tests {
         assert_eq!(lines[0].find("NAME"), lines[1].find("web-1"));
         assert_eq!(lines[0].find("PHASE"), lines[1].find("Scheduled"));
         assert!(lines[1].starts_with("42 "));
+    }
+
+    #[test]
+    fn bucket_usage_shows_in_list_and_detail() {
+        let mut out = Vec::new();
+        render_list(
+            Kind::Bucket,
+            &[bucket("scans", pb::Phase::Ready)],
+            now(),
+            &mut out,
+        )
+        .expect("renders");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "NAME    PHASE   QUOTA   USED                  VERSIONING   FOUNDATION   ENDPOINTS               AGE",
+                "scans   Ready   10Gi    1.3Gi, 1204 objects   on           ceph-1       http://127.0.0.1:7480   5m",
+            ]
+        );
+        let mut out = Vec::new();
+        render_detail(&bucket("scans", pb::Phase::Ready), now(), &mut out).expect("renders");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("Used:            1.3Gi of 10Gi (13%), 1204 of 5000 objects"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_ready_bucket_is_zero_and_an_unplaced_one_unknown() {
+        let Resource::Bucket(mut b) = bucket("scans", pb::Phase::Ready) else {
+            unreachable!("the fixture is a bucket");
+        };
+        if let Some(s) = b.status.as_mut() {
+            (s.used_bytes, s.used_objects) = (0, 1);
+        }
+        assert_eq!(used(&b), "0, 1 object");
+        if let Some(s) = b.status.as_mut() {
+            (s.used_bytes, s.used_objects) = (0, 0);
+        }
+        assert_eq!(used(&b), "0, 0 objects");
+        if let Some(s) = b.status.as_mut() {
+            s.phase = pb::Phase::Pending.into();
+        }
+        assert_eq!(used(&b), "");
+        b.spec = Some(pb::BucketSpec {
+            quota_bytes: 0,
+            quota_objects: None,
+            ..Default::default()
+        });
+        if let Some(s) = b.status.as_mut() {
+            s.used_bytes = 3 << 20;
+        }
+        assert_eq!(used_in_detail(&b), "3Mi, 0 objects");
     }
 }

@@ -35,3 +35,28 @@ pub(crate) fn instance(name: &str, phase: pb::Phase) -> Resource {
         }),
     })
 }
+
+pub(crate) fn bucket(name: &str, phase: pb::Phase) -> Resource {
+    Resource::Bucket(pb::Bucket {
+        metadata: Some(pb::ObjectMeta {
+            name: format!("departments/health/buckets/{name}"),
+            create_time: ts(1_000_000),
+            ..Default::default()
+        }),
+        spec: Some(pb::BucketSpec {
+            quota_bytes: 10 << 30,
+            quota_objects: Some(5000),
+            versioning: true,
+            constraints: None,
+        }),
+        status: Some(pb::BucketStatus {
+            phase: phase.into(),
+            foundation: "foundations/ceph-1".into(),
+            cloud_id: format!("yunshu-health-{name}"),
+            endpoints: vec!["http://127.0.0.1:7480".into()],
+            used_bytes: 1_395_864_371,
+            used_objects: 1204,
+            ..Default::default()
+        }),
+    })
+}

@@ -5,8 +5,11 @@
 //! RFC 3339 strings, sizes in the API's units (`memory_mib`, `disk_gib`,
 //! `quota_bytes`). Every key is always present for a given kind — unset
 //! optional values are `null` — so scripts can rely on the shape. Tables
-//! may change between versions; parse JSON instead.
+//! may change between versions; parse JSON instead. The one exception to
+//! snake_case is issued credentials ([`credentials`]), whose keys follow
+//! S3 tooling's camelCase (`accessKeyId`, `secretAccessKey`).
 
+pub mod credentials;
 pub mod department;
 pub mod describe;
 #[cfg(test)]

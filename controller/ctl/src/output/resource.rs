@@ -127,6 +127,12 @@ pub struct StatusView {
     /// Buckets only: S3 endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Vec<String>>,
+    /// Buckets only: bytes stored, as the object store last reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
+    /// Buckets only: objects stored, as the object store last reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_objects: Option<u64>,
     /// The latest status message.
     pub message: String,
     /// Conditions.
@@ -213,6 +219,8 @@ impl From<&Resource> for ResourceView {
             cloud_id: String::new(),
             addresses: None,
             endpoints: None,
+            used_bytes: None,
+            used_objects: None,
             message: r.message().to_owned(),
             conditions: Vec::new(),
         };
@@ -262,6 +270,9 @@ impl From<&Resource> for ResourceView {
                     status.conditions = conditions(&s.conditions);
                 }
                 status.endpoints = Some(r.addresses().to_vec());
+                let s = b.status.clone().unwrap_or_default();
+                status.used_bytes = Some(s.used_bytes);
+                status.used_objects = Some(s.used_objects);
                 b.spec.as_ref().map(|s| SpecView::Bucket {
                     quota_bytes: s.quota_bytes,
                     quota_objects: s.quota_objects,
@@ -323,6 +334,21 @@ mod tests {
         assert_eq!(v["status"]["foundation"], "foundations/kunpeng-1");
         assert_eq!(v["status"]["addresses"][0], "10.2.0.14");
         assert!(v["status"].get("endpoints").is_none());
+        assert!(v["status"].get("used_bytes").is_none());
         assert_eq!(v["metadata"]["delete_time"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn buckets_carry_their_usage() {
+        let v = serde_json::to_value(ResourceView::from(&crate::output::fixtures::bucket(
+            "scans",
+            pb::Phase::Ready,
+        )))
+        .expect("json");
+        assert_eq!(v["kind"], "bucket");
+        assert_eq!(v["status"]["used_bytes"], 1_395_864_371_u64);
+        assert_eq!(v["status"]["used_objects"], 1204);
+        assert_eq!(v["status"]["cloud_id"], "yunshu-health-scans");
+        assert_eq!(v["spec"]["quota_bytes"], 10_u64 << 30);
     }
 }

@@ -158,6 +158,9 @@ pub async fn serve(
         admission: Admission::new(store, AdmissionConfig::default()),
         catalog: Arc::new(Catalog::default()),
         placement: None,
+        // Reboots, bucket object counts and credentials need the runtime's
+        // adapters; without them those calls answer FAILED_PRECONDITION.
+        actions: None,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -54,6 +54,7 @@ pub async fn start() -> Server {
             store.clone(),
             yunshu_placement::SchedulerConfig::default(),
         )),
+        actions: None,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

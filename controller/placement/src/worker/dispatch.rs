@@ -9,6 +9,7 @@ use super::{InFlight, Worker};
 use crate::{
     commit::{Job, Outcome, PlaceJob},
     keys,
+    observe::{PlacementOutcome, unschedulable_reason},
 };
 
 /// The most decisions made in one turn of the loop before it looks at the
@@ -52,6 +53,7 @@ impl Worker {
             self.maybe_release(&claim_key);
             return;
         }
+        let decided_at = tokio::time::Instant::now();
         let (revision, uid) = (t.revision, t.uid.clone());
         let department = w.department().to_owned();
         let group = w.group().map(|g| (department.clone(), g.to_owned()));
@@ -81,6 +83,11 @@ impl Worker {
                 self.parked.insert(key);
                 return;
             }
+        }
+        if chosen.is_none()
+            && let Some(observer) = self.observer.get()
+        {
+            observer.unschedulable(unschedulable_reason(&decided.decision));
         }
         let placement = explanation.to_placement();
         let (target, written) = match chosen {
@@ -129,6 +136,7 @@ impl Worker {
                 held,
                 epoch: self.epoch,
                 group,
+                decided_at,
             },
         );
     }
@@ -185,6 +193,16 @@ impl Worker {
         let Some(f) = self.in_flight.remove(&key) else {
             return;
         };
+        if let Some(observer) = self.observer.get() {
+            let outcome = match (how, &f.target) {
+                (How::Done, Some(_)) => PlacementOutcome::Scheduled,
+                (How::Done, None) => PlacementOutcome::Unschedulable,
+                (How::Again, _) => PlacementOutcome::Bounced,
+                (How::Stale, _) => PlacementOutcome::Stale,
+                (How::Park, _) => PlacementOutcome::GaveUp,
+            };
+            observer.decided(outcome, f.decided_at.elapsed());
+        }
         if let Some(target) = &f.target {
             if f.held {
                 self.cache.unhold(target, &f.department, &f.charge);

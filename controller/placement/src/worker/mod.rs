@@ -32,6 +32,7 @@ use crate::{
     commit::{Committers, Outcome},
     inventory::ClaimRecord,
     list::{list, load_cache, workload_prefixes},
+    observe::ObserverSlot,
     scheduler::SchedulerConfig,
     workload::Workload,
 };
@@ -63,6 +64,8 @@ struct InFlight {
     /// The retry epoch when it was decided.
     epoch: u64,
     group: Option<(String, String)>,
+    /// When the decision started, for the latency the observer sees.
+    decided_at: tokio::time::Instant,
 }
 
 /// Why the loop stopped following the watch.
@@ -94,6 +97,7 @@ pub(crate) struct Worker {
     epoch: u64,
     retry_wanted: bool,
     next_retry: tokio::time::Instant,
+    observer: ObserverSlot,
 }
 
 impl Worker {
@@ -102,6 +106,7 @@ impl Worker {
         config: SchedulerConfig,
         committers: Arc<Committers>,
         outcomes: mpsc::UnboundedReceiver<Outcome>,
+        observer: ObserverSlot,
     ) -> Self {
         Self {
             store,
@@ -122,6 +127,7 @@ impl Worker {
             epoch: 0,
             retry_wanted: false,
             next_retry: tokio::time::Instant::now(),
+            observer,
         }
     }
 

@@ -1,41 +1,58 @@
-//! The embedded backend: etcd's data model on one redb file.
+//! The embedded backend: etcd's data model on one redb file, fronted by
+//! memory and a write-ahead log.
 //!
-//! Tables: `kv` (key → entry), `log` ((revision, index) → event; the watch
-//! history until compaction), `meta` (current and compacted revision, lease
-//! sequence), `leases` (id → ttl and deadline) and `lease_keys` (which keys a
-//! lease owns). Writes are serialized by one lock that also orders the
-//! broadcast of their events, so watchers see revisions in order.
+//! The write path is what admission's group commit waits on, so it does the
+//! least that is safe: check the guards against the in-memory index, append
+//! the batch to the write-ahead log with one `fdatasync`, apply it to memory
+//! and broadcast it. Only then is it visible — readers never see a write a
+//! crash could take back. redb is brought up to date by checkpoints in the
+//! background ([`checkpoint`]), which is also when the log is emptied. An
+//! in-memory store (tests, benchmarks) works the same without the log.
+//!
+//! Reads are answered from memory when the values are there (everything
+//! written since the last checkpoint) and from redb otherwise. Which keys
+//! exist is always known from the index ([`mem`]), so a key deleted in
+//! memory but still in redb stays deleted.
+//!
+//! Tables: `kv` (key → entry), `history` (revision → the batch's events; the
+//! watch history until compaction), `meta` (checkpointed and compacted
+//! revision, lease sequence), `leases` (id → ttl and deadline) and
+//! `lease_keys` (which keys a lease owns). One lock serializes writers and
+//! orders the broadcast of their batches, so watchers see revisions in order.
 
+mod checkpoint;
 mod lease;
+mod mem;
 mod record;
+#[cfg(test)]
+mod tests;
 mod wal;
 mod watch;
 
 use std::{
     path::Path,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use async_trait::async_trait;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition,
-    backends::InMemoryBackend,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, backends::InMemoryBackend};
 use tokio::sync::broadcast;
 use yunshu_core::{
     Error, Result,
     store::{
-        EventKind, KeyValue, LeaseId, Op, RangeRequest, RangeResponse, Revision, Store,
-        StoreCapabilities, Txn, TxnResponse, WatchEvent, WatchStream,
+        KeyValue, LeaseId, RangeRequest, RangeResponse, Revision, Store, StoreCapabilities, Txn,
+        TxnResponse, WatchStream,
     },
 };
 
+use self::mem::{Batch, Mem};
+
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
-const LOG: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("log");
+const HISTORY: TableDefinition<i64, &[u8]> = TableDefinition::new("history");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const LEASES: TableDefinition<i64, (i64, i64)> = TableDefinition::new("leases");
 const LEASE_KEYS: TableDefinition<(i64, &str), ()> = TableDefinition::new("lease_keys");
@@ -43,13 +60,6 @@ const LEASE_KEYS: TableDefinition<(i64, &str), ()> = TableDefinition::new("lease
 const REVISION: &str = "revision";
 const COMPACTED: &str = "compacted";
 const LEASE_SEQ: &str = "lease_seq";
-
-/// The events of one committed transaction, all at one revision.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    revision: Revision,
-    events: Vec<WatchEvent>,
-}
 
 /// A `Store` on an embedded redb database.
 #[derive(Clone)]
@@ -60,9 +70,18 @@ pub struct EmbeddedStore {
 pub(crate) struct Inner {
     db: Database,
     /// Serializes writers; holds the write-ahead log of file-backed stores.
-    write_lock: Mutex<Option<wal::Wal>>,
-    /// Set when a transaction reached the log but not redb: every later call
-    /// fails until a restart replays the log.
+    writer: Mutex<Option<wal::Wal>>,
+    /// Whether writes wait for a disk (file-backed stores).
+    durable: bool,
+    limits: checkpoint::Limits,
+    /// What readers see.
+    mem: RwLock<Mem>,
+    /// One checkpoint at a time.
+    checkpointing: Mutex<()>,
+    /// A background checkpoint is running or starting.
+    checkpoint_running: AtomicBool,
+    /// Set when an append to the log failed: the log's state is unknown, so
+    /// every later call fails until a restart replays it.
     poisoned: AtomicBool,
     events: broadcast::Sender<Arc<Batch>>,
 }
@@ -89,8 +108,13 @@ fn now_ms() -> i64 {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the database file at `path`.
+    /// Opens (or creates) the database file at `path`, replaying its
+    /// write-ahead log.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, checkpoint::Limits::default())
+    }
+
+    fn open_with(path: impl AsRef<Path>, limits: checkpoint::Limits) -> Result<Self> {
         if let Some(dir) = path.as_ref().parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err("create the data directory"))?;
         }
@@ -115,41 +139,50 @@ impl EmbeddedStore {
                 other => break other.map_err(db_err("open the database file"))?,
             }
         };
-        let (wal, records) = wal::Wal::open(path.as_ref())?;
-        let store = Self::with_db(db, Some(wal))?;
-        store.inner.replay(records)?;
-        Ok(store)
+        checkpoint::prepare(&db)?;
+        let (mut wal, records) = wal::Wal::open(path.as_ref())?;
+        checkpoint::replay(&db, records)?;
+        wal.reset()?;
+        let mem = checkpoint::load(&db)?;
+        Ok(Self::with_parts(db, Some(wal), mem, limits))
     }
 
     /// A fresh in-memory database.
     pub fn in_memory() -> Result<Self> {
+        Self::in_memory_with(checkpoint::Limits::default())
+    }
+
+    fn in_memory_with(limits: checkpoint::Limits) -> Result<Self> {
         let db = Database::builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(db_err("create an in-memory database"))?;
-        Self::with_db(db, None)
+        checkpoint::prepare(&db)?;
+        let mem = checkpoint::load(&db)?;
+        Ok(Self::with_parts(db, None, mem, limits))
     }
 
-    fn with_db(db: Database, wal: Option<wal::Wal>) -> Result<Self> {
-        let w = db.begin_write().map_err(db_err("begin a transaction"))?;
-        {
-            w.open_table(KV).map_err(db_err("open a table"))?;
-            w.open_table(LOG).map_err(db_err("open a table"))?;
-            w.open_table(META).map_err(db_err("open a table"))?;
-            w.open_table(LEASES).map_err(db_err("open a table"))?;
-            w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
-        }
-        w.commit().map_err(db_err("commit"))?;
+    fn with_parts(
+        db: Database,
+        wal: Option<wal::Wal>,
+        mem: Mem,
+        limits: checkpoint::Limits,
+    ) -> Self {
         let (events, _) = broadcast::channel(1024);
         let store = Self {
             inner: Arc::new(Inner {
                 db,
-                write_lock: Mutex::new(wal),
+                durable: wal.is_some(),
+                limits,
+                writer: Mutex::new(wal),
+                mem: RwLock::new(mem),
+                checkpointing: Mutex::new(()),
+                checkpoint_running: AtomicBool::new(false),
                 poisoned: AtomicBool::new(false),
                 events,
             }),
         };
         store.spawn_lease_sweeper();
-        Ok(store)
+        store
     }
 
     /// Expires leases in the background while the store is alive.
@@ -173,7 +206,7 @@ impl EmbeddedStore {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Arc<Inner>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || f(&inner))
@@ -186,116 +219,84 @@ impl EmbeddedStore {
 }
 
 impl Inner {
-    fn lock(&self) -> Result<MutexGuard<'_, Option<wal::Wal>>> {
+    fn check_running(&self) -> Result<()> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Unavailable {
                 message:
-                    "embedded store stopped after a failed commit; restart to recover from its log"
+                    "embedded store stopped after a failed write to its log; restart to recover from the log"
                         .into(),
                 source: None,
             });
         }
-        Ok(self
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Applies log records newer than redb's durable revision, then
-    /// checkpoints.
-    fn replay(&self, records: Vec<wal::WalRecord>) -> Result<()> {
-        let mut guard = self.lock()?;
-        let w = self
-            .db
-            .begin_write()
-            .map_err(db_err("begin a transaction"))?;
-        let mut replayed = 0;
-        {
-            let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let mut revision = meta
-                .get(REVISION)
-                .map_err(db_err("read meta"))?
-                .map_or(0, |v| v.value());
-            let mut kv = w.open_table(KV).map_err(db_err("open a table"))?;
-            let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
-            for rec in records {
-                if rec.revision <= revision {
-                    continue;
-                }
-                if rec.revision != revision + 1 {
-                    return Err(Error::internal(format!(
-                        "write-ahead log jumps from revision {revision} to {}",
-                        rec.revision
-                    )));
-                }
-                for ev in &rec.events {
-                    match ev.kind {
-                        EventKind::Put => put_entry(&mut kv, &mut lease_keys, &ev.kv)?,
-                        EventKind::Delete => {
-                            delete_key(&mut kv, &mut lease_keys, &ev.kv.key, rec.revision)?;
-                        }
-                    }
-                }
-                append_log(&w, rec.revision, &rec.events)?;
-                revision = rec.revision;
-                meta.insert(REVISION, revision)
-                    .map_err(db_err("write meta"))?;
-                replayed += 1;
-            }
-        }
-        w.commit().map_err(db_err("commit"))?;
-        if replayed > 0 {
-            tracing::info!(transactions = replayed, "replayed the write-ahead log");
-        }
-        if let Some(wal) = guard.as_mut() {
-            wal.reset()?;
-        }
         Ok(())
     }
 
-    /// After a durable commit every earlier transaction is in redb: empty the log.
-    fn checkpointed(guard: &mut Option<wal::Wal>) {
-        if let Some(wal) = guard.as_mut().filter(|w| !w.is_empty())
-            && let Err(e) = wal.reset()
-        {
-            tracing::warn!(error = %e, "failed to truncate the write-ahead log; it will be replayed harmlessly");
+    /// The writer lock, unless the store stopped.
+    fn lock(&self) -> Result<MutexGuard<'_, Option<wal::Wal>>> {
+        self.check_running()?;
+        Ok(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn mem(&self) -> RwLockReadGuard<'_, Mem> {
+        self.mem.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mem_mut(&self) -> RwLockWriteGuard<'_, Mem> {
+        self.mem.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes a batch durable in the log, if the store has one. A failed
+    /// append stops the store: the log may or may not hold the batch.
+    fn log(&self, writer: &mut Option<wal::Wal>, batch: &Batch) -> Result<()> {
+        let Some(wal) = writer.as_mut() else {
+            return Ok(());
+        };
+        let mut frame = record::encode_batch(batch.revision, &batch.events);
+        if let Err(e) = wal.append(&mut frame) {
+            self.poisoned.store(true, Ordering::Release);
+            return Err(e);
         }
+        batch.set_frame(frame);
+        Ok(())
     }
 
-    fn meta(&self, name: &str) -> Result<i64> {
-        let r = self.db.begin_read().map_err(db_err("begin a read"))?;
-        let t = r.open_table(META).map_err(db_err("open a table"))?;
-        Ok(t.get(name)
-            .map_err(db_err("read meta"))?
-            .map_or(0, |v| v.value()))
-    }
-
-    fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+    /// One key; `None` (without `disk`) when its value would come from redb.
+    fn get(&self, key: &str, disk: bool) -> Result<Option<Option<KeyValue>>> {
+        let mem = self.mem();
+        let Some(slot) = mem.index.get(key) else {
+            return Ok(Some(None));
+        };
+        if let Some(kv) = slot.cached() {
+            return Ok(Some(Some(kv)));
+        }
+        if !disk {
+            return Ok(None);
+        }
+        // Under the read lock: no checkpoint can change what redb holds
+        // for a key whose value is not in memory.
         let r = self.db.begin_read().map_err(db_err("begin a read"))?;
         let t = r.open_table(KV).map_err(db_err("open a table"))?;
-        t.get(key)
+        let found = t
+            .get(key)
             .map_err(db_err("read a key"))?
             .map(|v| record::decode_entry(key, v.value()))
-            .transpose()
+            .transpose()?;
+        mem::expect_entry(key, found).map(|kv| Some(Some(kv)))
     }
 
-    fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        let r = self.db.begin_read().map_err(db_err("begin a read"))?;
-        let meta = r.open_table(META).map_err(db_err("open a table"))?;
-        let revision = meta
-            .get(REVISION)
-            .map_err(db_err("read meta"))?
-            .map_or(0, |v| v.value());
-        let t = r.open_table(KV).map_err(db_err("open a table"))?;
+    /// A page of keys; `None` (without `disk`) when a value would come from redb.
+    fn range(&self, req: &RangeRequest, disk: bool) -> Result<Option<RangeResponse>> {
+        let mem = self.mem();
         let start = match &req.start_after {
-            Some(after) if after.as_str() >= req.prefix.as_str() => format!("{after}\0"),
-            _ => req.prefix.clone(),
+            Some(after) if after.as_str() >= req.prefix.as_str() => {
+                std::ops::Bound::Excluded(after.as_str())
+            }
+            _ => std::ops::Bound::Included(req.prefix.as_str()),
         };
         let mut kvs = Vec::new();
         let mut more = false;
-        for item in t.range(start.as_str()..).map_err(db_err("range keys"))? {
-            let (k, v) = item.map_err(db_err("range keys"))?;
-            let key = k.value();
+        let mut table = None;
+        for (key, slot) in mem.index.range::<str, _>((start, std::ops::Bound::Unbounded)) {
             if !key.starts_with(&req.prefix) {
                 break;
             }
@@ -303,261 +304,121 @@ impl Inner {
                 more = true;
                 break;
             }
-            kvs.push(record::decode_entry(key, v.value())?);
+            if let Some(kv) = slot.cached() {
+                kvs.push(kv);
+                continue;
+            }
+            if !disk {
+                return Ok(None);
+            }
+            if table.is_none() {
+                let r = self.db.begin_read().map_err(db_err("begin a read"))?;
+                table = Some(r.open_table(KV).map_err(db_err("open a table"))?);
+            }
+            let Some(t) = &table else { continue };
+            let found = t
+                .get(key.as_str())
+                .map_err(db_err("read a key"))?
+                .map(|v| record::decode_entry(key, v.value()))
+                .transpose()?;
+            kvs.push(mem::expect_entry(key, found)?);
         }
-        Ok(RangeResponse {
+        Ok(Some(RangeResponse {
             kvs,
             more,
-            revision,
-        })
+            revision: mem.revision,
+        }))
     }
 
     /// Applies a transaction atomically and broadcasts its events.
-    fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
-        let mut guard = self.lock()?;
-        let mut w = self
-            .db
-            .begin_write()
-            .map_err(db_err("begin a transaction"))?;
-        // With a log, ordinary commits skip redb's sync; every so often one
-        // is a durable checkpoint.
-        let checkpoint = guard.as_ref().is_none_or(wal::Wal::checkpoint_due);
-        if !checkpoint {
-            w.set_durability(Durability::None)
-                .map_err(db_err("set durability"))?;
+    fn txn(self: &Arc<Self>, txn: Txn) -> Result<TxnResponse> {
+        self.make_room()?;
+        let mut writer = self.lock()?;
+        let plan = self.mem().plan(txn);
+        if plan.events.is_empty() {
+            return Ok(plan.response);
         }
-        let (resp, events) = {
-            let mut kv = w.open_table(KV).map_err(db_err("open a table"))?;
-            let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let revision = meta
-                .get(REVISION)
-                .map_err(db_err("read meta"))?
-                .map_or(0, |v| v.value());
-            let mut succeeded = true;
-            for c in &txn.compares {
-                let actual = match kv.get(c.key.as_str()).map_err(db_err("read a key"))? {
-                    Some(v) => record::header(v.value())?.mod_revision,
-                    None => 0,
-                };
-                if !c.op.holds(actual, c.mod_revision) {
-                    succeeded = false;
-                    break;
-                }
-            }
-            let ops = if succeeded {
-                &txn.success
-            } else {
-                &txn.failure
-            };
-            let next = revision + 1;
-            let leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
-            let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
-            let mut events = Vec::with_capacity(ops.len());
-            for op in ops {
-                match op {
-                    Op::Put { key, value, lease } => {
-                        if let Some(id) = lease
-                            && leases.get(*id).map_err(db_err("read a lease"))?.is_none()
-                        {
-                            return Err(Error::not_found(format!("lease {id}")));
-                        }
-                        let prev = kv
-                            .get(key.as_str())
-                            .map_err(db_err("read a key"))?
-                            .map(|v| record::header(v.value()))
-                            .transpose()?;
-                        let entry = KeyValue {
-                            key: key.clone(),
-                            value: value.clone(),
-                            create_revision: prev.as_ref().map_or(next, |p| p.create_revision),
-                            mod_revision: next,
-                            version: prev.as_ref().map_or(1, |p| p.version + 1),
-                            lease: *lease,
-                        };
-                        put_entry(&mut kv, &mut lease_keys, &entry)?;
-                        events.push(WatchEvent {
-                            kind: EventKind::Put,
-                            kv: entry,
-                        });
-                    }
-                    Op::Delete { key } => {
-                        if let Some(ev) = delete_key(&mut kv, &mut lease_keys, key, next)? {
-                            events.push(ev);
-                        }
-                    }
-                }
-            }
-            if events.is_empty() {
-                (
-                    TxnResponse {
-                        succeeded,
-                        revision,
-                    },
-                    events,
-                )
-            } else {
-                meta.insert(REVISION, next).map_err(db_err("write meta"))?;
-                append_log(&w, next, &events)?;
-                (
-                    TxnResponse {
-                        succeeded,
-                        revision: next,
-                    },
-                    events,
-                )
-            }
+        self.check_leases(&plan.leases)?;
+        let batch = Arc::new(Batch::new(plan.response.revision, plan.events));
+        self.log(&mut writer, &batch)?;
+        let due = {
+            let mut mem = self.mem_mut();
+            mem.apply(&batch);
+            self.limits.due(mem.backlog())
         };
-        let logged = match guard.as_mut() {
-            Some(wal) if !checkpoint && !events.is_empty() => {
-                // Dropping `w` on error aborts the redb transaction.
-                wal.append(resp.revision, &events)?;
-                true
+        // No receivers is fine: nobody watches.
+        let _ = self.events.send(batch);
+        drop(writer);
+        if due {
+            self.request_checkpoint();
+        }
+        Ok(plan.response)
+    }
+
+    fn check_leases(&self, leases: &[LeaseId]) -> Result<()> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let r = self.db.begin_read().map_err(db_err("begin a read"))?;
+        let t = r.open_table(LEASES).map_err(db_err("open a table"))?;
+        for id in leases {
+            if t.get(*id).map_err(db_err("read a lease"))?.is_none() {
+                return Err(Error::not_found(format!("lease {id}")));
             }
-            _ => false,
-        };
-        if let Err(e) = w.commit() {
-            if logged {
-                self.poisoned.store(true, Ordering::Release);
-            }
-            return Err(db_err("commit")(e));
         }
-        if checkpoint {
-            Self::checkpointed(&mut guard);
-        }
-        drop(guard);
-        if !events.is_empty() {
-            // No receivers is fine: nobody watches.
-            let _ = self.events.send(Arc::new(Batch {
-                revision: resp.revision,
-                events,
-            }));
-        }
-        Ok(resp)
+        Ok(())
     }
 
     fn compact(&self, revision: Revision) -> Result<()> {
-        let mut guard = self.lock()?;
+        self.check_running()?;
+        let current = self.mem().revision;
+        if revision > current {
+            return Err(Error::invalid(
+                "revision",
+                format!("cannot compact to {revision}, beyond the current revision {current}"),
+            ));
+        }
+        // Everything up to `current` into redb first, so the history
+        // forgotten is all there is below `revision`.
+        self.checkpoint()?;
         let w = self
             .db
             .begin_write()
             .map_err(db_err("begin a transaction"))?;
         {
             let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-            let current = meta
-                .get(REVISION)
-                .map_err(db_err("read meta"))?
-                .map_or(0, |v| v.value());
             let compacted = meta
                 .get(COMPACTED)
                 .map_err(db_err("read meta"))?
                 .map_or(0, |v| v.value());
-            if revision > current {
-                return Err(Error::invalid(
-                    "revision",
-                    format!("cannot compact to {revision}, beyond the current revision {current}"),
-                ));
-            }
             if revision <= compacted {
                 return Err(Error::Compacted {
                     requested: revision,
                     compacted,
                 });
             }
-            let mut log = w.open_table(LOG).map_err(db_err("open a table"))?;
-            log.retain_in((0, 0)..(revision, 0), |_, _| false)
-                .map_err(db_err("compact the log"))?;
+            let mut history = w.open_table(HISTORY).map_err(db_err("open a table"))?;
+            history
+                .retain_in(..revision, |_, _| false)
+                .map_err(db_err("compact the history"))?;
             meta.insert(COMPACTED, revision)
                 .map_err(db_err("write meta"))?;
         }
         w.commit().map_err(db_err("commit"))?;
-        Self::checkpointed(&mut guard);
+        let mut mem = self.mem_mut();
+        mem.compacted = mem.compacted.max(revision);
         Ok(())
     }
-}
-
-fn put_entry(
-    kv: &mut redb::Table<&str, &[u8]>,
-    lease_keys: &mut redb::Table<(i64, &str), ()>,
-    entry: &KeyValue,
-) -> Result<()> {
-    let key = entry.key.as_str();
-    let old = kv
-        .insert(key, record::encode_entry(entry).as_slice())
-        .map_err(db_err("write a key"))?
-        .map(|v| record::header(v.value()))
-        .transpose()?;
-    if let Some(id) = old.and_then(|o| o.lease) {
-        lease_keys
-            .remove((id, key))
-            .map_err(db_err("unlink a lease"))?;
-    }
-    if let Some(id) = entry.lease {
-        lease_keys
-            .insert((id, key), ())
-            .map_err(db_err("link a lease"))?;
-    }
-    Ok(())
-}
-
-fn delete_key(
-    kv: &mut redb::Table<&str, &[u8]>,
-    lease_keys: &mut redb::Table<(i64, &str), ()>,
-    key: &str,
-    revision: Revision,
-) -> Result<Option<WatchEvent>> {
-    let prev = kv
-        .remove(key)
-        .map_err(db_err("delete a key"))?
-        .map(|v| record::header(v.value()))
-        .transpose()?;
-    let Some(prev) = prev else { return Ok(None) };
-    if let Some(id) = prev.lease {
-        lease_keys
-            .remove((id, key))
-            .map_err(db_err("unlink a lease"))?;
-    }
-    Ok(Some(WatchEvent {
-        kind: EventKind::Delete,
-        kv: KeyValue {
-            key: key.to_owned(),
-            value: Vec::new(),
-            create_revision: 0,
-            mod_revision: revision,
-            version: 0,
-            lease: None,
-        },
-    }))
-}
-
-fn append_log(w: &redb::WriteTransaction, revision: Revision, events: &[WatchEvent]) -> Result<()> {
-    let mut log = w.open_table(LOG).map_err(db_err("open a table"))?;
-    for (i, ev) in events.iter().enumerate() {
-        let idx = u32::try_from(i).unwrap_or(u32::MAX);
-        log.insert((revision, idx), record::encode_event(ev).as_slice())
-            .map_err(db_err("append to the log"))?;
-    }
-    Ok(())
 }
 
 impl Drop for Inner {
     /// A clean shutdown checkpoints, so the next open has nothing to replay.
     fn drop(&mut self) {
-        let mut guard = self
-            .write_lock
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if guard.as_ref().is_none_or(wal::Wal::is_empty) || self.poisoned.load(Ordering::Acquire) {
+        if self.mem().recent.is_empty() {
             return;
         }
-        let durable = match self.db.begin_write() {
-            Ok(w) => w.commit().map_err(redb::Error::from),
-            Err(e) => Err(redb::Error::from(e)),
-        };
-        match durable {
-            Ok(()) => Self::checkpointed(&mut guard),
-            Err(e) => {
-                tracing::warn!(error = %e, "failed to checkpoint on close; the log will be replayed")
-            }
+        if let Err(e) = self.checkpoint() {
+            tracing::warn!(error = %e, "failed to checkpoint on close; the log will be replayed");
         }
     }
 }
@@ -576,20 +437,36 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        if let Some(found) = self.inner.get(key, false)? {
+            return Ok(found);
+        }
         let key = key.to_owned();
-        self.blocking(move |i| i.get(&key)).await
+        self.blocking(move |i| i.get(&key, true)).await?.ok_or_else(|| {
+            Error::internal("embedded store read did not finish")
+        })
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.blocking(move |i| i.range(&request)).await
+        if let Some(found) = self.inner.range(&request, false)? {
+            return Ok(found);
+        }
+        self.blocking(move |i| i.range(&request, true))
+            .await?
+            .ok_or_else(|| Error::internal("embedded store read did not finish"))
     }
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        self.blocking(move |i| i.txn(&txn)).await
+        // Without a log nothing waits for a disk: apply on the caller's
+        // task unless the checkpointer has fallen behind.
+        if !self.inner.durable && !self.inner.limits.over(self.inner.mem().backlog()) {
+            return self.inner.txn(txn);
+        }
+        self.blocking(move |i| i.txn(txn)).await
     }
 
     async fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
-        watch::watch(self.inner.clone(), prefix.to_owned(), from).await
+        self.inner.check_running()?;
+        Ok(watch::watch(self.inner.clone(), prefix.to_owned(), from))
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
@@ -597,7 +474,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        self.blocking(|i| i.meta(REVISION)).await
+        Ok(self.inner.mem().revision)
     }
 
     async fn lease_grant(&self, ttl: Duration) -> Result<LeaseId> {

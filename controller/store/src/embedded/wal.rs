@@ -1,17 +1,21 @@
-//! The write-ahead log that makes cheap redb commits durable.
+//! The write-ahead log: what makes a transaction durable.
 //!
-//! A redb commit that is durable on its own rewrites every B-tree page the
-//! transaction touched; with a batch of admissions scattered over the key
-//! space that is hundreds of pages per commit. Like etcd (WAL + periodic
-//! bbolt commits), the embedded backend instead appends each transaction's
-//! effects — its events, which carry full key entries and the revision — to
-//! this log with one `fdatasync`, commits redb without syncing, and every so
-//! often makes a durable redb commit (a checkpoint) and truncates the log. On
-//! open, records newer than redb's durable revision are replayed.
+//! A transaction is acknowledged once its batch — its events, which carry
+//! full key entries and the revision — is appended to this log and
+//! `fdatasync`ed; redb learns of it later, when a checkpoint materializes
+//! many batches in one durable commit (like etcd: WAL first, bbolt later).
 //!
-//! Record: `len: u32 | checksum: u64 (FNV-1a of the payload) | payload`,
-//! payload: `revision: i64 | count: u32 | (len: u32 | event)*`. A torn tail
-//! (a crash mid-append) fails its checksum and is cut off.
+//! The log is two files beside the database, `<db>.wal` and `<db>.wal2`,
+//! one active. A checkpoint switches appends to the other (empty) file,
+//! writes every batch up to the switch into redb, and only then empties the
+//! file it switched away from, so a crash at any point leaves each
+//! acknowledged batch in redb, in a log file, or both. On open, both files
+//! are read and the records newer than redb's durable revision replayed.
+//!
+//! Record: `len: u32 | checksum: u64 | payload` ([`super::record`]'s batch).
+//! The checksum is CRC-32 tagged with `CRC3` in its upper half; records
+//! written by earlier builds carry FNV-1a and are still read. A torn tail (a
+//! crash mid-append) fails its checksum and is cut off.
 
 use std::{
     fs::{File, OpenOptions},
@@ -19,17 +23,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use yunshu_core::{
-    Error, Result,
-    store::{Revision, WatchEvent},
-};
+use yunshu_core::{Error, Result, store::Revision};
 
-use super::record;
+use super::record::FRAME_HEADER;
 
-/// Checkpoint after this many records…
-const CHECKPOINT_RECORDS: u64 = 512;
-/// …or this many bytes.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
+/// Marks a CRC-32 checksum (`"CRC3"`).
+const CRC_TAG: u64 = 0x4352_4333 << 32;
 
 fn io_err(action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::Internal {
@@ -38,34 +37,40 @@ fn io_err(action: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
-fn checksum(bytes: &[u8]) -> u64 {
+fn checksum(payload: &[u8]) -> u64 {
+    CRC_TAG | u64::from(crc32fast::hash(payload))
+}
+
+/// The checksum of earlier builds.
+fn legacy_checksum(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-/// One replayable transaction.
+fn valid(payload: &[u8], sum: u64) -> bool {
+    if sum & 0xffff_ffff_0000_0000 == CRC_TAG && checksum(payload) == sum {
+        return true;
+    }
+    legacy_checksum(payload) == sum
+}
+
+/// One replayable transaction: its revision and batch payload.
 #[derive(Debug)]
 pub(crate) struct WalRecord {
     pub revision: Revision,
-    pub events: Vec<WatchEvent>,
+    pub payload: Vec<u8>,
 }
 
-/// An open log.
 #[derive(Debug)]
-pub(crate) struct Wal {
+struct Segment {
     file: File,
     path: PathBuf,
     records: u64,
-    bytes: u64,
 }
 
-impl Wal {
-    /// Opens the log beside the database and reads its valid records.
-    pub fn open(db_path: &Path) -> Result<(Self, Vec<WalRecord>)> {
-        let mut path = db_path.as_os_str().to_owned();
-        path.push(".wal");
-        let path = PathBuf::from(path);
+impl Segment {
+    fn open(path: PathBuf) -> Result<(Self, Vec<WalRecord>)> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -83,61 +88,21 @@ impl Wal {
             file.sync_data()
                 .map_err(io_err("sync the write-ahead log"))?;
         }
-        let wal = Self {
-            file,
-            path,
-            records: records.len() as u64,
-            bytes: valid as u64,
-        };
-        Ok((wal, records))
+        let records_len = records.len() as u64;
+        Ok((
+            Self {
+                file,
+                path,
+                records: records_len,
+            },
+            records,
+        ))
     }
 
-    /// Whether the next commit should be a durable checkpoint.
-    pub fn checkpoint_due(&self) -> bool {
-        self.records >= CHECKPOINT_RECORDS || self.bytes >= CHECKPOINT_BYTES
-    }
-
-    /// Whether the log holds records not yet checkpointed.
-    pub fn is_empty(&self) -> bool {
-        self.records == 0
-    }
-
-    /// Appends one transaction and syncs it to disk.
-    pub fn append(&mut self, revision: Revision, events: &[WatchEvent]) -> Result<()> {
-        let mut payload = Vec::with_capacity(64 + events.len() * 256);
-        payload.extend_from_slice(&revision.to_le_bytes());
-        payload.extend_from_slice(
-            &u32::try_from(events.len())
-                .unwrap_or(u32::MAX)
-                .to_le_bytes(),
-        );
-        for ev in events {
-            let bytes = record::encode_event(ev);
-            payload
-                .extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
-            payload.extend_from_slice(&bytes);
+    fn truncate(&mut self) -> Result<()> {
+        if self.records == 0 {
+            return Ok(());
         }
-        let mut buf = Vec::with_capacity(12 + payload.len());
-        buf.extend_from_slice(
-            &u32::try_from(payload.len())
-                .unwrap_or(u32::MAX)
-                .to_le_bytes(),
-        );
-        buf.extend_from_slice(&checksum(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
-        self.file
-            .write_all(&buf)
-            .map_err(io_err("append to the write-ahead log"))?;
-        self.file
-            .sync_data()
-            .map_err(io_err("sync the write-ahead log"))?;
-        self.records += 1;
-        self.bytes += buf.len() as u64;
-        Ok(())
-    }
-
-    /// Empties the log after a durable checkpoint.
-    pub fn reset(&mut self) -> Result<()> {
         self.file
             .set_len(0)
             .map_err(io_err("truncate the write-ahead log"))?;
@@ -145,8 +110,90 @@ impl Wal {
             .sync_data()
             .map_err(io_err("sync the write-ahead log"))?;
         self.records = 0;
-        self.bytes = 0;
-        tracing::trace!(path = %self.path.display(), "write-ahead log checkpointed");
+        tracing::trace!(path = %self.path.display(), "write-ahead log file emptied");
+        Ok(())
+    }
+}
+
+/// An open log: two files, one taking appends.
+#[derive(Debug)]
+pub(crate) struct Wal {
+    segments: [Segment; 2],
+    active: usize,
+}
+
+impl Wal {
+    /// Opens (or creates) the log beside the database and reads its valid
+    /// records, in revision order.
+    pub fn open(db_path: &Path) -> Result<(Self, Vec<WalRecord>)> {
+        let path = |suffix: &str| {
+            let mut p = db_path.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        let (a, mut records) = Segment::open(path(".wal"))?;
+        let (b, more) = Segment::open(path(".wal2"))?;
+        records.extend(more);
+        records.sort_by_key(|r| r.revision);
+        // A file created just now must survive a crash with its directory
+        // entry; one directory sync covers both.
+        if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            d.sync_all()
+                .map_err(io_err("sync the data directory"))?;
+        }
+        Ok((
+            Self {
+                segments: [a, b],
+                active: 0,
+            },
+            records,
+        ))
+    }
+
+    /// Appends one batch frame (from [`super::record::encode_batch`]) and
+    /// syncs it to disk. On error the file's state is unknown.
+    pub fn append(&mut self, frame: &mut [u8]) -> Result<()> {
+        let payload = &frame[FRAME_HEADER..];
+        let len = u32::try_from(payload.len())
+            .map_err(|_| Error::internal("a transaction of 4 GiB or more cannot be logged"))?;
+        let sum = checksum(payload);
+        frame[..4].copy_from_slice(&len.to_le_bytes());
+        frame[4..FRAME_HEADER].copy_from_slice(&sum.to_le_bytes());
+        let seg = &mut self.segments[self.active];
+        seg.file
+            .write_all(frame)
+            .map_err(io_err("append to the write-ahead log"))?;
+        seg.file
+            .sync_data()
+            .map_err(io_err("sync the write-ahead log"))?;
+        seg.records += 1;
+        Ok(())
+    }
+
+    /// Sends later appends to the other file, if it is empty; returns
+    /// whether it switched. The file switched away from holds every record
+    /// up to now and is emptied by [`Wal::retire`] after a checkpoint.
+    pub fn rotate(&mut self) -> bool {
+        let other = 1 - self.active;
+        if self.segments[other].records > 0 {
+            return false;
+        }
+        self.active = other;
+        true
+    }
+
+    /// Empties the inactive file: a checkpoint made its records durable in redb.
+    pub fn retire(&mut self) -> Result<()> {
+        self.segments[1 - self.active].truncate()
+    }
+
+    /// Empties both files: everything is durable in redb.
+    pub fn reset(&mut self) -> Result<()> {
+        for seg in &mut self.segments {
+            seg.truncate()?;
+        }
         Ok(())
     }
 }
@@ -155,8 +202,7 @@ impl Wal {
 fn parse(data: &[u8]) -> (Vec<WalRecord>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
-    while let Some(rec) = parse_one(data, at) {
-        let (r, next) = rec;
+    while let Some((r, next)) = parse_one(data, at) {
         records.push(r);
         at = next;
     }
@@ -165,41 +211,43 @@ fn parse(data: &[u8]) -> (Vec<WalRecord>, usize) {
 
 fn parse_one(data: &[u8], at: usize) -> Option<(WalRecord, usize)> {
     let len = u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize;
-    let sum = u64::from_le_bytes(data.get(at + 4..at + 12)?.try_into().ok()?);
-    let payload = data.get(at + 12..at + 12 + len)?;
-    if checksum(payload) != sum {
+    let sum = u64::from_le_bytes(data.get(at + 4..at + FRAME_HEADER)?.try_into().ok()?);
+    let payload = data.get(at + FRAME_HEADER..at + FRAME_HEADER + len)?;
+    if !valid(payload, sum) {
         return None;
     }
     let revision = i64::from_le_bytes(payload.get(0..8)?.try_into().ok()?);
-    let count = u32::from_le_bytes(payload.get(8..12)?.try_into().ok()?) as usize;
-    let mut events = Vec::with_capacity(count);
-    let mut p = 12;
-    for _ in 0..count {
-        let n = u32::from_le_bytes(payload.get(p..p + 4)?.try_into().ok()?) as usize;
-        events.push(record::decode_event(payload.get(p + 4..p + 4 + n)?).ok()?);
-        p += 4 + n;
-    }
-    Some((WalRecord { revision, events }, at + 12 + len))
+    Some((
+        WalRecord {
+            revision,
+            payload: payload.to_vec(),
+        },
+        at + FRAME_HEADER + len,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
-    use yunshu_core::store::{EventKind, KeyValue};
+    use yunshu_core::store::{EventKind, KeyValue, WatchEvent};
 
     use super::*;
+    use crate::embedded::record::{decode_batch, encode_batch};
 
-    fn ev(key: &str, rev: i64) -> WatchEvent {
-        WatchEvent {
-            kind: EventKind::Put,
-            kv: KeyValue {
-                key: key.into(),
-                value: b"v".to_vec(),
-                create_revision: rev,
-                mod_revision: rev,
-                version: 1,
-                lease: None,
-            },
-        }
+    fn frame(key: &str, rev: i64) -> Vec<u8> {
+        encode_batch(
+            rev,
+            &[WatchEvent {
+                kind: EventKind::Put,
+                kv: KeyValue {
+                    key: key.into(),
+                    value: b"v".to_vec(),
+                    create_revision: rev,
+                    mod_revision: rev,
+                    version: 1,
+                    lease: None,
+                },
+            }],
+        )
     }
 
     #[test]
@@ -209,16 +257,53 @@ mod tests {
         {
             let (mut wal, recs) = Wal::open(&db).expect("open");
             assert!(recs.is_empty());
-            wal.append(1, &[ev("/a", 1), ev("/b", 1)]).expect("append");
-            wal.append(2, &[ev("/c", 2)]).expect("append");
+            wal.append(&mut frame("/a", 1)).expect("append");
+            wal.append(&mut frame("/c", 2)).expect("append");
         }
         let wal_path = dir.path().join("db.redb.wal");
         let full = std::fs::read(&wal_path).expect("read");
         std::fs::write(&wal_path, &full[..full.len() - 3]).expect("tear the tail");
-        let (wal, recs) = Wal::open(&db).expect("reopen");
+        let (_, recs) = Wal::open(&db).expect("reopen");
         assert_eq!(recs.len(), 1, "the torn record is dropped");
-        assert_eq!((recs[0].revision, recs[0].events.len()), (1, 2));
-        assert!(!wal.is_empty());
+        let (rev, events) = decode_batch(&recs[0].payload, None).expect("batch");
+        assert_eq!((rev, events[0].kv.key.as_str()), (1, "/a"));
         assert!(std::fs::metadata(&wal_path).expect("stat").len() < full.len() as u64);
+    }
+
+    #[test]
+    fn rotation_keeps_both_files_until_retired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db.redb");
+        {
+            let (mut wal, _) = Wal::open(&db).expect("open");
+            wal.append(&mut frame("/a", 1)).expect("append");
+            assert!(wal.rotate(), "the other file is empty");
+            wal.append(&mut frame("/b", 2)).expect("append");
+            assert!(!wal.rotate(), "the retired file still holds a record");
+        }
+        let (mut wal, recs) = Wal::open(&db).expect("reopen");
+        let revs: Vec<_> = recs.iter().map(|r| r.revision).collect();
+        assert_eq!(revs, [1, 2], "records of both files, in revision order");
+        // After reopening, appends go to the first file again; the second
+        // one is emptied by a retire once the first has rotated.
+        assert!(!wal.rotate());
+        wal.reset().expect("reset");
+        let (_, recs) = Wal::open(&db).expect("reopen");
+        assert!(recs.is_empty());
+    }
+
+    #[test]
+    fn records_of_earlier_builds_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("db.redb");
+        let f = frame("/old", 1);
+        let payload = &f[FRAME_HEADER..];
+        let mut old = Vec::new();
+        old.extend_from_slice(&u32::try_from(payload.len()).expect("len").to_le_bytes());
+        old.extend_from_slice(&legacy_checksum(payload).to_le_bytes());
+        old.extend_from_slice(payload);
+        std::fs::write(dir.path().join("db.redb.wal"), &old).expect("write");
+        let (_, recs) = Wal::open(&db).expect("open");
+        assert_eq!(recs.len(), 1, "an FNV-1a record of an earlier build replays");
     }
 }

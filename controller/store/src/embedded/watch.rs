@@ -1,9 +1,10 @@
-//! Watches on the embedded backend: replay the log from the start revision,
-//! then follow the live broadcast. A watcher that falls behind the broadcast
-//! goes back to the log, so it never sees a gap or a duplicate; if the log
-//! was compacted past it, it gets `Compacted`.
+//! Watches on the embedded backend: replay history from the start revision
+//! — checkpointed batches from redb's `history` table, newer ones from
+//! memory — then follow the live broadcast. A watcher that falls behind the
+//! broadcast goes back to history, so it never sees a gap or a duplicate;
+//! if history was compacted past it, it gets `Compacted`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use redb::ReadableDatabase;
 use tokio::sync::{broadcast::error::RecvError, mpsc};
@@ -13,39 +14,31 @@ use yunshu_core::{
     store::{Revision, WatchEvent, WatchStream},
 };
 
-use super::{COMPACTED, Inner, LOG, META, REVISION, db_err, record};
+use super::{COMPACTED, HISTORY, Inner, META, db_err, mem::Batch, record};
 
 /// How many revisions one replay step reads.
 const REPLAY_CHUNK: i64 = 256;
 
-pub(crate) async fn watch(
-    inner: Arc<Inner>,
-    prefix: String,
-    from: Revision,
-) -> Result<WatchStream> {
+pub(crate) fn watch(inner: Arc<Inner>, prefix: String, from: Revision) -> WatchStream {
     let live = inner.events.subscribe();
-    let current = {
-        let i = inner.clone();
-        tokio::task::spawn_blocking(move || i.meta(REVISION))
-            .await
-            .map_err(|e| Error::internal(format!("embedded store task failed: {e}")))??
-    };
+    let current = inner.mem().revision;
     let next = if from <= 0 { current + 1 } else { from };
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(
         Follower {
-            inner,
+            inner: Arc::downgrade(&inner),
             prefix,
             next,
             tx,
         }
         .run(live),
     );
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    Box::pin(ReceiverStream::new(rx))
 }
 
+/// Holds the store weakly: a forgotten watch does not keep it open.
 struct Follower {
-    inner: Arc<Inner>,
+    inner: Weak<Inner>,
     prefix: String,
     /// The first revision not yet delivered.
     next: Revision,
@@ -59,8 +52,17 @@ enum Replay {
     More,
 }
 
+/// What one replay step read.
+struct Step {
+    events: Vec<WatchEvent>,
+    /// The last revision the step covered.
+    upto: Revision,
+    /// The store's revision when it read.
+    current: Revision,
+}
+
 impl Follower {
-    async fn run(mut self, mut live: tokio::sync::broadcast::Receiver<Arc<super::Batch>>) {
+    async fn run(mut self, mut live: tokio::sync::broadcast::Receiver<Arc<Batch>>) {
         'replay: loop {
             loop {
                 match self.replay_step().await {
@@ -76,14 +78,18 @@ impl Follower {
                 }
             }
             loop {
-                match live.recv().await {
+                let received = tokio::select! {
+                    r = live.recv() => r,
+                    () = self.tx.closed() => return,
+                };
+                match received {
                     Ok(batch) => {
                         if batch.revision < self.next {
                             continue;
                         }
                         if batch.revision > self.next {
                             // Something was missed (cannot happen while the
-                            // subscription predates the replay): go to the log.
+                            // subscription predates the replay): go to history.
                             continue 'replay;
                         }
                         for ev in batch
@@ -104,55 +110,106 @@ impl Follower {
         }
     }
 
-    /// Delivers up to [`REPLAY_CHUNK`] revisions from the log.
+    /// Delivers up to [`REPLAY_CHUNK`] revisions of history.
     async fn replay_step(&mut self) -> Result<Replay> {
-        let inner = self.inner.clone();
-        let (from, prefix) = (self.next, self.prefix.clone());
-        let (events, current) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let r = inner.db.begin_read().map_err(db_err("begin a read"))?;
-            let meta = r.open_table(META).map_err(db_err("open a table"))?;
-            let current = meta
-                .get(REVISION)
-                .map_err(db_err("read meta"))?
-                .map_or(0, |v| v.value());
-            let compacted = meta
-                .get(COMPACTED)
-                .map_err(db_err("read meta"))?
-                .map_or(0, |v| v.value());
-            if from < compacted {
-                return Err(Error::Compacted {
-                    requested: from,
-                    compacted,
-                });
+        let Some(inner) = self.inner.upgrade() else {
+            return Err(Error::Unavailable {
+                message: "the embedded store was closed".into(),
+                source: None,
+            });
+        };
+        let quick = read_history(&inner, self.next, &self.prefix, false)?;
+        let step = match quick {
+            Some(step) => {
+                drop(inner);
+                step
             }
-            let log = r.open_table(LOG).map_err(db_err("open a table"))?;
-            let upto = (from + REPLAY_CHUNK).min(current + 1);
-            let mut events = Vec::new();
-            for item in log
-                .range((from, 0)..(upto, 0))
-                .map_err(db_err("read the log"))?
-            {
-                let (_, v) = item.map_err(db_err("read the log"))?;
-                let ev = record::decode_event(v.value())?;
-                if ev.kv.key.starts_with(&prefix) {
-                    events.push(ev);
-                }
+            None => {
+                let (from, prefix) = (self.next, self.prefix.clone());
+                tokio::task::spawn_blocking(move || read_history(&inner, from, &prefix, true))
+                    .await
+                    .map_err(|e| Error::internal(format!("embedded store task failed: {e}")))??
+                    .ok_or_else(|| Error::internal("embedded store history read did not finish"))?
             }
-            Ok((events, upto - 1))
-        })
-        .await
-        .map_err(|e| Error::internal(format!("embedded store task failed: {e}")))??;
-        for ev in events {
+        };
+        for ev in step.events {
             if self.tx.send(Ok(ev)).await.is_err() {
                 return Ok(Replay::CaughtUp);
             }
         }
-        self.next = self.next.max(current + 1);
-        let caught_up = self.next > self.inner.meta(REVISION)?;
-        Ok(if caught_up {
+        self.next = self.next.max(step.upto + 1);
+        Ok(if self.next > step.current {
             Replay::CaughtUp
         } else {
             Replay::More
         })
     }
+}
+
+/// Reads history from `from` on: redb's rows up to the checkpointed
+/// revision, memory's batches after it. Without `disk`, answers `None`
+/// instead of reading redb.
+fn read_history(
+    inner: &Inner,
+    from: Revision,
+    prefix: &str,
+    disk: bool,
+) -> Result<Option<Step>> {
+    let (current, materialized, recent) = {
+        let mem = inner.mem();
+        if from < mem.compacted {
+            return Err(Error::Compacted {
+                requested: from,
+                compacted: mem.compacted,
+            });
+        }
+        let upto = (from + REPLAY_CHUNK - 1).min(mem.revision);
+        if from <= mem.materialized && !disk {
+            return Ok(None);
+        }
+        let recent: Vec<Arc<Batch>> = mem
+            .recent
+            .iter()
+            .filter(|b| b.revision >= from && b.revision <= upto)
+            .cloned()
+            .collect();
+        (mem.revision, mem.materialized, recent)
+    };
+    let upto = (from + REPLAY_CHUNK - 1).min(current);
+    let mut events = Vec::new();
+    if from <= materialized {
+        let r = inner.db.begin_read().map_err(db_err("begin a read"))?;
+        let meta = r.open_table(META).map_err(db_err("open a table"))?;
+        let compacted = meta
+            .get(COMPACTED)
+            .map_err(db_err("read meta"))?
+            .map_or(0, |v| v.value());
+        if from < compacted {
+            return Err(Error::Compacted {
+                requested: from,
+                compacted,
+            });
+        }
+        let history = r.open_table(HISTORY).map_err(db_err("open a table"))?;
+        for item in history
+            .range(from..=upto.min(materialized))
+            .map_err(db_err("read the history"))?
+        {
+            let (_, v) = item.map_err(db_err("read the history"))?;
+            events.extend(record::decode_batch(v.value(), Some(prefix))?.1);
+        }
+    }
+    for b in recent.iter().filter(|b| b.revision > materialized) {
+        events.extend(
+            b.events
+                .iter()
+                .filter(|e| e.kv.key.starts_with(prefix))
+                .cloned(),
+        );
+    }
+    Ok(Some(Step {
+        events,
+        upto,
+        current,
+    }))
 }

@@ -1,0 +1,134 @@
+//! Credentials issued to departments: one server user per issue, confined
+//! to one bucket, named after its expiry so a sweep can end it.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use chrono::Utc;
+use yunshu_core::{
+    Error, ErrorKind, Result,
+    adapter::{IssuedCredentials, Owner},
+};
+
+use super::S3Adapter;
+use crate::{admin::IssuedGrant, naming, policy, s3};
+
+impl S3Adapter {
+    /// Deletes every issued credential past its expiry; returns how many.
+    /// On RGW the bucket policy already refuses expired credentials; on
+    /// SeaweedFS this sweep is what ends them, so the runtime should run it
+    /// periodically.
+    pub async fn revoke_expired_credentials(&self) -> Result<usize> {
+        let now = Utc::now();
+        let mut revoked = 0;
+        for user in self.admin.list_users(naming::USER_PREFIX).await? {
+            if naming::issued_expiry(&user).is_some_and(|t| t <= now) {
+                self.admin.delete_user(&user).await?;
+                tracing::info!(foundation = %self.foundation, %user, "expired credentials revoked");
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The body of `Adapter::issue_credentials`.
+    pub(super) async fn issue(&self, owner: &Owner, ttl: Duration) -> Result<IssuedCredentials> {
+        if ttl.is_zero() {
+            return Err(Error::invalid("ttl", "must be longer than zero"));
+        }
+        let ttl =
+            chrono::Duration::from_std(ttl).map_err(|_| Error::invalid("ttl", "is too long"))?;
+        let (dept_user, client) = self.operator(&owner.department).await?;
+        let Some((bucket, _)) = self.find(&client, owner).await? else {
+            return Err(Error::not_found(format!(
+                "bucket {}",
+                Self::bucket_name(owner)
+            )));
+        };
+        let expires_at = Utc::now() + ttl;
+        let nonce = u16::from_be_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..2]
+                .try_into()
+                .expect("a uuid has more than two bytes"),
+        );
+        let user = naming::issued_user(&owner.department, &bucket, expires_at, nonce);
+        self.admin
+            .ensure_user(
+                &user,
+                &format!("Yunshu credentials for bucket {bucket}"),
+                false,
+            )
+            .await?;
+        let granted = async {
+            let key = self.admin.create_access_key(&user).await?;
+            match self.admin.issued_grant() {
+                IssuedGrant::UserPolicy => self.admin.grant_bucket(&user, &bucket).await?,
+                IssuedGrant::BucketPolicy => {
+                    let existing = s3::policy(&client, &bucket)
+                        .await?
+                        .unwrap_or_else(|| policy::bucket_policy(&bucket, &dept_user, None));
+                    let doc = policy::with_issued(&existing, &bucket, &user, expires_at);
+                    s3::put_policy(&client, &bucket, &doc).await?;
+                }
+            }
+            Ok::<_, Error>(key)
+        }
+        .await;
+        let key = match granted {
+            Ok(key) => key,
+            Err(e) => {
+                // No half-made credential stays behind.
+                let _ = self.admin.delete_user(&user).await;
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            foundation = %self.foundation, department = %owner.department, %bucket, %user,
+            access_key = %key.access_key, %expires_at, "credentials issued"
+        );
+        Ok(IssuedCredentials {
+            access_key: key.access_key,
+            secret_key: key.secret_key.expose().to_owned(),
+            expires_at: Some(expires_at),
+        })
+    }
+
+    /// The body of `Adapter::revoke_credentials`: only a key issued for this
+    /// owner's bucket is revoked; an unknown key counts as revoked already.
+    pub(super) async fn revoke(&self, owner: &Owner, access_key: &str) -> Result<()> {
+        let bucket = Self::bucket_name(owner);
+        let prefix = naming::issued_prefix(&owner.department, &bucket);
+        let Some(user) = self.admin.key_owner(access_key, &prefix).await? else {
+            return Ok(());
+        };
+        if !user.starts_with(&prefix) {
+            return Err(Error::PermissionDenied {
+                message: format!("access key {access_key} was not issued for bucket {bucket}"),
+            });
+        }
+        self.admin.delete_user(&user).await?;
+        let (_, client) = self.operator(&owner.department).await?;
+        self.drop_from_policy(&client, &bucket, &user).await?;
+        tracing::info!(
+            foundation = %self.foundation, department = %owner.department, %bucket, %user,
+            %access_key, "credentials revoked"
+        );
+        Ok(())
+    }
+
+    /// Removes the statement naming `user` from the bucket's policy (RGW).
+    async fn drop_from_policy(&self, client: &Client, bucket: &str, user: &str) -> Result<()> {
+        if self.admin.issued_grant() != IssuedGrant::BucketPolicy {
+            return Ok(());
+        }
+        match s3::policy(client, bucket).await {
+            Ok(Some(doc)) => match policy::without_user(&doc, user) {
+                Some(doc) => s3::put_policy(client, bucket, &doc).await,
+                None => Ok(()),
+            },
+            Ok(None) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The adapters compiled into the `yunshu` binary.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use yunshu_core::{
+    adapter::{Adapter, Credentials, SecretVault},
+    error::{Error, Result},
+    model::{AdapterKind, FoundationSpec},
+};
+
+use super::AdapterFactory;
+
+/// OpenStack and S3; `remote` adapters are not built in.
+#[derive(Debug, Clone)]
+pub struct Builtin {
+    vault: Arc<dyn SecretVault>,
+}
+
+impl Builtin {
+    /// A factory whose adapters seal their secrets with `vault`.
+    pub fn new(vault: Arc<dyn SecretVault>) -> Self {
+        Self { vault }
+    }
+}
+
+impl AdapterFactory for Builtin {
+    fn build(
+        &self,
+        name: &str,
+        spec: &FoundationSpec,
+        credentials: Credentials,
+    ) -> BoxFuture<'static, Result<Arc<dyn Adapter>>> {
+        let (name, spec, vault) = (name.to_owned(), spec.clone(), self.vault.clone());
+        Box::pin(async move {
+            match spec.adapter {
+                AdapterKind::Openstack => Ok(Arc::new(
+                    yunshu_adapter_openstack::OpenStackAdapter::new(&name, &spec, credentials)?,
+                ) as Arc<dyn Adapter>),
+                AdapterKind::S3 => {
+                    let _ = (vault, credentials);
+                    Err(Error::invalid("spec.adapter", "the S3 adapter is not wired yet"))
+                }
+                AdapterKind::Remote => Err(Error::invalid(
+                    "spec.adapter",
+                    "remote adapters are not supported by this build; use openstack or s3",
+                )),
+            }
+        })
+    }
+}

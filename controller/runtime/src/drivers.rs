@@ -1,0 +1,182 @@
+//! Wiring of the loops that drive the clouds: the adapter registry with its
+//! call stack, the provisioner, the prober and the orphan sweep, plus the
+//! vault that seals the secrets adapters create.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    adapters::{
+        CredentialFiles, Registry, StackConfig,
+        factory::Builtin,
+        stack::AdapterMetrics,
+    },
+    cli::{ServeArgs, StoreKind},
+    metrics::Metrics,
+    prober::{Prober, ProberConfig},
+    provisioner::{Provisioner, ProvisionerConfig},
+    reconcile::ReconcileMetrics,
+    serve::Context,
+    sweeper::Sweeper,
+};
+
+/// The running loops and what the API needs from them.
+#[derive(Debug)]
+pub struct Drivers {
+    /// The adapter clients.
+    pub registry: Arc<Registry>,
+    /// Foundation credentials (files, and Secrets the operator publishes).
+    pub credentials: Arc<CredentialFiles>,
+    /// Reboots and bucket credentials, for the API.
+    pub actions: Arc<crate::actions::RuntimeActions>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Drivers {
+    /// Waits up to `grace` for every loop to stop.
+    pub async fn join(self, grace: Duration) {
+        for (name, task) in self.tasks {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                tracing::warn!(loop_ = name, "did not stop within the grace period");
+            }
+        }
+    }
+}
+
+/// Where the master keys are: the flag, else `<data-dir>/master-keys`.
+fn master_keys_dir(args: &ServeArgs) -> PathBuf {
+    args.master_keys
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("master-keys"))
+}
+
+/// Opens the vault, creating a first master key when none exists and the
+/// keys are Yunshu's own (not a mounted Secret named by the flag).
+fn open_vault(args: &ServeArgs, ctx: &Context) -> anyhow::Result<Arc<yunshu_vault::Vault>> {
+    let dir = master_keys_dir(args);
+    let ring = if dir.exists() {
+        yunshu_vault::KeyRing::load(&dir)
+            .map_err(|e| anyhow::anyhow!("--master-keys {}: {e}", dir.display()))?
+    } else if args.master_keys.is_none() && args.store != StoreKind::Etcd {
+        tracing::info!(dir = %dir.display(), "no master keys yet; generated one (back it up with the data directory)");
+        yunshu_vault::KeyRing::generate_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create master keys in {}: {e}", dir.display()))?
+    } else {
+        anyhow::bail!(
+            "--master-keys {}: no such directory; with a shared store every replica needs the same keys \
+             (create them with a Secret, or run once with the embedded store to generate a directory)",
+            dir.display()
+        );
+    };
+    Ok(Arc::new(yunshu_vault::Vault::new(ctx.store.clone(), ring)))
+}
+
+/// Starts the registry, provisioner, prober and sweeper.
+pub async fn start(
+    args: &ServeArgs,
+    ctx: &Context,
+    metrics: &Arc<Metrics>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Drivers> {
+    let adapter_metrics = Arc::new(AdapterMetrics::default());
+    let reconcile_metrics = Arc::new(ReconcileMetrics::default());
+    metrics.with_registry(|r| {
+        adapter_metrics.register(r);
+        reconcile_metrics.register(r);
+    });
+    let vault = open_vault(args, ctx)?;
+    let credentials = Arc::new(CredentialFiles::default());
+    let registry = Arc::new(Registry::new(
+        Arc::new(Builtin::new(vault.clone())),
+        credentials.clone(),
+        StackConfig {
+            timeout: args.adapter_timeout,
+            ..StackConfig::default()
+        },
+        adapter_metrics,
+    ));
+    let provisioner = Provisioner::new(
+        ctx.store.clone(),
+        ctx.admission.clone(),
+        registry.clone(),
+        ProvisionerConfig {
+            workers: args.provision_workers,
+            ..ProvisionerConfig::default()
+        },
+        reconcile_metrics.clone(),
+    );
+    let prober = Prober::new(
+        ctx.store.clone(),
+        registry.clone(),
+        ProberConfig {
+            interval: args.probe_interval,
+            down_after: args.down_after,
+            ..ProberConfig::default()
+        },
+        reconcile_metrics.clone(),
+    );
+    let sweeper = Sweeper::new(
+        ctx.store.clone(),
+        registry.clone(),
+        args.sweep_interval,
+        reconcile_metrics,
+    );
+    let actions = Arc::new(crate::actions::RuntimeActions::new(
+        ctx.store.clone(),
+        registry.clone(),
+        vault,
+    ));
+    let mut tasks = Vec::new();
+    let (s, store, reg, every) = (stop.clone(), ctx.store.clone(), registry.clone(), args.sweep_interval);
+    tasks.push((
+        "credential-expiry",
+        tokio::spawn(async move {
+            let mut s = s;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = s.changed() => return,
+                }
+                match crate::actions::expire(&store, &reg).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(revoked = n, "expired bucket credentials revoked"),
+                    Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
+                }
+            }
+        }),
+    ));
+    let s = stop.clone();
+    tasks.push((
+        "provisioner",
+        tokio::spawn(async move {
+            if let Err(e) = provisioner.run(s).await {
+                tracing::error!(error = %e, "the provisioner stopped");
+            }
+        }),
+    ));
+    let s = stop.clone();
+    tasks.push((
+        "prober",
+        tokio::spawn(async move {
+            if let Err(e) = prober.run(s).await {
+                tracing::error!(error = %e, "the prober stopped");
+            }
+        }),
+    ));
+    let s = stop.clone();
+    tasks.push((
+        "sweeper",
+        tokio::spawn(async move {
+            if let Err(e) = sweeper.run(s).await {
+                tracing::error!(error = %e, "the sweeper stopped");
+            }
+        }),
+    ));
+    Ok(Drivers {
+        registry,
+        credentials,
+        actions,
+        tasks,
+    })
+}

@@ -1,0 +1,523 @@
+//! End to end against two real OpenStack clouds (`e2e/openstack`): the real
+//! `yunshu` binary on the embedded store, driven with `yunshuctl` as a
+//! department would, with `x86-cloud` and `kunpeng-cloud` registered as
+//! foundations. What Nova has is read back through its own API
+//! (`e2e/openstack/lib/nova_servers.py`).
+//!
+//! The clouds are found through `YUNSHU_OPENSTACK_STATE` (the state directory
+//! `e2e/openstack/up.sh` wrote). Without it the tests are skipped, except in
+//! CI, where that is a failure. They share the clouds, so they take a lock
+//! and each uses its own department.
+
+mod common;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use common::{BIN, CTL, get, text};
+use serde_json::Value;
+
+static CLOUDS: Mutex<()> = Mutex::new(());
+
+fn state_dir() -> Option<PathBuf> {
+    if let Ok(s) = std::env::var("YUNSHU_OPENSTACK_STATE") {
+        return Some(PathBuf::from(s));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "YUNSHU_OPENSTACK_STATE is not set: run `bash e2e/openstack/up.sh STATE` and export \
+         YUNSHU_OPENSTACK_STATE=STATE (e2e/scripts/test.sh does both)"
+    );
+    eprintln!("skipped: YUNSHU_OPENSTACK_STATE is not set (bash e2e/openstack/up.sh STATE)");
+    None
+}
+
+/// A running (or stopped) `yunshu` with the two clouds as foundations.
+struct Yunshu {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    department: String,
+    token: PathBuf,
+    admin_token: String,
+    admin_port: u16,
+    grpc_port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+fn mint(dir: &Path, id: &str, role: &str) -> (PathBuf, String, String) {
+    let file = dir.join(format!("{id}.token"));
+    let out = Command::new(BIN)
+        .args(["token", "--id", id, "--role", role, "--out"])
+        .arg(&file)
+        .output()
+        .expect("yunshu token");
+    assert!(out.status.success(), "{}", text(&out));
+    let identity = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("apiToken"))
+        .expect("identity line")
+        .trim()
+        .trim_start_matches("- ")
+        .to_owned();
+    let token = std::fs::read_to_string(&file).expect("token").trim().to_owned();
+    (file, identity, token)
+}
+
+impl Yunshu {
+    fn new(state: &Path, department: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clouds: Value =
+            serde_json::from_str(&std::fs::read_to_string(state.join("clouds.json")).expect("clouds.json"))
+                .expect("clouds.json parses");
+        let mut foundations = String::new();
+        for (name, arch) in [("x86-cloud", "x86_64"), ("kunpeng-cloud", "aarch64")] {
+            let c = &clouds[name];
+            let creds = dir.path().join(format!("{name}.credentials.yaml"));
+            let mut map = BTreeMap::new();
+            for key in ["username", "password", "project_name", "user_domain_name", "project_domain_name"] {
+                map.insert(key, c[key].as_str().expect("credential field").to_owned());
+            }
+            std::fs::write(&creds, serde_json::to_string(&map).expect("json")).expect("write creds");
+            foundations.push_str(&format!(
+                "  - name: {name}\n    spec:\n      adapter: openstack\n      endpoint: \"{}\"\n      region: {}\n      traits: [\"arch:{arch}\"]\n      credentials: {{ path: \"{}\" }}\n      budget: {{ requestsPerSecond: 50, burst: 100 }}\n",
+                c["auth_url"].as_str().expect("auth_url"),
+                c["region_name"].as_str().expect("region"),
+                creds.display()
+            ));
+        }
+        let (token, identity, _) = mint(dir.path(), department, "operator");
+        let (_, admin_identity, admin_token) = mint(dir.path(), "ops", "admin");
+        let config = format!(
+            "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c1m1, vcpu: 1, memoryMib: 1024 }}\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n    - {{ name: c128m256, vcpu: 128, memoryMib: 262144 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64, aarch64] }}\n    - {{ name: openeuler-22.03, architectures: [x86_64, aarch64] }}\ndepartments:\n  - name: {department}\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 400, memory_mib: 1048576, disk_gib: 2000 }} }}\n  - name: ops\n    spec:\n      identities:\n        - {admin_identity}\n      quota: {{ hard: {{ vcpu: 1 }} }}\nfoundations:\n{foundations}"
+        );
+        std::fs::write(dir.path().join("yunshu.yaml"), config).expect("config");
+        let mut y = Self {
+            state: state.to_owned(),
+            department: department.to_owned(),
+            token,
+            admin_token,
+            admin_port: yunshu_testenv::free_port().expect("port"),
+            grpc_port: yunshu_testenv::free_port().expect("port"),
+            child: None,
+            starts: 0,
+            dir,
+        };
+        y.start();
+        y
+    }
+
+    fn start(&mut self) {
+        self.starts += 1;
+        let log = File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .args(["--store", "embedded", "--probe-interval", "1s", "--sweep-interval", "3s"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--config")
+            .arg(self.dir.path().join("yunshu.yaml"))
+            .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))
+            .arg(format!("--grpc-addr=127.0.0.1:{}", self.grpc_port))
+            .env("YUNSHU_LOG", "info,yunshu_runtime=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn yunshu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(self.admin_port, "/readyz").map(|r| r.0) != Some(200) {
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "yunshu not ready ({exited:?}):\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-KILL", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=self.starts {
+            out.push_str(
+                &std::fs::read_to_string(self.dir.path().join(format!("yunshu.{i}.log"))).unwrap_or_default(),
+            );
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(CTL)
+            .args([
+                "--endpoint",
+                &format!("http://127.0.0.1:{}", self.grpc_port),
+                "--department",
+                &self.department,
+                "--token-file",
+            ])
+            .arg(&self.token)
+            .args(args)
+            .env_remove("YUNSHU_TOKEN")
+            .env_remove("YUNSHUCTL_CONFIG")
+            .env("XDG_CONFIG_HOME", self.dir.path())
+            .output()
+            .expect("yunshuctl")
+    }
+
+    fn instance(&self, name: &str) -> Value {
+        let out = self.ctl(&["-o", "json", "get", "instance", name]);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    }
+
+    fn wait_phase(&self, name: &str, phases: &[&str], within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.instance(name);
+            let phase = v["status"]["phase"].as_str().unwrap_or_default().to_owned();
+            if phases.iter().any(|p| phase.eq_ignore_ascii_case(p)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} is {phase:?}, never {phases:?}: {v}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The foundation's health word via the admin API (`HEALTH_READY`, …).
+    fn health(&self, foundation: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            use yunshu_proto::api::v1::{GetFoundationRequest, admin_service_client::AdminServiceClient};
+            let Ok(mut c) = AdminServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc_port)).await
+            else {
+                return String::new();
+            };
+            let mut req = tonic::Request::new(GetFoundationRequest {
+                name: format!("foundations/{foundation}"),
+            });
+            req.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", self.admin_token).parse().expect("header"),
+            );
+            match c.get_foundation(req).await {
+                Ok(r) => {
+                    let f = r.into_inner().foundation.unwrap_or_default();
+                    f.status.map(|s| s.health().as_str_name().to_owned()).unwrap_or_default()
+                }
+                Err(e) => format!("error: {e}"),
+            }
+        })
+    }
+
+    fn wait_health(&self, foundation: &str, want: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let h = self.health(foundation);
+            if h == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{foundation} is {h}, never {want}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Nova's servers on `cloud` (all projects).
+    fn servers(&self, cloud: &str) -> Vec<Value> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/openstack/lib/nova_servers.py");
+        let out = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(&self.state)
+            .arg(cloud)
+            .output()
+            .expect("nova_servers.py");
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("servers json")
+    }
+
+    fn servers_with_uid(&self, cloud: &str, uid: &str) -> Vec<Value> {
+        self.servers(cloud)
+            .into_iter()
+            .filter(|s| s["metadata"]["yunshu-uid"].as_str() == Some(uid))
+            .collect()
+    }
+}
+
+impl Drop for Yunshu {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn uid_of(v: &Value) -> String {
+    v["metadata"]["uid"]
+        .as_str()
+        .or_else(|| v["meta"]["uid"].as_str())
+        .or_else(|| v["uid"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn create(y: &Yunshu, name: &str, arch: &str, size: (&str, &str), wait: bool) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut args = vec![
+        "create", "instance", name, "--vcpu", size.0, "--memory", size.1, "--disk", "1Gi", "--image",
+        "kylin-v10",
+    ];
+    let require = format!("arch:{arch}");
+    args.extend(["--require", &require]);
+    if wait {
+        args.extend(["--wait", "--timeout", "3m"]);
+    }
+    let out = y.ctl(&args);
+    (out, started.elapsed())
+}
+
+fn delete_and_wait_gone(y: &Yunshu, name: &str, cloud: &str, uid: &str) {
+    let out = y.ctl(&["delete", "instance", name, "--wait", "--timeout", "2m"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !y.servers_with_uid(cloud, uid).is_empty() {
+        assert!(Instant::now() < deadline, "server {uid} still in Nova");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn instances_land_by_architecture_and_delete_cleans_up() {
+    let Some(state) = state_dir() else { return };
+    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let y = Yunshu::new(&state, "e2e-arch");
+    y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
+    y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
+
+    let mut timings = Vec::new();
+    for (name, arch, cloud) in [("arm-1", "aarch64", "kunpeng-cloud"), ("x86-1", "x86_64", "x86-cloud")] {
+        let (out, took) = create(&y, name, arch, ("1", "1Gi"), true);
+        assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+        timings.push((cloud, took));
+        let v = y.wait_phase(name, &["Ready"], Duration::from_secs(5));
+        assert!(
+            v["status"]["foundation"].as_str().unwrap_or_default().contains(cloud),
+            "{name} should be on {cloud}: {v}"
+        );
+        let uid = uid_of(&v);
+        assert!(!uid.is_empty(), "no uid in {v}");
+        let servers = y.servers_with_uid(cloud, &uid);
+        assert_eq!(servers.len(), 1, "exactly one server tagged {uid} on {cloud}: {servers:?}");
+        assert_eq!(servers[0]["status"], "ACTIVE", "{servers:?}");
+        let other = if cloud == "x86-cloud" { "kunpeng-cloud" } else { "x86-cloud" };
+        assert!(y.servers_with_uid(other, &uid).is_empty(), "no server on {other}");
+    }
+
+    // Nothing fits 128 vCPU on one host: Unschedulable, with a reason per foundation.
+    let out = y.ctl(&[
+        "create", "instance", "huge", "--vcpu", "128", "--memory", "256Gi", "--disk", "1Gi", "--image",
+        "kylin-v10",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    y.wait_phase("huge", &["Unschedulable"], Duration::from_secs(20));
+    let explain = y.ctl(&["explain", "instance", "huge"]);
+    let t = text(&explain);
+    assert!(t.contains("x86-cloud") && t.contains("kunpeng-cloud"), "{t}");
+    let out = y.ctl(&["delete", "instance", "huge"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Delete removes the server from Nova and returns the quota.
+    for (name, cloud) in [("arm-1", "kunpeng-cloud"), ("x86-1", "x86-cloud")] {
+        let uid = uid_of(&y.instance(name));
+        delete_and_wait_gone(&y, name, cloud, &uid);
+    }
+    let quota = y.ctl(&["-o", "json", "quota"]);
+    let q: Value = serde_json::from_slice(&quota.stdout).expect("quota json");
+    let used: u64 = q["resources"]
+        .as_array()
+        .map(|a| a.iter().map(|r| r["used"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0);
+    assert_eq!(used, 0, "usage back to zero after deletes: {q}");
+
+    // Create → Ready through Yunshu (tenant and flavor already made by the
+    // creates above) vs `openstack server create --wait` on the same Nova.
+    let cold = timings.clone();
+    timings.clear();
+    for (name, arch, cloud) in [("arm-t", "aarch64", "kunpeng-cloud"), ("x86-t", "x86_64", "x86-cloud")] {
+        let (out, took) = create(&y, name, arch, ("1", "1Gi"), true);
+        assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+        timings.push((cloud, took));
+        let uid = uid_of(&y.instance(name));
+        delete_and_wait_gone(&y, name, cloud, &uid);
+    }
+    let osc = |cloud: &str, name: &str, args: &[&str]| -> Output {
+        Command::new("openstack")
+            .env("OS_CLIENT_CONFIG_FILE", state.join("clouds.yaml"))
+            .args(["--os-cloud", cloud, "server"])
+            .args(args)
+            .arg(name)
+            .output()
+            .expect("openstack")
+    };
+    let mut report = String::new();
+    for (cloud, through_yunshu) in &timings {
+        let name = format!("ys-timing-{}", std::process::id());
+        let started = Instant::now();
+        let out = osc(cloud, &name, &["create", "--wait", "--flavor", "m1.tiny", "--image", "kylin-v10", "--network", "ys-net"]);
+        let direct = started.elapsed();
+        assert!(out.status.success(), "{}", text(&out));
+        let _ = osc(cloud, &name, &["delete", "--wait"]);
+        let first = cold.iter().find(|(c, _)| c == cloud).map_or(0.0, |(_, d)| d.as_secs_f64());
+        report.push_str(&format!(
+            "{cloud}: yunshuctl create --wait {:.2}s (first request of the department: {first:.2}s), \
+             openstack server create --wait {:.2}s, ratio {:.2}\n",
+            through_yunshu.as_secs_f64(),
+            direct.as_secs_f64(),
+            through_yunshu.as_secs_f64() / direct.as_secs_f64()
+        ));
+    }
+    eprintln!("create-to-ready timing:\n{report}");
+}
+
+#[test]
+fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
+    let Some(state) = state_dir() else { return };
+    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut y = Yunshu::new(&state, "e2e-crash");
+    y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
+    y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
+    let names: Vec<String> = (0..20).map(|i| format!("crash-{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let arch = if i % 2 == 0 { "x86_64" } else { "aarch64" };
+        let (out, _) = create(&y, name, arch, ("1", "1Gi"), false);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // Kill as soon as provisioning is under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let provisioning = names
+            .iter()
+            .filter(|n| y.instance(n)["status"]["phase"].as_str().is_some_and(|p| p.eq_ignore_ascii_case("Provisioning")))
+            .count();
+        if provisioning > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nothing started provisioning\n{}", y.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    y.kill9();
+    y.start();
+    let mut uids = HashSet::new();
+    for name in &names {
+        let v = y.wait_phase(name, &["Ready"], Duration::from_secs(180));
+        uids.insert(uid_of(&v));
+    }
+    assert_eq!(uids.len(), 20);
+    let mut found = 0;
+    for cloud in ["x86-cloud", "kunpeng-cloud"] {
+        for s in y.servers(cloud) {
+            if s["metadata"]["yunshu-department"].as_str() == Some("e2e-crash")
+                || s["metadata"]["yunshu-uid"].as_str().is_some_and(|u| uids.contains(u))
+            {
+                let uid = s["metadata"]["yunshu-uid"].as_str().unwrap_or_default();
+                assert!(uids.contains(uid), "orphan server {s}");
+                found += 1;
+            }
+        }
+    }
+    assert_eq!(found, 20, "exactly 20 servers in Nova, no duplicates");
+    for (i, name) in names.iter().enumerate() {
+        let cloud = if i % 2 == 0 { "x86-cloud" } else { "kunpeng-cloud" };
+        let uid = uid_of(&y.instance(name));
+        let out = y.ctl(&["delete", "instance", name]);
+        assert!(out.status.success(), "{}", text(&out));
+        let _ = (cloud, uid);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left: usize = ["x86-cloud", "kunpeng-cloud"]
+            .iter()
+            .map(|c| {
+                y.servers(c)
+                    .iter()
+                    .filter(|s| s["metadata"]["yunshu-uid"].as_str().is_some_and(|u| uids.contains(u)))
+                    .count()
+            })
+            .sum();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} servers left after deletes\n{}", y.logs());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn keystone_down_degrades_one_foundation_and_it_recovers() {
+    let Some(state) = state_dir() else { return };
+    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let y = Yunshu::new(&state, "e2e-degraded");
+    y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
+    y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/openstack");
+    let down = Command::new("bash")
+        .arg(scripts.join("down.sh"))
+        .arg(&state)
+        .args(["kunpeng-cloud", "keystone"])
+        .output()
+        .expect("down.sh");
+    assert!(down.status.success(), "{}", text(&down));
+    let restore = || {
+        let up = Command::new("bash")
+            .arg(scripts.join("up.sh"))
+            .arg(&state)
+            .env("YS_OSP_SKIP_INSTALL", "1")
+            .output()
+            .expect("up.sh");
+        assert!(up.status.success(), "{}", text(&up));
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        y.wait_health("kunpeng-cloud", "HEALTH_DEGRADED", Duration::from_secs(60));
+        assert_eq!(y.health("x86-cloud"), "HEALTH_READY");
+        // An aarch64 request waits with a clear reason; an x86 one is served.
+        let (out, _) = create(&y, "arm-wait", "aarch64", ("1", "1Gi"), false);
+        assert!(out.status.success(), "{}", text(&out));
+        let v = y.wait_phase("arm-wait", &["Unschedulable"], Duration::from_secs(30));
+        let explain = text(&y.ctl(&["explain", "instance", "arm-wait"]));
+        assert!(explain.contains("Degraded"), "the reason names the degraded foundation: {explain}\n{v}");
+        let (out, _) = create(&y, "x86-now", "x86_64", ("1", "1Gi"), true);
+        assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+    }));
+    restore();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e);
+    }
+    y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(120));
+    let v = y.wait_phase("arm-wait", &["Ready"], Duration::from_secs(120));
+    assert!(v["status"]["foundation"].as_str().unwrap_or_default().contains("kunpeng-cloud"), "{v}");
+    for (name, cloud) in [("arm-wait", "kunpeng-cloud"), ("x86-now", "x86-cloud")] {
+        let uid = uid_of(&y.instance(name));
+        assert_eq!(y.servers_with_uid(cloud, &uid).len(), 1, "{name} exists once on {cloud}");
+        delete_and_wait_gone(&y, name, cloud, &uid);
+    }
+}
