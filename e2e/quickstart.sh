@@ -9,9 +9,13 @@
 #   bash e2e/quickstart.sh [DIR]        # everything lives in DIR (default /var/tmp/yunshu-quickstart)
 #   bash e2e/quickstart.sh down [DIR]   # stops yunshu and the servers this script started
 #
+# YUNSHU_OPENSTACK_STATE / YUNSHU_S3_SEAWEEDFS_STATE reuse backends that are
+# already up; YUNSHU_BUILD_PROFILE=debug skips the release build.
+#
 # Needs root (apt packages for OpenStack and Ceph tools), ~4 GiB of memory,
 # and a Rust toolchain; the first run installs packages and builds (~10 min),
-# later runs take about three minutes.
+# later runs take about three minutes. Running it again reuses what exists
+# (every request carries a fixed request id).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cmd=up
@@ -19,26 +23,31 @@ if [ "${1:-}" = down ]; then cmd=down; shift; fi
 DIR=${1:-/var/tmp/yunshu-quickstart}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
-OSP=$DIR/openstack
-S3=$DIR/s3
+# Clouds already brought up elsewhere (e.g. by e2e/scripts/test.sh) are reused.
+OSP=${YUNSHU_OPENSTACK_STATE:-$DIR/openstack}
+S3=${YUNSHU_S3_SEAWEEDFS_STATE:-$DIR/s3}
+PROFILE=${YUNSHU_BUILD_PROFILE:-release}
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ $cmd = down ]; then
   if [ -f "$DIR/yunshu.pid" ]; then kill "$(cat "$DIR/yunshu.pid")" 2>/dev/null || true; rm -f "$DIR/yunshu.pid"; fi
-  [ -d "$S3" ] && bash "$ROOT/e2e/s3/down.sh" "$S3" || true
-  [ -d "$OSP" ] && bash "$ROOT/e2e/openstack/down.sh" "$OSP" || true
+  [ -z "${YUNSHU_S3_SEAWEEDFS_STATE:-}" ] && [ -d "$S3" ] && { bash "$ROOT/e2e/s3/down.sh" "$S3" || true; }
+  [ -z "${YUNSHU_OPENSTACK_STATE:-}" ] && [ -d "$OSP" ] && { bash "$ROOT/e2e/openstack/down.sh" "$OSP" || true; }
   exit 0
 fi
 
 say "1/6 building yunshu and yunshuctl"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/yunshu-target}
 bash "$ROOT/e2e/scripts/install-deps.sh" >/dev/null
-(cd "$ROOT" && cargo build --release -p yunshu --bins)
-BIN=$CARGO_TARGET_DIR/release
+if [ "$PROFILE" = release ]; then
+  (cd "$ROOT" && cargo build --release -p yunshu --bins); BIN=$CARGO_TARGET_DIR/release
+else
+  (cd "$ROOT" && cargo build -p yunshu --bins); BIN=$CARGO_TARGET_DIR/debug
+fi
 export PATH=$BIN:$PATH
 
 say "2/6 two OpenStack clouds (x86-cloud, kunpeng-cloud) and an S3 server"
-bash "$ROOT/e2e/openstack/up.sh" "$OSP"
+bash "$ROOT/e2e/openstack/status.sh" "$OSP" >/dev/null 2>&1 || bash "$ROOT/e2e/openstack/up.sh" "$OSP"
 bash "$ROOT/e2e/s3/install.sh" seaweedfs >/dev/null
 bash "$ROOT/e2e/s3/up.sh" --backend seaweedfs "$S3"
 
@@ -64,7 +73,7 @@ with open(f"{d}/foundations.yaml", "w") as f:
     f.write(f"  - name: object-store\n    spec:\n      adapter: s3\n      endpoint: \"{s3env['S3_ENDPOINT']}\"\n"
             f"      region: {s3env.get('S3_REGION', 'us-east-1')}\n"
             f"      settings: {{ dialect: {s3env.get('S3_DIALECT', 'iam')} }}\n"
-            f"      capacity: {{ bucket_bytes: 1099511627776 }}\n"
+            f"      capacity: {{ buckets: 1000, bucket_bytes: 1099511627776 }}\n"
             f"      credentials: {{ path: \"{d}/s3.credentials.json\" }}\n")
 PY
 rm -f "$DIR/lin.token" "$DIR/ops.token"
@@ -87,7 +96,8 @@ echo "wrote $DIR/yunshu.yaml"
 
 say "4/6 yunshu serve (embedded store in $DIR/data, log in $DIR/yunshu.log)"
 if [ -f "$DIR/yunshu.pid" ] && kill -0 "$(cat "$DIR/yunshu.pid")" 2>/dev/null; then
-  kill "$(cat "$DIR/yunshu.pid")"; sleep 1
+  old=$(cat "$DIR/yunshu.pid"); kill "$old"
+  for _ in $(seq 150); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
 fi
 yunshu serve --data-dir "$DIR/data" --config "$DIR/yunshu.yaml" --probe-interval 2s >"$DIR/yunshu.log" 2>&1 &
 echo $! > "$DIR/yunshu.pid"
@@ -99,14 +109,14 @@ export XDG_CONFIG_HOME=$DIR
 yunshuctl config init --endpoint http://127.0.0.1:50051 --department health --token-file "$DIR/lin.token" --force
 yunshuctl catalog
 sleep 3   # the first probes of the three foundations
-yunshuctl create instance arm-1 --vcpu 1 --memory 1Gi --disk 1Gi --image kylin-v10 --require arch:aarch64 --wait
-yunshuctl create instance x86-1 --vcpu 1 --memory 1Gi --disk 1Gi --image kylin-v10 --require arch:x86_64 --wait
+yunshuctl create instance arm-1 --request-id quickstart-arm-1 --vcpu 1 --memory 1Gi --disk 1Gi --image kylin-v10 --require arch:aarch64 --wait
+yunshuctl create instance x86-1 --request-id quickstart-x86-1 --vcpu 1 --memory 1Gi --disk 1Gi --image kylin-v10 --require arch:x86_64 --wait
 yunshuctl list instances
 yunshuctl explain instance arm-1
 
 say "6/6 a bucket, credentials for it, and a plain S3 client"
-yunshuctl create bucket reports --quota-bytes 1Gi --wait
-yunshuctl -o json credentials issue bucket reports --ttl 1h > "$DIR/reports.credentials.json"
+yunshuctl create bucket reports --request-id quickstart-reports --quota-bytes 1Gi --wait
+yunshuctl -o json credentials issue bucket reports --ttl 1h --request-id quickstart-reports-keys > "$DIR/reports.credentials.json"
 python3 - "$DIR/reports.credentials.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BIN, CTL, get, text};
+use common::{BIN, CTL, get, mint, text};
 use serde_json::Value;
 
 static CLOUDS: Mutex<()> = Mutex::new(());
@@ -51,40 +51,29 @@ struct Yunshu {
     starts: u32,
 }
 
-fn mint(dir: &Path, id: &str, role: &str) -> (PathBuf, String, String) {
-    let file = dir.join(format!("{id}.token"));
-    let out = Command::new(BIN)
-        .args(["token", "--id", id, "--role", role, "--out"])
-        .arg(&file)
-        .output()
-        .expect("yunshu token");
-    assert!(out.status.success(), "{}", text(&out));
-    let identity = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.contains("apiToken"))
-        .expect("identity line")
-        .trim()
-        .trim_start_matches("- ")
-        .to_owned();
-    let token = std::fs::read_to_string(&file).expect("token").trim().to_owned();
-    (file, identity, token)
-}
-
 impl Yunshu {
     fn new(state: &Path, department: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clouds: Value =
-            serde_json::from_str(&std::fs::read_to_string(state.join("clouds.json")).expect("clouds.json"))
-                .expect("clouds.json parses");
+        let clouds: Value = serde_json::from_str(
+            &std::fs::read_to_string(state.join("clouds.json")).expect("clouds.json"),
+        )
+        .expect("clouds.json parses");
         let mut foundations = String::new();
         for (name, arch) in [("x86-cloud", "x86_64"), ("kunpeng-cloud", "aarch64")] {
             let c = &clouds[name];
             let creds = dir.path().join(format!("{name}.credentials.yaml"));
             let mut map = BTreeMap::new();
-            for key in ["username", "password", "project_name", "user_domain_name", "project_domain_name"] {
+            for key in [
+                "username",
+                "password",
+                "project_name",
+                "user_domain_name",
+                "project_domain_name",
+            ] {
                 map.insert(key, c[key].as_str().expect("credential field").to_owned());
             }
-            std::fs::write(&creds, serde_json::to_string(&map).expect("json")).expect("write creds");
+            std::fs::write(&creds, serde_json::to_string(&map).expect("json"))
+                .expect("write creds");
             foundations.push_str(&format!(
                 "  - name: {name}\n    spec:\n      adapter: openstack\n      endpoint: \"{}\"\n      region: {}\n      traits: [\"arch:{arch}\"]\n      credentials: {{ path: \"{}\" }}\n      budget: {{ requestsPerSecond: 50, burst: 100 }}\n",
                 c["auth_url"].as_str().expect("auth_url"),
@@ -115,10 +104,18 @@ impl Yunshu {
 
     fn start(&mut self) {
         self.starts += 1;
-        let log = File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
+        let log =
+            File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
         let child = Command::new(BIN)
             .arg("serve")
-            .args(["--store", "embedded", "--probe-interval", "1s", "--sweep-interval", "3s"])
+            .args([
+                "--store",
+                "embedded",
+                "--probe-interval",
+                "1s",
+                "--sweep-interval",
+                "3s",
+            ])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .arg("--config")
@@ -133,7 +130,10 @@ impl Yunshu {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(self.admin_port, "/readyz").map(|r| r.0) != Some(200) {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             assert!(
                 exited.is_none() && Instant::now() < deadline,
                 "yunshu not ready ({exited:?}):\n{}",
@@ -145,7 +145,9 @@ impl Yunshu {
 
     fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-KILL", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.id().to_string()])
+                .status();
             let _ = c.wait();
         }
     }
@@ -154,7 +156,8 @@ impl Yunshu {
         let mut out = String::new();
         for i in 1..=self.starts {
             out.push_str(
-                &std::fs::read_to_string(self.dir.path().join(format!("yunshu.{i}.log"))).unwrap_or_default(),
+                &std::fs::read_to_string(self.dir.path().join(format!("yunshu.{i}.log")))
+                    .unwrap_or_default(),
             );
         }
         let lines: Vec<&str> = out.lines().collect();
@@ -208,8 +211,11 @@ impl Yunshu {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            use yunshu_proto::api::v1::{GetFoundationRequest, admin_service_client::AdminServiceClient};
-            let Ok(mut c) = AdminServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc_port)).await
+            use yunshu_proto::api::v1::{
+                GetFoundationRequest, admin_service_client::AdminServiceClient,
+            };
+            let Ok(mut c) =
+                AdminServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc_port)).await
             else {
                 return String::new();
             };
@@ -218,12 +224,16 @@ impl Yunshu {
             });
             req.metadata_mut().insert(
                 "authorization",
-                format!("Bearer {}", self.admin_token).parse().expect("header"),
+                format!("Bearer {}", self.admin_token)
+                    .parse()
+                    .expect("header"),
             );
             match c.get_foundation(req).await {
                 Ok(r) => {
                     let f = r.into_inner().foundation.unwrap_or_default();
-                    f.status.map(|s| s.health().as_str_name().to_owned()).unwrap_or_default()
+                    f.status
+                        .map(|s| s.health().as_str_name().to_owned())
+                        .unwrap_or_default()
                 }
                 Err(e) => format!("error: {e}"),
             }
@@ -237,14 +247,19 @@ impl Yunshu {
             if h == want {
                 return;
             }
-            assert!(Instant::now() < deadline, "{foundation} is {h}, never {want}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "{foundation} is {h}, never {want}\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
 
     /// Nova's servers on `cloud` (all projects).
     fn servers(&self, cloud: &str) -> Vec<Value> {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/openstack/lib/nova_servers.py");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../e2e/openstack/lib/nova_servers.py");
         let out = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(&self.state)
@@ -281,10 +296,25 @@ fn uid_of(v: &Value) -> String {
         .to_owned()
 }
 
-fn create(y: &Yunshu, name: &str, arch: &str, size: (&str, &str), wait: bool) -> (Output, Duration) {
+fn create(
+    y: &Yunshu,
+    name: &str,
+    arch: &str,
+    size: (&str, &str),
+    wait: bool,
+) -> (Output, Duration) {
     let started = Instant::now();
     let mut args = vec![
-        "create", "instance", name, "--vcpu", size.0, "--memory", size.1, "--disk", "1Gi", "--image",
+        "create",
+        "instance",
+        name,
+        "--vcpu",
+        size.0,
+        "--memory",
+        size.1,
+        "--disk",
+        "1Gi",
+        "--image",
         "kylin-v10",
     ];
     let require = format!("arch:{arch}");
@@ -309,40 +339,71 @@ fn delete_and_wait_gone(y: &Yunshu, name: &str, cloud: &str, uid: &str) {
 #[test]
 fn instances_land_by_architecture_and_delete_cleans_up() {
     let Some(state) = state_dir() else { return };
-    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _clouds = CLOUDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let y = Yunshu::new(&state, "e2e-arch");
     y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
     y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
 
     let mut timings = Vec::new();
-    for (name, arch, cloud) in [("arm-1", "aarch64", "kunpeng-cloud"), ("x86-1", "x86_64", "x86-cloud")] {
+    for (name, arch, cloud) in [
+        ("arm-1", "aarch64", "kunpeng-cloud"),
+        ("x86-1", "x86_64", "x86-cloud"),
+    ] {
         let (out, took) = create(&y, name, arch, ("1", "1Gi"), true);
         assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
         timings.push((cloud, took));
         let v = y.wait_phase(name, &["Ready"], Duration::from_secs(5));
         assert!(
-            v["status"]["foundation"].as_str().unwrap_or_default().contains(cloud),
+            v["status"]["foundation"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(cloud),
             "{name} should be on {cloud}: {v}"
         );
         let uid = uid_of(&v);
         assert!(!uid.is_empty(), "no uid in {v}");
         let servers = y.servers_with_uid(cloud, &uid);
-        assert_eq!(servers.len(), 1, "exactly one server tagged {uid} on {cloud}: {servers:?}");
+        assert_eq!(
+            servers.len(),
+            1,
+            "exactly one server tagged {uid} on {cloud}: {servers:?}"
+        );
         assert_eq!(servers[0]["status"], "ACTIVE", "{servers:?}");
-        let other = if cloud == "x86-cloud" { "kunpeng-cloud" } else { "x86-cloud" };
-        assert!(y.servers_with_uid(other, &uid).is_empty(), "no server on {other}");
+        let other = if cloud == "x86-cloud" {
+            "kunpeng-cloud"
+        } else {
+            "x86-cloud"
+        };
+        assert!(
+            y.servers_with_uid(other, &uid).is_empty(),
+            "no server on {other}"
+        );
     }
 
     // Nothing fits 128 vCPU on one host: Unschedulable, with a reason per foundation.
     let out = y.ctl(&[
-        "create", "instance", "huge", "--vcpu", "128", "--memory", "256Gi", "--disk", "1Gi", "--image",
+        "create",
+        "instance",
+        "huge",
+        "--vcpu",
+        "128",
+        "--memory",
+        "256Gi",
+        "--disk",
+        "1Gi",
+        "--image",
         "kylin-v10",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     y.wait_phase("huge", &["Unschedulable"], Duration::from_secs(20));
     let explain = y.ctl(&["explain", "instance", "huge"]);
     let t = text(&explain);
-    assert!(t.contains("x86-cloud") && t.contains("kunpeng-cloud"), "{t}");
+    assert!(
+        t.contains("x86-cloud") && t.contains("kunpeng-cloud"),
+        "{t}"
+    );
     let out = y.ctl(&["delete", "instance", "huge"]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -363,7 +424,10 @@ fn instances_land_by_architecture_and_delete_cleans_up() {
     // creates above) vs `openstack server create --wait` on the same Nova.
     let cold = timings.clone();
     timings.clear();
-    for (name, arch, cloud) in [("arm-t", "aarch64", "kunpeng-cloud"), ("x86-t", "x86_64", "x86-cloud")] {
+    for (name, arch, cloud) in [
+        ("arm-t", "aarch64", "kunpeng-cloud"),
+        ("x86-t", "x86_64", "x86-cloud"),
+    ] {
         let (out, took) = create(&y, name, arch, ("1", "1Gi"), true);
         assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
         timings.push((cloud, took));
@@ -383,11 +447,27 @@ fn instances_land_by_architecture_and_delete_cleans_up() {
     for (cloud, through_yunshu) in &timings {
         let name = format!("ys-timing-{}", std::process::id());
         let started = Instant::now();
-        let out = osc(cloud, &name, &["create", "--wait", "--flavor", "m1.tiny", "--image", "kylin-v10", "--network", "ys-net"]);
+        let out = osc(
+            cloud,
+            &name,
+            &[
+                "create",
+                "--wait",
+                "--flavor",
+                "m1.tiny",
+                "--image",
+                "kylin-v10",
+                "--network",
+                "ys-net",
+            ],
+        );
         let direct = started.elapsed();
         assert!(out.status.success(), "{}", text(&out));
         let _ = osc(cloud, &name, &["delete", "--wait"]);
-        let first = cold.iter().find(|(c, _)| c == cloud).map_or(0.0, |(_, d)| d.as_secs_f64());
+        let first = cold
+            .iter()
+            .find(|(c, _)| c == cloud)
+            .map_or(0.0, |(_, d)| d.as_secs_f64());
         report.push_str(&format!(
             "{cloud}: yunshuctl create --wait {:.2}s (first request of the department: {first:.2}s), \
              openstack server create --wait {:.2}s, ratio {:.2}\n",
@@ -402,7 +482,9 @@ fn instances_land_by_architecture_and_delete_cleans_up() {
 #[test]
 fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
     let Some(state) = state_dir() else { return };
-    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _clouds = CLOUDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut y = Yunshu::new(&state, "e2e-crash");
     y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
     y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
@@ -417,12 +499,20 @@ fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
     loop {
         let provisioning = names
             .iter()
-            .filter(|n| y.instance(n)["status"]["phase"].as_str().is_some_and(|p| p.eq_ignore_ascii_case("Provisioning")))
+            .filter(|n| {
+                y.instance(n)["status"]["phase"]
+                    .as_str()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("Provisioning"))
+            })
             .count();
         if provisioning > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "nothing started provisioning\n{}", y.logs());
+        assert!(
+            Instant::now() < deadline,
+            "nothing started provisioning\n{}",
+            y.logs()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     y.kill9();
@@ -437,7 +527,9 @@ fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
     for cloud in ["x86-cloud", "kunpeng-cloud"] {
         for s in y.servers(cloud) {
             if s["metadata"]["yunshu-department"].as_str() == Some("e2e-crash")
-                || s["metadata"]["yunshu-uid"].as_str().is_some_and(|u| uids.contains(u))
+                || s["metadata"]["yunshu-uid"]
+                    .as_str()
+                    .is_some_and(|u| uids.contains(u))
             {
                 let uid = s["metadata"]["yunshu-uid"].as_str().unwrap_or_default();
                 assert!(uids.contains(uid), "orphan server {s}");
@@ -447,7 +539,11 @@ fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
     }
     assert_eq!(found, 20, "exactly 20 servers in Nova, no duplicates");
     for (i, name) in names.iter().enumerate() {
-        let cloud = if i % 2 == 0 { "x86-cloud" } else { "kunpeng-cloud" };
+        let cloud = if i % 2 == 0 {
+            "x86-cloud"
+        } else {
+            "kunpeng-cloud"
+        };
         let uid = uid_of(&y.instance(name));
         let out = y.ctl(&["delete", "instance", name]);
         assert!(out.status.success(), "{}", text(&out));
@@ -460,14 +556,22 @@ fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
             .map(|c| {
                 y.servers(c)
                     .iter()
-                    .filter(|s| s["metadata"]["yunshu-uid"].as_str().is_some_and(|u| uids.contains(u)))
+                    .filter(|s| {
+                        s["metadata"]["yunshu-uid"]
+                            .as_str()
+                            .is_some_and(|u| uids.contains(u))
+                    })
                     .count()
             })
             .sum();
         if left == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{left} servers left after deletes\n{}", y.logs());
+        assert!(
+            Instant::now() < deadline,
+            "{left} servers left after deletes\n{}",
+            y.logs()
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -475,7 +579,9 @@ fn kill_9_while_provisioning_leaves_exactly_one_server_each() {
 #[test]
 fn keystone_down_degrades_one_foundation_and_it_recovers() {
     let Some(state) = state_dir() else { return };
-    let _clouds = CLOUDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _clouds = CLOUDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let y = Yunshu::new(&state, "e2e-degraded");
     y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(60));
     y.wait_health("x86-cloud", "HEALTH_READY", Duration::from_secs(60));
@@ -504,7 +610,10 @@ fn keystone_down_degrades_one_foundation_and_it_recovers() {
         assert!(out.status.success(), "{}", text(&out));
         let v = y.wait_phase("arm-wait", &["Unschedulable"], Duration::from_secs(30));
         let explain = text(&y.ctl(&["explain", "instance", "arm-wait"]));
-        assert!(explain.contains("Degraded"), "the reason names the degraded foundation: {explain}\n{v}");
+        assert!(
+            explain.contains("Degraded"),
+            "the reason names the degraded foundation: {explain}\n{v}"
+        );
         let (out, _) = create(&y, "x86-now", "x86_64", ("1", "1Gi"), true);
         assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
     }));
@@ -514,10 +623,20 @@ fn keystone_down_degrades_one_foundation_and_it_recovers() {
     }
     y.wait_health("kunpeng-cloud", "HEALTH_READY", Duration::from_secs(120));
     let v = y.wait_phase("arm-wait", &["Ready"], Duration::from_secs(120));
-    assert!(v["status"]["foundation"].as_str().unwrap_or_default().contains("kunpeng-cloud"), "{v}");
+    assert!(
+        v["status"]["foundation"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kunpeng-cloud"),
+        "{v}"
+    );
     for (name, cloud) in [("arm-wait", "kunpeng-cloud"), ("x86-now", "x86-cloud")] {
         let uid = uid_of(&y.instance(name));
-        assert_eq!(y.servers_with_uid(cloud, &uid).len(), 1, "{name} exists once on {cloud}");
+        assert_eq!(
+            y.servers_with_uid(cloud, &uid).len(),
+            1,
+            "{name} exists once on {cloud}"
+        );
         delete_and_wait_gone(&y, name, cloud, &uid);
     }
 }

@@ -8,9 +8,11 @@
 //! evaluate without error. A second test shows the series count does not
 //! grow with the number of resources.
 //!
-//! The real OpenStack and Ceph foundations (`YUNSHU_OPENSTACK_STATE`,
-//! `YUNSHU_S3_CEPH_STATE`) join the fleet here once the adapters are wired
-//! into `serve`; until then the fleet is declared-capacity foundations.
+//! The real OpenStack clouds and Ceph RGW (`YUNSHU_OPENSTACK_STATE`,
+//! `YUNSHU_S3_CEPH_STATE`, required under `CI=true`) join the fleet beside
+//! declared-capacity foundations: they are probed, swept and measured
+//! through the adapter stack, while a zero per-foundation quota keeps this
+//! test's resources off them so nothing is left on the clouds.
 
 mod common;
 
@@ -156,13 +158,97 @@ struct Fleet {
 /// (name, adapter, arch, vCPU capacity)
 type FoundationDecl = (&'static str, &'static str, Option<&'static str>, u64);
 
-fn start_fleet(departments: &[&str], vcpu_quota: u64, foundations: &[FoundationDecl]) -> Fleet {
+/// The real foundations to add, as config YAML, and the per-foundation
+/// quota entries that keep resources off them; empty when none is set up.
+fn real_foundations(dir: &Path) -> (String, String) {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    let (mut yaml, mut fences) = (String::new(), Vec::new());
+    match std::env::var("YUNSHU_OPENSTACK_STATE") {
+        Ok(state) => {
+            let clouds: Value = serde_json::from_str(
+                &std::fs::read_to_string(Path::new(&state).join("clouds.json"))
+                    .expect("clouds.json"),
+            )
+            .expect("clouds.json parses");
+            for (name, arch) in [("x86-cloud", "x86_64"), ("kunpeng-cloud", "aarch64")] {
+                let c = &clouds[name];
+                let creds = dir.join(format!("{name}.json"));
+                let keys = [
+                    "username",
+                    "password",
+                    "project_name",
+                    "user_domain_name",
+                    "project_domain_name",
+                ];
+                let map: BTreeMap<&str, &str> = keys
+                    .iter()
+                    .map(|k| (*k, c[*k].as_str().unwrap_or_default()))
+                    .collect();
+                std::fs::write(&creds, serde_json::to_string(&map).expect("json")).expect("creds");
+                yaml += &format!(
+                    "  - name: {name}\n    spec: {{ adapter: openstack, endpoint: \"{}\", region: {}, traits: [\"arch:{arch}\"], credentials: {{ path: \"{}\" }} }}\n",
+                    c["auth_url"].as_str().unwrap_or_default(),
+                    c["region_name"].as_str().unwrap_or_default(),
+                    creds.display()
+                );
+                fences.push(format!("{name}: {{ vcpu: 0, memory_mib: 0 }}"));
+            }
+        }
+        Err(_) => assert!(
+            !ci,
+            "YUNSHU_OPENSTACK_STATE is required in CI (e2e/scripts/test.sh sets it)"
+        ),
+    }
+    match std::env::var("YUNSHU_S3_CEPH_STATE") {
+        Ok(state) => {
+            let env: BTreeMap<String, String> =
+                std::fs::read_to_string(Path::new(&state).join("env"))
+                    .expect("env")
+                    .lines()
+                    .filter_map(|l| l.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+            let creds = dir.join("ceph.json");
+            std::fs::write(
+                &creds,
+                serde_json::json!({"access_key": env["S3_ADMIN_ACCESS_KEY"], "secret_key": env["S3_ADMIN_SECRET_KEY"]})
+                    .to_string(),
+            )
+            .expect("creds");
+            yaml += &format!(
+                "  - name: ceph-rgw\n    spec: {{ adapter: s3, endpoint: \"{}\", settings: {{ dialect: {} }}, capacity: {{ buckets: 100, bucket_bytes: 1000000000000 }}, credentials: {{ path: \"{}\" }} }}\n",
+                env["S3_ENDPOINT"],
+                env["S3_DIALECT"],
+                creds.display()
+            );
+            fences.push("ceph-rgw: { buckets: 0, bucket_bytes: 0 }".to_owned());
+        }
+        Err(_) => assert!(
+            !ci,
+            "YUNSHU_S3_CEPH_STATE is required in CI (e2e/scripts/test.sh sets it)"
+        ),
+    }
+    (yaml, fences.join(", "))
+}
+
+fn start_fleet(
+    departments: &[&str],
+    vcpu_quota: u64,
+    foundations: &[FoundationDecl],
+    with_real: bool,
+) -> Fleet {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (real, fences) = if with_real {
+        real_foundations(dir.path())
+    } else {
+        (String::new(), String::new())
+    };
     let mut config = String::from("departments:\n");
     let mut tokens = BTreeMap::new();
     for d in departments {
         let token = mint_api_token_with_id(&format!("{d}-ci")).expect("mint");
         config += &format!(
-            "  - name: {d}\n    spec:\n      identities:\n        - {{ type: apiToken, id: {}, sha256: \"{}\", role: operator }}\n      quota: {{ hard: {{ vcpu: {vcpu_quota}, memory_mib: {}, buckets: 10 }} }}\n",
+            "  - name: {d}\n    spec:\n      identities:\n        - {{ type: apiToken, id: {}, sha256: \"{}\", role: operator }}\n      quota: {{ hard: {{ vcpu: {vcpu_quota}, memory_mib: {}, buckets: 10 }}, perFoundation: {{ {fences} }} }}\n",
             token.id,
             token.sha256,
             vcpu_quota * 2048
@@ -188,12 +274,16 @@ fn start_fleet(departments: &[&str], vcpu_quota: u64, foundations: &[FoundationD
             "  - name: {name}\n    spec: {{ adapter: {adapter}, endpoint: \"http://127.0.0.1:9/\", traits: {traits}, capacity: {capacity} }}\n"
         );
     }
-    let dir = tempfile::tempdir().expect("tempdir");
+    config += &real;
     let path = dir.path().join("yunshu.yaml");
     std::fs::write(&path, config).expect("write config");
     let serving = Serving::start(&[
         "--store",
         "memory",
+        "--probe-interval",
+        "1s",
+        "--sweep-interval",
+        "2s",
         "--config",
         path.to_str().expect("utf8"),
     ]);
@@ -401,7 +491,11 @@ fn family(name: &str, families: &BTreeSet<String>) -> String {
 
 /// Every (dashboard, panel, expression) with `$variable` bound to each of
 /// its values, and the variable values themselves.
-fn panel_queries(prom: &Prometheus, failures: &mut Vec<String>) -> Vec<(String, String, String)> {
+fn panel_queries(
+    prom: &Prometheus,
+    failures: &mut Vec<String>,
+    driven: Option<&BTreeSet<String>>,
+) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(chart_dir().join("dashboards"))
         .expect("dashboards dir")
@@ -441,6 +535,9 @@ fn panel_queries(prom: &Prometheus, failures: &mut Vec<String>) -> Vec<(String, 
             bindings = values
                 .iter()
                 .filter_map(Value::as_str)
+                // With real foundations, a foundation's detail dashboard is
+                // checked for the foundations Yunshu drives.
+                .filter(|v| var_name != "foundation" || driven.is_none_or(|d| d.contains(*v)))
                 .map(|v| Some((var_name.to_owned(), v.to_owned())))
                 .collect();
         }
@@ -478,6 +575,7 @@ fn every_panel_and_alert_evaluates_on_a_real_prometheus() {
             ("kunpeng-1", "openstack", Some("aarch64"), 32),
             ("ceph-1", "s3", None, 0),
         ],
+        true,
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let grpc = fleet.serving.grpc_url();
@@ -572,7 +670,25 @@ fn every_panel_and_alert_evaluates_on_a_real_prometheus() {
 
     let mut failures = Vec::new();
     let mut pending = Vec::new();
-    let queries = panel_queries(&prom, &mut failures);
+    // With real foundations every family has samples: no panel may be empty.
+    let real_fleet = std::env::var("YUNSHU_OPENSTACK_STATE").is_ok()
+        && std::env::var("YUNSHU_S3_CEPH_STATE").is_ok();
+    let driven: Option<BTreeSet<String>> = real_fleet.then(|| {
+        prom.api(&format!(
+            "label/foundation/values?match[]={}",
+            encode("yunshu_adapter_circuit_state")
+        ))
+        .map(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+    });
+    let queries = panel_queries(&prom, &mut failures, driven.as_ref());
     for (label, raw, expr) in &queries {
         let names = metric_names(raw);
         for n in &names {
@@ -589,7 +705,7 @@ fn every_panel_and_alert_evaluates_on_a_real_prometheus() {
                     .map(|n| family(n, &families))
                     .filter(|f| PENDING.contains(&f.as_str()) && !sampled.contains(f))
                     .collect();
-                if waiting.is_empty() {
+                if waiting.is_empty() || real_fleet {
                     failures.push(format!("{label}: `{expr}` returned no series"));
                 } else {
                     pending.push(format!("{label} (waits for {})", waiting.join(", ")));
@@ -667,7 +783,7 @@ fn series_do_not_grow_with_resources() {
         ("kunpeng-1", "openstack", Some("aarch64"), 300),
         ("ceph-1", "s3", None, 0),
     ];
-    let fleet = start_fleet(&refs, 1000, &foundations);
+    let fleet = start_fleet(&refs, 1000, &foundations, false);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let ch = rt.block_on(async {
         Channel::from_shared(fleet.serving.grpc_url())

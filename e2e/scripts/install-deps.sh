@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what Yunshu's build and tests need on a Debian machine, skipping
 # whatever is already there: protoc (etcd-client and the protos), etcd (the
-# store tests start real etcd servers). Run as root or with sudo available.
+# store tests start real etcd servers), Prometheus and promtool (the
+# monitoring tests). Run as root or with sudo available.
 set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+# The monitoring tests run a real Prometheus and promtool.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

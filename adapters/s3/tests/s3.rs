@@ -187,7 +187,9 @@ async fn steps(b: &Backend, s: &Setup, run: &str, oa: &Owner, ob: &Owner) {
     assert_eq!(first.id, S3Adapter::bucket_name(oa));
     assert_eq!(first.owner_uid.as_deref(), Some(oa.uid.as_str()));
     assert!(
-        first.ready && first.addresses[0].ends_with(&first.id),
+        first.ready
+            && first.addresses[0].starts_with("http")
+            && !first.addresses[0].ends_with(&first.id),
         "{first:?}"
     );
     let bucket = first.id.clone();

@@ -92,7 +92,10 @@ pub struct Credentials(pub BTreeMap<String, String>);
 impl Credentials {
     /// The value of `key`, if present and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The value of `key`, or an `Invalid` error naming it.

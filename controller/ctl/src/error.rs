@@ -10,7 +10,7 @@
 //! | 3 | not found (`NOT_FOUND`; also a resource deleted while waiting for it) |
 //! | 4 | not allowed (`UNAUTHENTICATED`, `PERMISSION_DENIED`) |
 //! | 5 | quota exceeded or rate limited (`RESOURCE_EXHAUSTED`) |
-//! | 6 | conflict (`ALREADY_EXISTS`, `ABORTED`, `FAILED_PRECONDITION`; `config init` over an existing file) |
+//! | 6 | conflict or refused (`ALREADY_EXISTS`, `ABORTED`; `FAILED_PRECONDITION`, e.g. deleting a bucket that holds objects without `--purge`, rebooting an instance that is not running, credentials for a bucket that is not Ready; `config init` over an existing file) |
 //! | 7 | unavailable or timed out (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, connection failures, `--timeout`) |
 //! | 8 | the resource went `Failed` while `--wait` watched it |
 //!
@@ -46,7 +46,8 @@ pub enum Exit {
     Denied = 4,
     /// Quota exceeded or rate limited.
     Exhausted = 5,
-    /// Already exists, aborted or a failed precondition.
+    /// Already exists, aborted, or refused by a failed precondition (the
+    /// server's message says which).
     Conflict = 6,
     /// Unavailable or timed out.
     Unavailable = 7,
@@ -63,7 +64,8 @@ Exit codes:
   3  not found
   4  unauthenticated or permission denied
   5  quota exceeded or rate limited
-  6  already exists, conflict or aborted
+  6  already exists, conflict or aborted, or refused: the resource is not
+     in a state that allows it (e.g. a bucket with objects without --purge)
   7  unavailable or timed out
   8  the resource went Failed while waiting";
 

@@ -91,6 +91,42 @@
 //! 100Gi --attach-to web-1`, `create bucket scans --quota-bytes 10Gi
 //! --versioning`), and `list`, `get`, `watch` and `delete` work on all three.
 //!
+//! Later she stops the instance for the weekend. A stop changes the spec,
+//! so `--wait` waits until the `Ready` condition has observed the new
+//! generation — the phase was Ready all along:
+//!
+//! ```text
+//! $ yunshuctl stop instance web-1 --wait
+//! instance web-1 stop requested; waiting until Ready at generation 2 or Failed (timeout 15m)
+//!    0.0s  Ready          applying generation 2, observed 1
+//!    6.3s  Ready          SHUTOFF on foundation kunpeng-1
+//! instance web-1 stopped
+//! ```
+//!
+//! `start` is the reverse, `resize instance web-1 --vcpu 8 --memory 16Gi`
+//! is admitted against the quota like a create, and `reboot` is just the
+//! call. For a script that uploads scans she issues S3 credentials for an
+//! hour; the secret is printed once (`-o json` gives `bucket` — the name on
+//! the object store —, `accessKeyId`, `secretAccessKey`, `expireTime`,
+//! `endpoints`), and `credentials revoke bucket scans ACCESS_KEY_ID` ends
+//! them early:
+//!
+//! ```text
+//! $ yunshuctl credentials issue bucket scans --ttl 1h
+//! Bucket:              scans
+//! S3 bucket:           yunshu-health-scans
+//! Access key id:       …
+//! Expires:             2026-05-01T09:30:00Z (in 59m)
+//! Endpoints:           http://s3.city.example:7480
+//! Secret access key:   …
+//! warning: the secret access key is shown only once; store it now, it cannot be retrieved again
+//! ```
+//!
+//! A bucket that still holds objects is not deleted unless asked to: `delete
+//! bucket scans` prints the server's refusal and exits 6; `delete bucket
+//! scans --purge` deletes the objects with it. `list buckets` shows each
+//! bucket's usage (USED).
+//!
 //! # Commands
 //!
 //! ```text
@@ -103,7 +139,12 @@
 //! yunshuctl create bucket NAME --quota-bytes SIZE [--quota-objects N] [--versioning] […]
 //! yunshuctl get KIND NAME
 //! yunshuctl list KIND [--phase P]… [-l k=v]… [--foundation F] [--limit N]
-//! yunshuctl delete KIND NAME [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl delete KIND NAME [--purge] [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl start|stop instance NAME [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl reboot instance NAME [--request-id ID]
+//! yunshuctl resize instance NAME --vcpu N --memory SIZE [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl credentials issue bucket NAME [--ttl D] [--request-id ID]
+//! yunshuctl credentials revoke bucket NAME ACCESS_KEY_ID [--request-id ID]
 //! yunshuctl watch KIND [--since REVISION] [--count N]
 //! yunshuctl quota
 //! yunshuctl catalog
@@ -136,7 +177,7 @@
 //! | 3 | not found |
 //! | 4 | unauthenticated or permission denied |
 //! | 5 | quota exceeded or rate limited (`RESOURCE_EXHAUSTED`) |
-//! | 6 | already exists, conflict or aborted |
+//! | 6 | already exists, conflict or aborted; or refused (`FAILED_PRECONDITION`): e.g. a bucket that holds objects, deleted without `--purge` |
 //! | 7 | unavailable or timed out (including `--timeout`) |
 //! | 8 | the resource went `Failed` while `--wait` watched it |
 //!

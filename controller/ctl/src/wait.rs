@@ -494,7 +494,11 @@ mod tests {
         let before = changed(3, 2, ConditionStatus::True);
         assert!(settled(until, &before, "web-1").expect("ok").is_none());
         let not_yet_true = changed(3, 3, ConditionStatus::False);
-        assert!(settled(until, &not_yet_true, "web-1").expect("ok").is_none());
+        assert!(
+            settled(until, &not_yet_true, "web-1")
+                .expect("ok")
+                .is_none()
+        );
         let after = changed(3, 3, ConditionStatus::True);
         assert!(settled(until, &after, "web-1").expect("ok").is_some());
         // A later change applied counts too.
@@ -548,7 +552,10 @@ mod tests {
         }
         assert_eq!(p.last_phase(), "Ready");
         let text = String::from_utf8(out).expect("utf-8");
-        let details: Vec<_> = text.lines().map(|l| l.get(24..).unwrap_or_default()).collect();
+        let details: Vec<_> = text
+            .lines()
+            .map(|l| l.get(24..).unwrap_or_default())
+            .collect();
         assert_eq!(
             details,
             [

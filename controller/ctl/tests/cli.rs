@@ -111,7 +111,7 @@ async fn a_first_session_creates_reads_lists_and_deletes() {
     );
     let buckets = ctl(op, &["list", "buckets"]).await.ok();
     assert!(
-        buckets.contains("scans   Pending   10Gi    on"),
+        buckets.contains("scans   Pending   10Gi    -      on"),
         "{buckets}"
     );
 

@@ -220,9 +220,10 @@ impl Api {
         require_request_id(request_id)?;
         let mut object: Object<R> = self.read(&department, &name).await?;
         let any: &dyn std::any::Any = &object;
-        if let (Some(bucket), Some(actions)) =
-            (any.downcast_ref::<Object<yunshu_core::model::BucketSpec>>(), &self.actions)
-            && bucket.meta.deletion_timestamp.is_none()
+        if let (Some(bucket), Some(actions)) = (
+            any.downcast_ref::<Object<yunshu_core::model::BucketSpec>>(),
+            &self.actions,
+        ) && bucket.meta.deletion_timestamp.is_none()
             && bucket.status.phase == Phase::Ready
         {
             if purge {

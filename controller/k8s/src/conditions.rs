@@ -126,7 +126,13 @@ impl Inputs<'_> {
 
     /// Sets `decided` at this reconcile's generation and time.
     pub fn put(&self, conditions: &mut Vec<Condition>, decided: Decided) {
-        put(conditions, self.previous, decided, self.generation, self.now);
+        put(
+            conditions,
+            self.previous,
+            decided,
+            self.generation,
+            self.now,
+        );
     }
 }
 
@@ -187,7 +193,10 @@ impl Notice {
 /// `QuotaExceeded`…).
 pub fn transitions(previous: &[Condition], current: &[Condition]) -> Vec<Notice> {
     let mut out = Vec::new();
-    for (type_, became, action) in [(SYNCED, "Synced", "Sync"), (READY, "BecameReady", "Observe")] {
+    for (type_, became, action) in [
+        (SYNCED, "Synced", "Sync"),
+        (READY, "BecameReady", "Observe"),
+    ] {
         let Some(now) = find(current, type_) else {
             continue;
         };
@@ -237,7 +246,10 @@ mod tests {
         assert_eq!(first[0].last_transition_time, "1970-01-01T00:00:10Z");
         assert_eq!(first[0].observed_generation, 3);
         let again = computed(&first, vec![Decided::holds(READY, "Healthy", "ok")], 20);
-        assert_eq!(again, first, "same observation, same status: nothing to write");
+        assert_eq!(
+            again, first,
+            "same observation, same status: nothing to write"
+        );
         let down = computed(&again, vec![Decided::fails(READY, "Down", "no answer")], 30);
         assert_eq!(down[0].last_transition_time, "1970-01-01T00:00:30Z");
     }
@@ -267,7 +279,11 @@ mod tests {
         let synced = computed(&[], vec![Decided::holds(SYNCED, "Synced", "in store")], 1);
         let failed = computed(
             &synced,
-            vec![Decided::fails(SYNCED, "InvalidSpec", "invalid spec.traits[0]: bad")],
+            vec![Decided::fails(
+                SYNCED,
+                "InvalidSpec",
+                "invalid spec.traits[0]: bad",
+            )],
             2,
         );
         let notices = transitions(&synced, &failed);
@@ -279,7 +295,11 @@ mod tests {
                 "Sync"
             )]
         );
-        let back = computed(&failed, vec![Decided::holds(SYNCED, "Synced", "in store")], 3);
+        let back = computed(
+            &failed,
+            vec![Decided::holds(SYNCED, "Synced", "in store")],
+            3,
+        );
         assert_eq!(transitions(&failed, &back)[0].reason, "Synced");
     }
 }

@@ -101,7 +101,9 @@ pub struct Ctx {
 
 impl fmt::Debug for Ctx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ctx").field("op", &self.op).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("op", &self.op)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,10 +156,7 @@ impl Ctx {
     /// Counts a failed reconcile of `key` and returns how long to wait
     /// before the next attempt: 1 s doubling to 5 min.
     pub fn backoff(&self, key: &str) -> Duration {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let n = failures.entry(key.to_owned()).or_insert(0);
         *n = n.saturating_add(1);
         Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300))

@@ -68,10 +68,7 @@ impl CredentialsHub {
     }
 
     fn sender(&self, foundation: &str) -> watch::Sender<Option<Credentials>> {
-        let mut channels = self
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         channels
             .entry(foundation.to_owned())
             .or_insert_with(|| watch::channel(None).0)
@@ -130,11 +127,9 @@ mod tests {
 
     #[test]
     fn secret_data_become_credentials() {
-        let creds = credentials_from_secret(&secret(&[
-            ("username", b"admin"),
-            ("password", b"s3cret"),
-        ]))
-        .expect("text values");
+        let creds =
+            credentials_from_secret(&secret(&[("username", b"admin"), ("password", b"s3cret")]))
+                .expect("text values");
         assert_eq!(creds.get("username"), Some("admin"));
         assert_eq!(creds.get("password"), Some("s3cret"));
         assert!(!format!("{creds:?}").contains("s3cret"));
@@ -144,7 +139,10 @@ mod tests {
     fn binary_values_are_refused_by_key_without_the_value() {
         let err = credentials_from_secret(&secret(&[("password", &[0xff, 0xfe])]))
             .expect_err("not UTF-8");
-        assert_eq!(err.to_string(), "key password of the Secret is not UTF-8 text");
+        assert_eq!(
+            err.to_string(),
+            "key password of the Secret is not UTF-8 text"
+        );
         assert_eq!(
             credentials_from_secret(&Secret::default()),
             Err(CredentialsError::Empty)

@@ -28,9 +28,6 @@ pub enum Error {
         #[source]
         source: yunshu_core::Error,
     },
-    /// The lease was lost or the operator was told to stop.
-    #[error("{0}")]
-    Stopped(&'static str),
 }
 
 impl Error {
@@ -55,7 +52,6 @@ impl Error {
         match self {
             Self::Kube { source, .. } => kube_error_kind(source),
             Self::Store { source, .. } => source.kind(),
-            Self::Stopped(_) => ErrorKind::Unavailable,
         }
     }
 
@@ -113,7 +109,10 @@ mod tests {
         assert_eq!(status_kind(429, "TooManyRequests"), ErrorKind::Throttled);
         assert_eq!(status_kind(403, "Forbidden"), ErrorKind::PermissionDenied);
         assert_eq!(status_kind(401, "Unauthorized"), ErrorKind::Unauthorized);
-        assert_eq!(status_kind(503, "ServiceUnavailable"), ErrorKind::Unavailable);
+        assert_eq!(
+            status_kind(503, "ServiceUnavailable"),
+            ErrorKind::Unavailable
+        );
         assert_eq!(status_kind(302, ""), ErrorKind::Internal);
     }
 
@@ -134,7 +133,9 @@ mod tests {
         );
         assert!(!invalid.is_retryable());
         assert!(
-            invalid.to_string().contains("spec.vcpu: must be at least 1"),
+            invalid
+                .to_string()
+                .contains("spec.vcpu: must be at least 1"),
             "{invalid}"
         );
     }

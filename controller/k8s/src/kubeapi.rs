@@ -6,9 +6,7 @@
 
 use std::fmt::Debug;
 
-use k8s_openapi::{
-    api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::ObjectMeta,
-};
+use k8s_openapi::{api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::{
     Api, Resource,
     api::{Patch, PatchParams},
@@ -59,13 +57,15 @@ where
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let attempts = ctx.config().status_attempts.max(1);
     let mut wait = ctx.config().retry_base;
-    for attempt in 1..=attempts {
+    let mut attempt = 1;
+    loop {
         match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
             Ok(_) => return Ok(()),
             Err(e) if attempt < attempts && kube_error_kind(&e).is_retryable() => {
                 tracing::debug!(error = %e, kind = %K::kind(&()), name, attempt, "status write refused; retrying");
                 tokio::time::sleep(wait).await;
                 wait = wait.saturating_mul(2);
+                attempt += 1;
             }
             Err(e) => {
                 return Err(Error::kube(
@@ -75,7 +75,6 @@ where
             }
         }
     }
-    Err(Error::Stopped("status attempts exhausted"))
 }
 
 /// Adds [`FINALIZER`] (and, if given, an annotation) to the object, guarded

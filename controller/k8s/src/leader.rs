@@ -20,10 +20,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
     jiff::Timestamp,
 };
-use kube::{
-    Api, Client,
-    api::{PostParams},
-};
+use kube::{Api, Client, api::PostParams};
 use tokio::{sync::watch, time::Instant};
 
 use crate::error::is_status;
@@ -95,7 +92,8 @@ impl Observation {
 
     /// Whether the record has not changed for `duration` as of `now`.
     pub fn expired(&self, now: Instant, duration: Duration) -> bool {
-        self.since.is_some_and(|s| now.duration_since(s) >= duration)
+        self.since
+            .is_some_and(|s| now.duration_since(s) >= duration)
     }
 }
 
@@ -137,10 +135,7 @@ impl LeaderElector {
     /// Runs the election until `shutdown` resolves, then releases the Lease
     /// if held. The receiver says whether this replica leads now; it closes
     /// (with `false` as its last value) when the election stopped.
-    pub fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> watch::Receiver<bool> {
+    pub fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             let mut shutdown = pin!(shutdown);

@@ -64,6 +64,16 @@
 //!   re-reading objects in a moving phase every
 //!   [`OperatorConfig::poll_active`] (kube's per-object external trigger is
 //!   still an unstable API).
+//!
+//! # RBAC the operator needs
+//!
+//! `yunshu.io` foundations, departments, placementpolicies, instances,
+//! volumes, buckets: get, list, watch, patch, and patch on their `status`;
+//! Secrets: get, list, watch (in [`OperatorConfig::secret_namespace`], or
+//! cluster-wide); Namespaces: get; `coordination.k8s.io` Leases in
+//! [`OperatorConfig::namespace`]: get, create, update; `events.k8s.io`
+//! Events: create, patch (cluster-scoped objects' events go to `default`,
+//! as kube's `Recorder` does).
 
 pub mod admin;
 pub mod conditions;

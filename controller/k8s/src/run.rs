@@ -82,37 +82,67 @@ pub async fn controllers(ctx: Arc<Ctx>) {
     let settings = controller::Config::default().concurrency(16);
     let store = ctx.op.store.clone();
 
-    let foundations = Controller::new(Api::<DeserializeGuard<Foundation>>::all(client.clone()), wc.clone());
+    let foundations = Controller::new(
+        Api::<DeserializeGuard<Foundation>>::all(client.clone()),
+        wc.clone(),
+    );
     let reader = foundations.store();
     let secrets: Api<Secret> = match &ctx.config().secret_namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
     let foundations = foundations
-        .watches(secrets, wc.clone(), move |secret| referencing(&reader, &secret))
-        .reconcile_all_on(store_changes(store.clone(), vec![keys::objects_of_kind(Kind::Foundation)]))
+        .watches(secrets, wc.clone(), move |secret| {
+            referencing(&reader, &secret)
+        })
+        .reconcile_all_on(store_changes(
+            store.clone(),
+            vec![keys::objects_of_kind(Kind::Foundation)],
+        ))
         .with_config(settings.clone())
         .run(admin::reconcile::<Foundation>, error_policy, ctx.clone());
 
-    let departments = Controller::new(Api::<DeserializeGuard<Department>>::all(client.clone()), wc.clone())
-        .reconcile_all_on(store_changes(
-            store.clone(),
-            vec![keys::objects_of_kind(Kind::Department), format!("{}usage/", keys::ROOT)],
-        ))
-        .with_config(settings.clone())
-        .run(admin::reconcile::<Department>, error_policy, ctx.clone());
+    let departments = Controller::new(
+        Api::<DeserializeGuard<Department>>::all(client.clone()),
+        wc.clone(),
+    )
+    .reconcile_all_on(store_changes(
+        store.clone(),
+        vec![
+            keys::objects_of_kind(Kind::Department),
+            format!("{}usage/", keys::ROOT),
+        ],
+    ))
+    .with_config(settings.clone())
+    .run(admin::reconcile::<Department>, error_policy, ctx.clone());
 
-    let policies = Controller::new(Api::<DeserializeGuard<PlacementPolicy>>::all(client.clone()), wc.clone())
-        .reconcile_all_on(store_changes(store, vec![keys::objects_of_kind(Kind::PlacementPolicy)]))
-        .with_config(settings.clone())
-        .run(admin::reconcile::<PlacementPolicy>, error_policy, ctx.clone());
+    let policies = Controller::new(
+        Api::<DeserializeGuard<PlacementPolicy>>::all(client.clone()),
+        wc.clone(),
+    )
+    .reconcile_all_on(store_changes(
+        store,
+        vec![keys::objects_of_kind(Kind::PlacementPolicy)],
+    ))
+    .with_config(settings.clone())
+    .run(
+        admin::reconcile::<PlacementPolicy>,
+        error_policy,
+        ctx.clone(),
+    );
 
-    let instances = Controller::new(Api::<DeserializeGuard<Instance>>::all(client.clone()), wc.clone())
-        .with_config(settings.clone())
-        .run(workload::reconcile::<Instance>, error_policy, ctx.clone());
-    let volumes = Controller::new(Api::<DeserializeGuard<Volume>>::all(client.clone()), wc.clone())
-        .with_config(settings.clone())
-        .run(workload::reconcile::<Volume>, error_policy, ctx.clone());
+    let instances = Controller::new(
+        Api::<DeserializeGuard<Instance>>::all(client.clone()),
+        wc.clone(),
+    )
+    .with_config(settings.clone())
+    .run(workload::reconcile::<Instance>, error_policy, ctx.clone());
+    let volumes = Controller::new(
+        Api::<DeserializeGuard<Volume>>::all(client.clone()),
+        wc.clone(),
+    )
+    .with_config(settings.clone())
+    .run(workload::reconcile::<Volume>, error_policy, ctx.clone());
     let buckets = Controller::new(Api::<DeserializeGuard<Bucket>>::all(client), wc)
         .with_config(settings)
         .run(workload::reconcile::<Bucket>, error_policy, ctx.clone());
@@ -185,7 +215,10 @@ fn referencing(
 /// A trigger for every change under `prefixes` in the store, coalesced: a
 /// burst of changes yields one item. After a watch failure the watch
 /// restarts and one item is sent, since changes may have been missed.
-fn store_changes(store: Arc<dyn Store>, prefixes: Vec<String>) -> impl Stream<Item = ()> + Send + 'static {
+fn store_changes(
+    store: Arc<dyn Store>,
+    prefixes: Vec<String>,
+) -> impl Stream<Item = ()> + Send + 'static {
     let (tx, rx) = mpsc::channel::<()>(1);
     for prefix in prefixes {
         let store = store.clone();
@@ -216,5 +249,8 @@ fn store_changes(store: Arc<dyn Store>, prefixes: Vec<String>) -> impl Stream<It
             }
         });
     }
-    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|()| ((), rx)) })
+    stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
+    )
 }

@@ -77,7 +77,10 @@ struct Sealed {
 }
 
 fn credential_key(department: &str, bucket: &str, access_key: &str) -> String {
-    format!("{}credentials/{department}/{bucket}/{access_key}", keys::ROOT)
+    format!(
+        "{}credentials/{department}/{bucket}/{access_key}",
+        keys::ROOT
+    )
 }
 
 fn credentials_prefix() -> String {
@@ -102,7 +105,11 @@ pub struct RuntimeActions {
 
 impl RuntimeActions {
     /// Actions on the foundations of `store`.
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, vault: Arc<dyn SecretVault>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        vault: Arc<dyn SecretVault>,
+    ) -> Self {
         Self {
             store,
             registry,
@@ -121,9 +128,12 @@ impl RuntimeActions {
             .await?
             .ok_or_else(|| Error::not_found(format!("foundation {name}")))?;
         let f: Foundation = codec::decode_object(&kv)?;
-        self.registry.client(&f).await?.ok_or_else(|| Error::Conflict {
-            message: format!("foundation {name} has no adapter credentials"),
-        })
+        self.registry
+            .client(&f)
+            .await?
+            .ok_or_else(|| Error::Conflict {
+                message: format!("foundation {name} has no adapter credentials"),
+            })
     }
 
     async fn audit(&self, department: &str, record: &AuditRecord) -> Result<()> {
@@ -169,7 +179,10 @@ impl Actions for RuntimeActions {
         let client = self
             .client_of(bucket.status.placement.foundation.as_deref())
             .await?;
-        match client.get(Kind::Bucket, &owner_of(bucket), Priority::User).await {
+        match client
+            .get(Kind::Bucket, &owner_of(bucket), Priority::User)
+            .await
+        {
             Ok(r) => Ok(r.objects_used),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -197,7 +210,12 @@ impl Actions for RuntimeActions {
                 expires_at: s.expires_at,
             });
         }
-        let foundation = bucket.status.placement.foundation.clone().unwrap_or_default();
+        let foundation = bucket
+            .status
+            .placement
+            .foundation
+            .clone()
+            .unwrap_or_default();
         let client = self.client_of(Some(&foundation)).await?;
         let issued = client.issue_credentials(&owner_of(bucket), ttl).await?;
         let expires_at = issued
@@ -251,7 +269,9 @@ impl Actions for RuntimeActions {
         let client = self
             .client_of(bucket.status.placement.foundation.as_deref())
             .await?;
-        client.revoke_credentials(&owner_of(bucket), access_key).await?;
+        client
+            .revoke_credentials(&owner_of(bucket), access_key)
+            .await?;
         self.store
             .delete(&credential_key(&department, &bucket.meta.name, access_key))
             .await?;
@@ -320,7 +340,10 @@ pub async fn expire(store: &Arc<dyn Store>, registry: &Registry) -> Result<usize
         };
         tracing::info!(target: "yunshu::audit", action = %record.action, resource = %record.resource, access_key = %record.access_key, "audit");
         store
-            .put(&audit_key(department, record.time, access_key), codec::encode(&record)?)
+            .put(
+                &audit_key(department, record.time, access_key),
+                codec::encode(&record)?,
+            )
             .await?;
         revoked += 1;
     }

@@ -7,11 +7,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    adapters::{
-        CredentialFiles, Registry, StackConfig,
-        factory::Builtin,
-        stack::AdapterMetrics,
-    },
+    adapters::{CredentialFiles, Registry, StackConfig, factory::Builtin, stack::AdapterMetrics},
     cli::{ServeArgs, StoreKind},
     metrics::Metrics,
     prober::{Prober, ProberConfig},
@@ -128,7 +124,12 @@ pub async fn start(
         vault,
     ));
     let mut tasks = Vec::new();
-    let (s, store, reg, every) = (stop.clone(), ctx.store.clone(), registry.clone(), args.sweep_interval);
+    let (s, store, reg, every) = (
+        stop.clone(),
+        ctx.store.clone(),
+        registry.clone(),
+        args.sweep_interval,
+    );
     tasks.push((
         "credential-expiry",
         tokio::spawn(async move {

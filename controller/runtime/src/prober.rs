@@ -85,7 +85,11 @@ impl Prober {
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<()> {
         let mut tasks: HashMap<String, JoinHandle<()>> = HashMap::new();
         loop {
-            match self.store.range_all(&keys::objects_of_kind(Kind::Foundation), 500).await {
+            match self
+                .store
+                .range_all(&keys::objects_of_kind(Kind::Foundation), 500)
+                .await
+            {
                 Ok(kvs) => {
                     let mut seen = Vec::new();
                     for kv in &kvs {
@@ -98,7 +102,8 @@ impl Prober {
                         seen.push(f.meta.name.clone());
                         let running = tasks.get(&f.meta.name).is_some_and(|t| !t.is_finished());
                         if !running {
-                            let (me, name, stop) = (self.clone(), f.meta.name.clone(), stop.clone());
+                            let (me, name, stop) =
+                                (self.clone(), f.meta.name.clone(), stop.clone());
                             tasks.insert(
                                 f.meta.name.clone(),
                                 tokio::spawn(async move { me.follow(name, stop).await }),
@@ -229,31 +234,53 @@ impl Prober {
             f.status.last_probe = Some(Utc::now());
             let generation = f.meta.generation;
             let (status, reason, message) = match health {
-                Health::Ready => (ConditionStatus::True, "Probed", "the foundation answers and reports its inventory".to_owned()),
-                Health::Degraded => (ConditionStatus::False, "Degraded", "the foundation answers badly; placement avoids it".to_owned()),
-                Health::Down => (ConditionStatus::False, "Down", "the foundation does not answer".to_owned()),
+                Health::Ready => (
+                    ConditionStatus::True,
+                    "Probed",
+                    "the foundation answers and reports its inventory".to_owned(),
+                ),
+                Health::Degraded => (
+                    ConditionStatus::False,
+                    "Degraded",
+                    "the foundation answers badly; placement avoids it".to_owned(),
+                ),
+                Health::Down => (
+                    ConditionStatus::False,
+                    "Down",
+                    "the foundation does not answer".to_owned(),
+                ),
                 Health::Unknown => (ConditionStatus::Unknown, "Unknown", String::new()),
             };
-            set_condition(&mut f.status.conditions, yunshu_core::meta::Condition {
-                type_: condition_types::READY.into(),
-                status,
-                reason: reason.into(),
-                message,
-                observed_generation: generation,
-                last_transition_time: Utc::now(),
-            });
+            set_condition(
+                &mut f.status.conditions,
+                yunshu_core::meta::Condition {
+                    type_: condition_types::READY.into(),
+                    status,
+                    reason: reason.into(),
+                    message,
+                    observed_generation: generation,
+                    last_transition_time: Utc::now(),
+                },
+            );
             let (status, reason, message) = match &mismatch {
-                None => (ConditionStatus::True, "Observed", "declared traits agree with the cloud".to_owned()),
+                None => (
+                    ConditionStatus::True,
+                    "Observed",
+                    "declared traits agree with the cloud".to_owned(),
+                ),
                 Some(m) => (ConditionStatus::False, "ArchitectureMismatch", m.clone()),
             };
-            set_condition(&mut f.status.conditions, yunshu_core::meta::Condition {
-                type_: condition_types::SYNCED.into(),
-                status,
-                reason: reason.into(),
-                message,
-                observed_generation: generation,
-                last_transition_time: Utc::now(),
-            });
+            set_condition(
+                &mut f.status.conditions,
+                yunshu_core::meta::Condition {
+                    type_: condition_types::SYNCED.into(),
+                    status,
+                    reason: reason.into(),
+                    message,
+                    observed_generation: generation,
+                    last_transition_time: Utc::now(),
+                },
+            );
             true
         })
         .await?;
@@ -276,23 +303,32 @@ impl Prober {
         let message = error.to_string();
         mutate::<FoundationSpec>(&*self.store, key, |f| {
             let same = f.status.health == health
-                && f.status.conditions.iter().any(|c| {
-                    c.type_ == condition_types::READY && c.message == message
-                });
+                && f.status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == condition_types::READY && c.message == message);
             if same {
                 return false;
             }
             f.status.health = health;
             f.status.last_probe = Some(Utc::now());
             let generation = f.meta.generation;
-            set_condition(&mut f.status.conditions, yunshu_core::meta::Condition {
-                type_: condition_types::READY.into(),
-                status: ConditionStatus::False,
-                reason: if health == Health::Down { "Down" } else { "ProbeFailed" }.into(),
-                message: message.clone(),
-                observed_generation: generation,
-                last_transition_time: Utc::now(),
-            });
+            set_condition(
+                &mut f.status.conditions,
+                yunshu_core::meta::Condition {
+                    type_: condition_types::READY.into(),
+                    status: ConditionStatus::False,
+                    reason: if health == Health::Down {
+                        "Down"
+                    } else {
+                        "ProbeFailed"
+                    }
+                    .into(),
+                    message: message.clone(),
+                    observed_generation: generation,
+                    last_transition_time: Utc::now(),
+                },
+            );
             true
         })
         .await?;

@@ -47,8 +47,8 @@ use yunshu_core::{
     keys,
     meta::{Condition, ConditionStatus, Kind, Object, Spec, condition_types, set_condition},
     model::{
-        BucketSpec, Charge, DepartmentSpec, Foundation, InstanceSpec, Phase,
-        PowerState, VolumeSpec, WorkloadStatus,
+        BucketSpec, Charge, DepartmentSpec, Foundation, InstanceSpec, Phase, PowerState,
+        VolumeSpec, WorkloadStatus,
     },
     store::{Compare, EventKind, Op, RangeRequest, Store, Txn},
 };
@@ -170,7 +170,13 @@ pub fn owner_of<S: Spec>(o: &Object<S>) -> Owner {
 
 const KINDS: [Kind; 3] = [Kind::Instance, Kind::Volume, Kind::Bucket];
 
-fn condition(type_: &str, status: ConditionStatus, reason: &str, message: String, generation: u64) -> Condition {
+fn condition(
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: String,
+    generation: u64,
+) -> Condition {
     Condition {
         type_: type_.to_owned(),
         status,
@@ -481,7 +487,12 @@ impl Provisioner {
         step.min(self.config.poll_max)
     }
 
-    async fn wait_with_message<S: Provisioned>(&self, key: &str, uid: &str, message: String) -> Result<Next> {
+    async fn wait_with_message<S: Provisioned>(
+        &self,
+        key: &str,
+        uid: &str,
+        message: String,
+    ) -> Result<Next> {
         mutate::<S>(&*self.store, key, |o| {
             if o.meta.uid != uid || o.status.message == message {
                 return false;
@@ -530,7 +541,11 @@ impl Provisioner {
             Err(e) if waits(e.kind()) => {
                 self.metrics.error("provisioner", e.kind());
                 return self
-                    .wait_with_message::<S>(key, &uid, format!("waiting for foundation {foundation}: {e}"))
+                    .wait_with_message::<S>(
+                        key,
+                        &uid,
+                        format!("waiting for foundation {foundation}: {e}"),
+                    )
                     .await;
             }
             Err(e) => {
@@ -542,11 +557,15 @@ impl Provisioner {
         };
         if resource.failed {
             let message = if resource.message.is_empty() {
-                format!("foundation {foundation} reports the resource as {}", resource.status)
+                format!(
+                    "foundation {foundation} reports the resource as {}",
+                    resource.status
+                )
             } else {
                 format!("foundation {foundation}: {}", resource.message)
             };
-            self.set_failed::<S>(key, &uid, Some(resource.id.clone()), message).await?;
+            self.set_failed::<S>(key, &uid, Some(resource.id.clone()), message)
+                .await?;
             return Ok(Next::Done);
         }
         if resource.ready {
@@ -717,11 +736,15 @@ impl Provisioner {
         b: &Object<BucketSpec>,
         client: &FoundationClient,
     ) -> Result<Next> {
-        let current = client.get(Kind::Bucket, &owner_of(b), Priority::Background).await?;
+        let current = client
+            .get(Kind::Bucket, &owner_of(b), Priority::Background)
+            .await?;
         let uid = b.meta.uid.clone();
         mutate::<BucketSpec>(&*self.store, key, |o| {
-            let changed = (current.bytes_used.is_some() && o.status.used_bytes != current.bytes_used)
-                || (current.objects_used.is_some() && o.status.used_objects != current.objects_used);
+            let changed = (current.bytes_used.is_some()
+                && o.status.used_bytes != current.bytes_used)
+                || (current.objects_used.is_some()
+                    && o.status.used_objects != current.objects_used);
             if o.meta.uid != uid || !changed {
                 return false;
             }
@@ -753,7 +776,11 @@ impl Provisioner {
             Some(kv) => codec::decode_object::<InstanceSpec>(&kv)?,
             None => {
                 return self
-                    .wait_with_message::<VolumeSpec>(key, &v.meta.uid, format!("waiting for instance {target} to exist"))
+                    .wait_with_message::<VolumeSpec>(
+                        key,
+                        &v.meta.uid,
+                        format!("waiting for instance {target} to exist"),
+                    )
                     .await;
             }
         };
@@ -764,11 +791,16 @@ impl Provisioner {
                 .wait_with_message::<VolumeSpec>(
                     key,
                     &v.meta.uid,
-                    format!("waiting for instance {target} to be Ready on foundation {}", client.name()),
+                    format!(
+                        "waiting for instance {target} to be Ready on foundation {}",
+                        client.name()
+                    ),
                 )
                 .await;
         }
-        client.attach_volume(&owner_of(v), &owner_of(&instance)).await?;
+        client
+            .attach_volume(&owner_of(v), &owner_of(&instance))
+            .await?;
         let (uid, target) = (v.meta.uid.clone(), target.clone());
         mutate::<VolumeSpec>(&*self.store, key, |o| {
             if o.meta.uid != uid {
@@ -778,7 +810,13 @@ impl Provisioner {
             let generation = o.meta.generation;
             set_condition(
                 &mut o.status.conditions,
-                condition(ATTACHED, ConditionStatus::True, "Attached", target.clone(), generation),
+                condition(
+                    ATTACHED,
+                    ConditionStatus::True,
+                    "Attached",
+                    target.clone(),
+                    generation,
+                ),
             );
             true
         })
@@ -812,7 +850,9 @@ impl Provisioner {
                     .wait_with_message::<S>(
                         key,
                         &uid,
-                        format!("deleting: waiting for foundation {foundation}'s adapter credentials"),
+                        format!(
+                            "deleting: waiting for foundation {foundation}'s adapter credentials"
+                        ),
                     )
                     .await;
             };
@@ -824,15 +864,26 @@ impl Provisioner {
                     Err(e) => return self.deletion_wait::<S>(key, &uid, &foundation, &e).await,
                 }
             }
-            let purge = object.meta.labels.get(PURGE_LABEL).is_some_and(|v| v == "true");
-            if let Err(e) = client.delete(S::KIND, &owner, DeleteOptions { purge }).await {
+            let purge = object
+                .meta
+                .labels
+                .get(PURGE_LABEL)
+                .is_some_and(|v| v == "true");
+            if let Err(e) = client
+                .delete(S::KIND, &owner, DeleteOptions { purge })
+                .await
+            {
                 return self.deletion_wait::<S>(key, &uid, &foundation, &e).await;
             }
             match client.get(S::KIND, &owner, Priority::User).await {
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Ok(r) => {
                     let _ = self
-                        .wait_with_message::<S>(key, &uid, format!("deleting: {} on foundation {foundation}", r.status))
+                        .wait_with_message::<S>(
+                            key,
+                            &uid,
+                            format!("deleting: {} on foundation {foundation}", r.status),
+                        )
                         .await;
                     return Ok(Next::After(self.poll_delay(key)));
                 }
@@ -857,8 +908,12 @@ impl Provisioner {
         e: &Error,
     ) -> Result<Next> {
         self.metrics.error("provisioner", e.kind());
-        self.wait_with_message::<S>(key, uid, format!("deleting on foundation {foundation}: {e}"))
-            .await
+        self.wait_with_message::<S>(
+            key,
+            uid,
+            format!("deleting on foundation {foundation}: {e}"),
+        )
+        .await
     }
 
     async fn release<S: Provisioned>(&self, key: &str, object: &Object<S>) -> Result<()> {
@@ -875,7 +930,10 @@ impl Provisioner {
 fn waits(kind: ErrorKind) -> bool {
     matches!(
         kind,
-        ErrorKind::Unavailable | ErrorKind::Throttled | ErrorKind::Conflict | ErrorKind::Unauthorized
+        ErrorKind::Unavailable
+            | ErrorKind::Throttled
+            | ErrorKind::Conflict
+            | ErrorKind::Unauthorized
     )
 }
 

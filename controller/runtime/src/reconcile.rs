@@ -28,8 +28,29 @@ pub struct ReconcileMetrics {
 }
 
 impl ReconcileMetrics {
-    /// Registers the families under `registry` (prefix `yunshu`).
+    /// Registers the families under `registry` (prefix `yunshu`), with
+    /// every loop × category series at zero.
     pub fn register(&self, registry: &mut Registry) {
+        for controller in ["provisioner", "prober", "sweeper", "operator"] {
+            for kind in [
+                ErrorKind::NotFound,
+                ErrorKind::AlreadyExists,
+                ErrorKind::Conflict,
+                ErrorKind::Throttled,
+                ErrorKind::Unavailable,
+                ErrorKind::Unauthorized,
+                ErrorKind::PermissionDenied,
+                ErrorKind::Invalid,
+                ErrorKind::QuotaExceeded,
+                ErrorKind::Compacted,
+                ErrorKind::Internal,
+            ] {
+                let _ = self.errors.get_or_create(&ErrorLabels {
+                    controller,
+                    category: kind.category(),
+                });
+            }
+        }
         registry.register(
             "reconcile_errors",
             "Errors of the background loops by loop (provisioner, prober, sweeper, operator) and error category",

@@ -136,8 +136,10 @@ impl Sweeper {
                     }
                 };
                 let known: HashSet<&str> = objects.iter().map(|o| o.uid.as_str()).collect();
-                let in_cloud: HashSet<&str> =
-                    cloud.iter().filter_map(|r| r.owner_uid.as_deref()).collect();
+                let in_cloud: HashSet<&str> = cloud
+                    .iter()
+                    .filter_map(|r| r.owner_uid.as_deref())
+                    .collect();
                 let orphans: Vec<_> = cloud
                     .iter()
                     .filter(|r| r.owner_uid.as_deref().is_none_or(|u| !known.contains(u)))
@@ -201,7 +203,12 @@ impl Sweeper {
                     Condition {
                         type_: ORPHANS.into(),
                         status,
-                        reason: if report.orphans.is_empty() { "None" } else { "Found" }.into(),
+                        reason: if report.orphans.is_empty() {
+                            "None"
+                        } else {
+                            "Found"
+                        }
+                        .into(),
                         message: message.clone(),
                         observed_generation: generation,
                         last_transition_time: Utc::now(),
@@ -212,7 +219,11 @@ impl Sweeper {
         )
         .await?;
         for key in &report.missing {
-            tracing::warn!(key, foundation, "drift: the cloud no longer has this Ready resource");
+            tracing::warn!(
+                key,
+                foundation,
+                "drift: the cloud no longer has this Ready resource"
+            );
             let update = |status: &mut WorkloadStatus, generation: u64| {
                 set_condition(
                     &mut status.conditions,

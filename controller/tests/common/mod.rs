@@ -115,3 +115,27 @@ impl Drop for Serving {
         let _ = self.child.wait();
     }
 }
+
+/// Mints an API token with `yunshu token` into `dir/<id>.token`; returns
+/// the file, the identity line for the department's spec, and the token.
+pub fn mint(dir: &std::path::Path, id: &str, role: &str) -> (std::path::PathBuf, String, String) {
+    let file = dir.join(format!("{id}.token"));
+    let out = Command::new(BIN)
+        .args(["token", "--id", id, "--role", role, "--out"])
+        .arg(&file)
+        .output()
+        .expect("yunshu token");
+    assert!(out.status.success(), "{}", text(&out));
+    let identity = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains("apiToken"))
+        .expect("identity line")
+        .trim()
+        .trim_start_matches("- ")
+        .to_owned();
+    let token = std::fs::read_to_string(&file)
+        .expect("token")
+        .trim()
+        .to_owned();
+    (file, identity, token)
+}

@@ -162,7 +162,9 @@ impl S3Adapter {
             status: "available".to_owned(),
             ready: true,
             failed: false,
-            addresses: vec![format!("{}/{bucket}", self.config.endpoint)],
+            // The service endpoint, as S3 clients take it; the bucket's
+            // name is the resource id.
+            addresses: vec![self.config.endpoint.clone()],
             message,
             bytes_used: Some(usage.bytes),
             objects_used: Some(usage.objects),

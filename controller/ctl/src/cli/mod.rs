@@ -363,8 +363,8 @@ mod tests {
 
     #[test]
     fn instance_actions_take_a_name_a_request_id_and_wait() {
-        let cli = parse(&["stop", "instance", "web-1", "--wait", "--timeout", "2m"])
-            .expect("parses");
+        let cli =
+            parse(&["stop", "instance", "web-1", "--wait", "--timeout", "2m"]).expect("parses");
         let Command::Stop(StopCommand::Instance(a)) = cli.command else {
             panic!("wrong command: {:?}", cli.command);
         };
@@ -447,14 +447,16 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
         assert!(err.to_string().contains("--ttl"), "{err}");
 
-        let cli = parse(&["credentials", "revoke", "bucket", "scans", "AKIA0001"])
-            .expect("parses");
+        let cli = parse(&["credentials", "revoke", "bucket", "scans", "AKIA0001"]).expect("parses");
         let Command::Credentials(CredentialsCommand::Revoke(RevokeCredentialsCommand::Bucket(a))) =
             cli.command
         else {
             panic!("wrong command");
         };
-        assert_eq!((a.name.as_str(), a.access_key_id.as_str()), ("scans", "AKIA0001"));
+        assert_eq!(
+            (a.name.as_str(), a.access_key_id.as_str()),
+            ("scans", "AKIA0001")
+        );
         let err = parse(&["credentials", "revoke", "bucket", "scans"]).expect_err("no key");
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
         assert!(parse(&["credentials", "issue", "instance", "web-1"]).is_err());

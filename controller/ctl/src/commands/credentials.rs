@@ -29,9 +29,7 @@ use crate::{
 pub async fn run(ctx: &Context, c: &CredentialsCommand, io: &mut Io<'_>) -> Result<()> {
     match c {
         CredentialsCommand::Issue(IssueCredentialsCommand::Bucket(a)) => issue(ctx, a, io).await,
-        CredentialsCommand::Revoke(RevokeCredentialsCommand::Bucket(a)) => {
-            revoke(ctx, a, io).await
-        }
+        CredentialsCommand::Revoke(RevokeCredentialsCommand::Bucket(a)) => revoke(ctx, a, io).await,
     }
 }
 
@@ -53,11 +51,7 @@ pub fn ttl(ttl: Option<std::time::Duration>) -> Result<Option<prost_types::Durat
 }
 
 /// `credentials issue bucket NAME [--ttl D]`.
-pub async fn issue(
-    ctx: &Context,
-    a: &IssueBucketCredentialsArgs,
-    io: &mut Io<'_>,
-) -> Result<()> {
+pub async fn issue(ctx: &Context, a: &IssueBucketCredentialsArgs, io: &mut Io<'_>) -> Result<()> {
     let name = ctx.resource_name(Kind::Bucket, &a.name)?;
     let ttl = ttl(a.ttl)?;
     let bucket = ctx.client.get(Kind::Bucket, &name).await?;
@@ -88,11 +82,7 @@ pub async fn issue(
 }
 
 /// `credentials revoke bucket NAME ACCESS_KEY_ID`.
-pub async fn revoke(
-    ctx: &Context,
-    a: &RevokeBucketCredentialsArgs,
-    io: &mut Io<'_>,
-) -> Result<()> {
+pub async fn revoke(ctx: &Context, a: &RevokeBucketCredentialsArgs, io: &mut Io<'_>) -> Result<()> {
     let name = ctx.resource_name(Kind::Bucket, &a.name)?;
     let request_id = a.request_id.clone().unwrap_or_else(new_request_id);
     let req = pb::RevokeBucketCredentialsRequest {

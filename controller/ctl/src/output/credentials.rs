@@ -153,7 +153,8 @@ mod tests {
         assert_eq!(v["secretAccessKey"], "s3cr3t/Key+material");
         assert_eq!(v["expireTime"], "1970-01-12T14:46:40Z");
         assert_eq!(v["endpoints"][0], "http://127.0.0.1:8333");
-        let unnamed = serde_json::to_value(IssuedCredentialsView::new("", &issued())).expect("json");
+        let unnamed =
+            serde_json::to_value(IssuedCredentialsView::new("", &issued())).expect("json");
         assert_eq!(unnamed["bucket"], serde_json::Value::Null);
     }
 

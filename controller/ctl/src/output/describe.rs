@@ -206,7 +206,11 @@ fn objects(n: u64) -> String {
 /// The USED cell: `1.3Gi, 1204 objects`; empty (`-`) while unknown.
 pub fn used(b: &pb::Bucket) -> String {
     usage_known(b).map_or_else(String::new, |s| {
-        format!("{}, {}", format_bytes(s.used_bytes), objects(s.used_objects))
+        format!(
+            "{}, {}",
+            format_bytes(s.used_bytes),
+            objects(s.used_objects)
+        )
     })
 }
 
@@ -218,7 +222,9 @@ pub fn used_in_detail(b: &pb::Bucket) -> String {
     };
     let spec = b.spec.clone().unwrap_or_default();
     let bytes = if spec.quota_bytes > 0 {
-        let percent = u128::from(s.used_bytes) * 100 / u128::from(spec.quota_bytes);
+        let quota = u128::from(spec.quota_bytes);
+        // Rounded, so the percentage agrees with the rounded sizes beside it.
+        let percent = (u128::from(s.used_bytes) * 100 + quota / 2) / quota;
         format!(
             "{} of {} ({percent}%)",
             format_bytes(s.used_bytes),

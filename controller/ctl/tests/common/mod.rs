@@ -21,7 +21,10 @@ use yunshu_core::{
     catalog::Catalog,
     codec, keys,
     meta::Kind,
-    model::{Department, DepartmentSpec, Foundation, FoundationSpec, InstanceSpec, Quota, Role},
+    model::{
+        BucketSpec, Department, DepartmentSpec, Foundation, FoundationSpec, InstanceSpec, Quota,
+        Role,
+    },
     resources::ResourceClass,
     store::{Store, StoreExt},
 };
@@ -267,13 +270,39 @@ pub async fn set_instance_status(
     name: &str,
     change: impl FnOnce(&mut yunshu_core::meta::Object<InstanceSpec>),
 ) {
-    let key = keys::object(Kind::Instance, Some(DEPARTMENT), name);
-    let kv = store
-        .get(&key)
+    set_object::<InstanceSpec>(store, Kind::Instance, name, change).await;
+}
+
+/// Plays the provisioner for a bucket: changes it in the store.
+pub async fn set_bucket_status(
+    store: &dyn Store,
+    name: &str,
+    change: impl FnOnce(&mut yunshu_core::meta::Object<BucketSpec>),
+) {
+    set_object::<BucketSpec>(store, Kind::Bucket, name, change).await;
+}
+
+/// Reads an object of `health` from the store, if it exists.
+pub async fn read_object<S: yunshu_core::meta::Spec>(
+    store: &dyn Store,
+    kind: Kind,
+    name: &str,
+) -> Option<yunshu_core::meta::Object<S>> {
+    let key = keys::object(kind, Some(DEPARTMENT), name);
+    let kv = store.get(&key).await.expect("get")?;
+    Some(codec::decode_object::<S>(&kv).expect("decode"))
+}
+
+async fn set_object<S: yunshu_core::meta::Spec>(
+    store: &dyn Store,
+    kind: Kind,
+    name: &str,
+    change: impl FnOnce(&mut yunshu_core::meta::Object<S>),
+) {
+    let key = keys::object(kind, Some(DEPARTMENT), name);
+    let mut object = read_object::<S>(store, kind, name)
         .await
-        .expect("get")
-        .expect("instance exists");
-    let mut object = codec::decode_object::<InstanceSpec>(&kv).expect("decode");
+        .unwrap_or_else(|| panic!("{name} exists"));
     change(&mut object);
     put(store, &key, &object).await;
 }

@@ -56,10 +56,6 @@ impl AdminCr for Foundation {
         &status.conditions
     }
 
-    fn observed_generation(status: &Self::Status) -> i64 {
-        status.observed_generation
-    }
-
     async fn observe<'a>(
         ctx: &'a Ctx,
         cr: &'a Self,
@@ -83,7 +79,10 @@ impl AdminCr for Foundation {
 
     async fn cleanup<'a>(ctx: &'a Ctx, name: &'a str) -> Result<()> {
         if ctx.op.credentials.withdraw(name) {
-            tracing::info!(foundation = name, "withdrew the credentials of a deleted foundation");
+            tracing::info!(
+                foundation = name,
+                "withdrew the credentials of a deleted foundation"
+            );
         }
         Ok(())
     }
@@ -157,10 +156,6 @@ impl AdminCr for Department {
         &status.conditions
     }
 
-    fn observed_generation(status: &Self::Status) -> i64 {
-        status.observed_generation
-    }
-
     async fn observe<'a>(
         ctx: &'a Ctx,
         cr: &'a Self,
@@ -176,7 +171,12 @@ impl AdminCr for Department {
                     .usage,
             ),
             Ok(None) => None,
-            Err(e) => return Err(Error::store(format!("read the usage of department {name}"), e)),
+            Err(e) => {
+                return Err(Error::store(
+                    format!("read the usage of department {name}"),
+                    e,
+                ));
+            }
         };
         let previous = cr
             .status
@@ -193,7 +193,12 @@ impl AdminCr for Department {
                 .store
                 .range(RangeRequest::prefix(keys::objects(kind, Some(name))).with_limit(1))
                 .await
-                .map_err(|e| Error::store(format!("list the {} of department {name}", kind.plural()), e))?;
+                .map_err(|e| {
+                    Error::store(
+                        format!("list the {} of department {name}", kind.plural()),
+                        e,
+                    )
+                })?;
             if !held.kvs.is_empty() {
                 return Ok(Some(format!(
                     "department {name} still has {}; delete them first",
@@ -228,10 +233,6 @@ impl AdminCr for PlacementPolicy {
 
     fn conditions(status: &Self::Status) -> &[Condition] {
         &status.conditions
-    }
-
-    fn observed_generation(status: &Self::Status) -> i64 {
-        status.observed_generation
     }
 
     async fn observe<'a>(

@@ -60,9 +60,6 @@ pub trait AdminCr:
     /// The conditions of a status.
     fn conditions(status: &Self::Status) -> &[Condition];
 
-    /// The status' `observedGeneration`.
-    fn observed_generation(status: &Self::Status) -> i64;
-
     /// Reads what the status needs besides the store object and builds it.
     /// `synced` is the sync verdict, which the kind may turn into a failure
     /// (a foundation whose Secret is missing).
@@ -133,7 +130,10 @@ async fn sync_spec<K: AdminCr>(
         )
     };
     if !names::is_dns_label(name) {
-        let verdict = refused("InvalidName", format!("metadata.name {}", names::DNS_LABEL_RULE));
+        let verdict = refused(
+            "InvalidName",
+            format!("metadata.name {}", names::DNS_LABEL_RULE),
+        );
         return (verdict, None, None);
     }
     let spec = match cr.core_spec() {
@@ -155,7 +155,7 @@ async fn sync_spec<K: AdminCr>(
             if verb != "unchanged" {
                 tracing::info!(kind = %K::kind(&()), name, verb, "synced into the store");
             }
-            (status::synced(verb), Some(object), None)
+            (status::synced(), Some(object), None)
         }
         Err(e) => {
             let verdict = Decided::fails(SYNCED, "SyncFailed", e.to_string());
@@ -201,7 +201,7 @@ async fn finalize<K: AdminCr>(
     if let Some(why) = K::blocker(ctx, name).await? {
         let notice = Notice::warning("DeletionBlocked", why, "Delete");
         ctx.notify(&cr.object_ref(&()), &notice).await;
-        return Ok(Action::requeue(ctx.config().poll_active));
+        return Ok(Action::requeue(ctx.config().poll_active * 6));
     }
     let deletion = sync::request_deletion::<K::Spec>(ctx.op.store.as_ref(), name)
         .await

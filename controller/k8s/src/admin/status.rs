@@ -12,13 +12,17 @@
 use yunshu_core::{meta::Object, model as core, resources::Resources};
 use yunshu_crds::{ConditionStatus, DepartmentStatus, FoundationStatus, PlacementPolicyStatus};
 
-pub use crate::conditions::{Inputs, remap_generations};
 use crate::conditions::{self, Decided, READY, SYNCED};
+pub use crate::conditions::{Inputs, remap_generations};
 
 /// `Ready` from a foundation's probed health.
 pub fn ready_from_health(health: core::Health) -> Decided {
     match health {
-        core::Health::Ready => Decided::holds(READY, "Healthy", "the last probe found the foundation healthy"),
+        core::Health::Ready => Decided::holds(
+            READY,
+            "Healthy",
+            "the last probe found the foundation healthy",
+        ),
         core::Health::Degraded => Decided::fails(
             READY,
             "Degraded",
@@ -48,7 +52,11 @@ pub fn foundation(
         let ready = if stored.is_some() {
             ready_from_health(health)
         } else {
-            Decided::unknown(READY, "NotSynced", "the foundation is not in Yunshu's store yet")
+            Decided::unknown(
+                READY,
+                "NotSynced",
+                "the foundation is not in Yunshu's store yet",
+            )
         };
         inputs.put(&mut status.conditions, ready);
     }
@@ -73,19 +81,19 @@ pub fn department(
     }
     if conditions::find(&status.conditions, READY).is_none() {
         let ready = match (stored.is_some(), inputs.synced.status) {
-            (true, ConditionStatus::True) => Decided::holds(
-                READY,
-                "Active",
-                "the department may request resources",
-            ),
+            (true, ConditionStatus::True) => {
+                Decided::holds(READY, "Active", "the department may request resources")
+            }
             (true, _) => Decided::holds(
                 READY,
                 "Active",
                 "the department may request resources under its last valid spec",
             ),
-            (false, _) => {
-                Decided::unknown(READY, "NotSynced", "the department is not in Yunshu's store yet")
-            }
+            (false, _) => Decided::unknown(
+                READY,
+                "NotSynced",
+                "the department is not in Yunshu's store yet",
+            ),
         };
         inputs.put(&mut status.conditions, ready);
     }
@@ -107,9 +115,10 @@ pub fn policy(
     status
 }
 
-/// `Synced` after a successful sync.
-pub fn synced(verb: &str) -> Decided {
-    Decided::holds(SYNCED, "Synced", format!("the spec is in Yunshu's store ({verb})"))
+/// `Synced` after a successful sync (the same whether this reconcile wrote
+/// or found the spec there, so the status does not change with it).
+pub fn synced() -> Decided {
+    Decided::holds(SYNCED, "Synced", "the spec is in Yunshu's store")
 }
 
 #[cfg(test)]
@@ -174,12 +183,15 @@ mod tests {
     fn a_healthy_synced_foundation_is_ready_at_its_generation() {
         let stored = fdn(Health::Ready);
         let traits = vec!["arch:aarch64".to_owned()];
-        let s = foundation(&traits, Some(&stored), &inputs(&[], synced("created")));
+        let s = foundation(&traits, Some(&stored), &inputs(&[], synced()));
         assert_eq!(s.observed_generation, 2);
         assert_eq!(s.arch.as_deref(), Some("aarch64"));
         assert_eq!(s.inventory["vcpu"].capacity, 256);
         let ready = conditions::find(&s.conditions, READY).expect("Ready");
-        assert_eq!((ready.status, ready.reason.as_str()), (ConditionStatus::True, "Healthy"));
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::True, "Healthy")
+        );
         assert_eq!(ready.observed_generation, 2);
         let sync = conditions::find(&s.conditions, SYNCED).expect("Synced");
         assert_eq!(sync.status, ConditionStatus::True);
@@ -209,9 +221,12 @@ mod tests {
             observed_generation: 2,
             last_transition_time: DateTime::from_timestamp(5, 0).expect("valid time"),
         });
-        let s = foundation(&[], Some(&stored), &inputs(&[], synced("updated")));
+        let s = foundation(&[], Some(&stored), &inputs(&[], synced()));
         let ready = conditions::find(&s.conditions, READY).expect("Ready");
-        assert_eq!(ready.reason, "ProbeFailed", "Yunshu's own Ready wins over health");
+        assert_eq!(
+            ready.reason, "ProbeFailed",
+            "Yunshu's own Ready wins over health"
+        );
         assert_eq!(ready.observed_generation, 0);
     }
 
@@ -219,7 +234,7 @@ mod tests {
     fn department_usage_comes_from_the_usage_key() {
         let stored = Object::new(None, "health", core::DepartmentSpec::default());
         let usage = Resources::from_pairs([(ResourceClass::Vcpu, 12)]);
-        let s = department(Some(&stored), Some(usage), &inputs(&[], synced("unchanged")));
+        let s = department(Some(&stored), Some(usage), &inputs(&[], synced()));
         assert_eq!(s.usage["vcpu"], 12);
         assert_eq!(s.usage["memory_mib"], 0);
         let ready = conditions::find(&s.conditions, READY).expect("Ready");

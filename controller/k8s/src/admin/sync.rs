@@ -37,7 +37,12 @@ impl<S: Spec> Plan<S> {
 /// Decides the write for a CR `name` (with Kubernetes uid `uid`) whose spec
 /// converts to `spec`, given the store object if any. A new object takes the
 /// CR's uid and a request id derived from it.
-pub fn plan<S: Spec>(existing: Option<Object<S>>, name: &str, uid: Option<&str>, spec: S) -> Plan<S> {
+pub fn plan<S: Spec>(
+    existing: Option<Object<S>>,
+    name: &str,
+    uid: Option<&str>,
+    spec: S,
+) -> Plan<S> {
     match existing {
         None => {
             let mut object = Object::new(None, name, spec);
@@ -87,7 +92,11 @@ pub async fn apply<S: Spec>(store: &dyn Store, plan: Plan<S>) -> Result<Object<S
         .await?;
     if !resp.succeeded {
         return Err(Error::Conflict {
-            message: format!("{} {} changed while it was synced", S::KIND, object.meta.name),
+            message: format!(
+                "{} {} changed while it was synced",
+                S::KIND,
+                object.meta.name
+            ),
         });
     }
     object.meta.revision = resp.revision;
@@ -138,7 +147,10 @@ pub async fn request_deletion<S: Spec>(store: &dyn Store, name: &str) -> Result<
         Ok(Deletion::Marked)
     } else {
         Err(Error::Conflict {
-            message: format!("{} {name} changed while its deletion was requested", S::KIND),
+            message: format!(
+                "{} {name} changed while its deletion was requested",
+                S::KIND
+            ),
         })
     }
 }
@@ -170,11 +182,20 @@ mod tests {
     fn only_a_spec_change_writes() {
         let stored = Object::new(None, "default", spec(Strategy::Spread));
         assert!(matches!(
-            plan(Some(stored.clone()), "default", Some("u-1"), spec(Strategy::Spread)),
+            plan(
+                Some(stored.clone()),
+                "default",
+                Some("u-1"),
+                spec(Strategy::Spread)
+            ),
             Plan::Unchanged(_)
         ));
-        let Plan::Update(o) = plan(Some(stored), "default", Some("u-1"), spec(Strategy::Binpack))
-        else {
+        let Plan::Update(o) = plan(
+            Some(stored),
+            "default",
+            Some("u-1"),
+            spec(Strategy::Binpack),
+        ) else {
             panic!("expected an update");
         };
         assert_eq!(o.meta.generation, 2);

@@ -134,21 +134,33 @@ pub async fn reconcile<K: WorkloadCr>(
         return Ok(Action::requeue(ctx.config().poll_active * 6));
     };
     if pinned.is_none() || !has_finalizer(cr.meta()) {
-        kubeapi::add_finalizer(&api, cr.meta(), Some((DEPARTMENT_ANNOTATION, &department)))
-            .await?;
+        kubeapi::add_finalizer(&api, cr.meta(), Some((DEPARTMENT_ANNOTATION, &department))).await?;
     }
     let outcome = forward(&ctx, cr, &department, &namespace, &name, &uid).await?;
+    let refused = outcome.verdict.status != yunshu_crds::ConditionStatus::True;
     let arch = arch_of(ctx.op.store.as_ref(), outcome.stored.as_ref()).await;
-    publish_status(&ctx, &api, cr, outcome.stored.as_ref(), arch, outcome.verdict).await?;
+    publish_status(
+        &ctx,
+        &api,
+        cr,
+        outcome.stored.as_ref(),
+        arch,
+        outcome.verdict,
+    )
+    .await?;
     if let Some(e) = outcome.failure {
         return Err(e);
     }
+    // A refusal may clear by itself (quota freed, department created):
+    // look again soon; a moving phase sooner still.
     let moving = outcome
         .stored
         .as_ref()
         .is_some_and(|o| plan::is_moving(o.status.phase));
     Ok(Action::requeue(if moving {
         ctx.config().poll_active
+    } else if refused {
+        ctx.config().poll_active * 6
     } else {
         ctx.config().resync
     }))
@@ -190,58 +202,80 @@ async fn forward<K: WorkloadCr>(
             });
         }
     };
-    let admitted = |what: &str| Decided::holds(SYNCED, "Admitted", format!("{kind} {department}/{name} {what}"));
-    Ok(match plan::plan(existing, department, namespace, name, uid, spec) {
-        Step::Admit(object) => {
-            let request_id = names::request_id(uid);
-            match ctx.op.admission.create(&request_id, object).await {
-                Ok(created) => {
-                    if created.created {
-                        tracing::info!(%kind, department, name, %request_id, "admitted");
+    // One message whatever this reconcile did, so the status does not flap.
+    let admitted = || {
+        Decided::holds(
+            SYNCED,
+            "Admitted",
+            format!("{kind} {department}/{name} is in Yunshu"),
+        )
+    };
+    Ok(
+        match plan::plan(existing, department, namespace, name, uid, spec) {
+            Step::Admit(object) => {
+                let request_id = names::request_id(uid);
+                match ctx.op.admission.create(&request_id, object).await {
+                    Ok(created) => {
+                        if created.created {
+                            tracing::info!(%kind, department, name, %request_id, "admitted");
+                        }
+                        Outcome {
+                            verdict: admitted(),
+                            stored: Some(created.object),
+                            failure: None,
+                        }
                     }
-                    Outcome {
-                        verdict: admitted("was admitted"),
-                        stored: Some(created.object),
-                        failure: None,
-                    }
+                    Err(e) => failed(
+                        e,
+                        department,
+                        None,
+                        format!("admit {kind} {department}/{name}"),
+                    ),
                 }
-                Err(e) => failed(e, department, None, format!("admit {kind} {department}/{name}")),
             }
-        }
-        Step::Update { old, new } => {
-            let written = if old.spec.charge() == new.spec.charge() {
-                put_if_unchanged(store, &key, new).await
-            } else {
-                ctx.op.admission.update(&old, new).await
-            };
-            match written {
-                Ok(object) => {
-                    tracing::info!(%kind, department, name, "spec change forwarded");
-                    Outcome {
-                        verdict: admitted("has the new spec"),
-                        stored: Some(object),
-                        failure: None,
+            Step::Update { old, new } => {
+                let written = if old.spec.charge() == new.spec.charge() {
+                    put_if_unchanged(store, &key, new).await
+                } else {
+                    ctx.op.admission.update(&old, new).await
+                };
+                match written {
+                    Ok(object) => {
+                        tracing::info!(%kind, department, name, "spec change forwarded");
+                        Outcome {
+                            verdict: admitted(),
+                            stored: Some(object),
+                            failure: None,
+                        }
                     }
+                    Err(e) if e.kind() == yunshu_core::ErrorKind::Conflict => Outcome {
+                        verdict: Decided::fails(SYNCED, "SyncFailed", e.to_string()),
+                        stored: Some(old),
+                        failure: Some(Error::store(
+                            format!("update {kind} {department}/{name}"),
+                            e,
+                        )),
+                    },
+                    Err(e) => failed(
+                        e,
+                        department,
+                        Some(old),
+                        format!("update {kind} {department}/{name}"),
+                    ),
                 }
-                Err(e) if e.kind() == yunshu_core::ErrorKind::Conflict => Outcome {
-                    verdict: Decided::fails(SYNCED, "SyncFailed", e.to_string()),
-                    stored: Some(old),
-                    failure: Some(Error::store(format!("update {kind} {department}/{name}"), e)),
-                },
-                Err(e) => failed(e, department, Some(old), format!("update {kind} {department}/{name}")),
             }
-        }
-        Step::InSync(object) => Outcome {
-            verdict: admitted("is in Yunshu"),
-            stored: Some(object),
-            failure: None,
+            Step::InSync(object) => Outcome {
+                verdict: admitted(),
+                stored: Some(object),
+                failure: None,
+            },
+            Step::Refuse { stored, verdict } => Outcome {
+                verdict,
+                stored,
+                failure: None,
+            },
         },
-        Step::Refuse { stored, verdict } => Outcome {
-            verdict,
-            stored,
-            failure: None,
-        },
-    })
+    )
 }
 
 /// An admission failure: reported in the status when it needs a change by
@@ -324,7 +358,11 @@ async fn finalize<K: WorkloadCr>(
         DeletionStep::Wait => read::<K::Spec>(store, &key).await?,
     };
     let arch = arch_of(store, stored.as_ref()).await;
-    let verdict = Decided::holds(SYNCED, "Deleting", format!("{at} is being deleted in Yunshu"));
+    let verdict = Decided::holds(
+        SYNCED,
+        "Deleting",
+        format!("{at} is being deleted in Yunshu"),
+    );
     publish_status(ctx, api, cr, stored.as_ref(), arch, verdict).await?;
     Ok(Action::requeue(ctx.config().poll_active))
 }

@@ -216,7 +216,10 @@ impl CatalogCheck for InstanceSpec {
             ));
         }
         if self.disk_gib > catalog.max_disk_gib {
-            out.push(format!("spec.diskGib: must be 1 to {}", catalog.max_disk_gib));
+            out.push(format!(
+                "spec.diskGib: must be 1 to {}",
+                catalog.max_disk_gib
+            ));
         }
         if catalog.image(&self.image).is_none() {
             let names: Vec<_> = catalog.images.iter().map(|i| i.name.as_str()).collect();
@@ -233,7 +236,10 @@ impl CatalogCheck for InstanceSpec {
 impl CatalogCheck for VolumeSpec {
     fn check(&self, catalog: &Catalog) -> Vec<String> {
         if self.size_gib > catalog.max_volume_gib {
-            vec![format!("spec.sizeGib: must be 1 to {}", catalog.max_volume_gib)]
+            vec![format!(
+                "spec.sizeGib: must be 1 to {}",
+                catalog.max_volume_gib
+            )]
         } else {
             Vec::new()
         }
@@ -272,7 +278,10 @@ mod tests {
     #[test]
     fn the_pinned_department_wins_over_the_namespace_label() {
         let labels = BTreeMap::from([(DEPARTMENT_LABEL.to_owned(), "health".to_owned())]);
-        assert_eq!(department(&BTreeMap::new(), Some(&labels)).as_deref(), Some("health"));
+        assert_eq!(
+            department(&BTreeMap::new(), Some(&labels)).as_deref(),
+            Some("health")
+        );
         let pinned = BTreeMap::from([(DEPARTMENT_ANNOTATION.to_owned(), "edu".to_owned())]);
         assert_eq!(department(&pinned, Some(&labels)).as_deref(), Some("edu"));
         assert_eq!(department(&BTreeMap::new(), None), None);
@@ -301,38 +310,65 @@ mod tests {
         ours.meta.uid = "u-1".into();
         ours.status.phase = Phase::Scheduled;
         let step = plan(Some(ours.clone()), "health", "ns", "web-1", "u-1", vm(8));
-        assert!(matches!(step, Step::Refuse { ref verdict, .. } if verdict.reason == "ChangeRefused"));
+        assert!(
+            matches!(step, Step::Refuse { ref verdict, .. } if verdict.reason == "ChangeRefused")
+        );
         let mut stopped = vm(4);
         stopped.power = PowerState::Stopped;
-        let Step::Update { new, .. } = plan(Some(ours.clone()), "health", "ns", "web-1", "u-1", stopped)
+        let Step::Update { new, .. } =
+            plan(Some(ours.clone()), "health", "ns", "web-1", "u-1", stopped)
         else {
             panic!("expected an update");
         };
         assert_eq!(new.meta.generation, 2);
-        assert!(matches!(plan(Some(ours), "health", "ns", "web-1", "u-1", vm(4)), Step::InSync(_)));
+        assert!(matches!(
+            plan(Some(ours), "health", "ns", "web-1", "u-1", vm(4)),
+            Step::InSync(_)
+        ));
     }
 
     #[test]
     fn deletion_releases_marks_or_waits() {
         let mut o = Object::new(Some("health"), "web-1", vm(4));
         o.meta.uid = "u-1".into();
-        assert!(matches!(deletion_step(Some(o.clone()), "u-1"), DeletionStep::Release(_)));
+        assert!(matches!(
+            deletion_step(Some(o.clone()), "u-1"),
+            DeletionStep::Release(_)
+        ));
         o.meta.finalizers.push("yunshu.io/provisioner".into());
-        assert!(matches!(deletion_step(Some(o.clone()), "u-1"), DeletionStep::Mark(_)));
+        assert!(matches!(
+            deletion_step(Some(o.clone()), "u-1"),
+            DeletionStep::Mark(_)
+        ));
         o.meta.deletion_timestamp = Some(now());
-        assert!(matches!(deletion_step(Some(o.clone()), "u-1"), DeletionStep::Wait));
-        assert!(matches!(deletion_step(Some(o), "u-2"), DeletionStep::RemoveFinalizer));
-        assert!(matches!(deletion_step::<InstanceSpec>(None, "u-1"), DeletionStep::RemoveFinalizer));
+        assert!(matches!(
+            deletion_step(Some(o.clone()), "u-1"),
+            DeletionStep::Wait
+        ));
+        assert!(matches!(
+            deletion_step(Some(o), "u-2"),
+            DeletionStep::RemoveFinalizer
+        ));
+        assert!(matches!(
+            deletion_step::<InstanceSpec>(None, "u-1"),
+            DeletionStep::RemoveFinalizer
+        ));
     }
 
     #[test]
     fn quota_failures_are_reported_and_outages_retried() {
         let e = Error::QuotaExceeded { violations: vec![] };
-        assert_eq!(admission_verdict(&e, "health").expect("reported").reason, "QuotaExceeded");
+        assert_eq!(
+            admission_verdict(&e, "health").expect("reported").reason,
+            "QuotaExceeded"
+        );
         let e = Error::not_found("department health");
         let v = admission_verdict(&e, "health").expect("reported");
         assert_eq!(v.message, "department health does not exist in Yunshu");
-        let e = Error::Unavailable { message: "etcd down".into(), source: None };
+        let e = Error::Unavailable {
+            message: "etcd down".into(),
+            source: None,
+        };
         assert!(admission_verdict(&e, "health").is_none());
     }
 
@@ -359,7 +395,10 @@ mod tests {
         };
         let s = status::<InstanceSpec>(None, None, &quota);
         let c = conditions::find(&s.conditions, SYNCED).expect("Synced");
-        assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::False, "QuotaExceeded"));
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "QuotaExceeded")
+        );
         assert_eq!(s.observed_generation, 0);
     }
 

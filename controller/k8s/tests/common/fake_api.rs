@@ -94,9 +94,9 @@ struct Route {
 
 fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let prefix = match segs.first()? {
-        &"api" => 2,
-        &"apis" => 3,
+    let prefix = match *segs.first()? {
+        "api" => 2,
+        "apis" => 3,
         _ => return None,
     };
     let rest = segs.get(prefix..)?;
@@ -209,8 +209,13 @@ impl FakeApi {
 
     /// Merge-patches an object, as `kubectl patch --type merge` would.
     pub fn patch(&self, path: &str, patch: Value) -> Value {
-        let (code, body) =
-            self.dispatch(Method::PATCH, path, "", "application/merge-patch+json", patch);
+        let (code, body) = self.dispatch(
+            Method::PATCH,
+            path,
+            "",
+            "application/merge-patch+json",
+            patch,
+        );
         assert!(code < 300, "patch of {path} failed: {body}");
         body
     }
@@ -337,7 +342,10 @@ impl FakeApi {
             (Method::POST, None) => {
                 let mut object = body.clone();
                 let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned) else {
-                    return (422, status_body(422, "Invalid", "metadata.name is required"));
+                    return (
+                        422,
+                        status_body(422, "Invalid", "metadata.name is required"),
+                    );
                 };
                 let key = (r.collection.clone(), ns.clone(), name);
                 if state.objects.contains_key(&key) {
@@ -358,10 +366,18 @@ impl FakeApi {
                 };
                 let sent = &body["metadata"]["resourceVersion"];
                 if sent.is_string() && *sent != current["metadata"]["resourceVersion"] {
-                    return (409, status_body(409, "Conflict", "the object has been modified"));
+                    return (
+                        409,
+                        status_body(409, "Conflict", "the object has been modified"),
+                    );
                 }
                 let mut object = body.clone();
-                for field in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
+                for field in [
+                    "uid",
+                    "creationTimestamp",
+                    "generation",
+                    "deletionTimestamp",
+                ] {
                     object["metadata"][field] = current["metadata"][field].clone();
                 }
                 if object["spec"] != current["spec"] {
@@ -376,7 +392,10 @@ impl FakeApi {
                 };
                 let sent = &body["metadata"]["resourceVersion"];
                 if sent.is_string() && *sent != current["metadata"]["resourceVersion"] {
-                    return (409, status_body(409, "Conflict", "the object has been modified"));
+                    return (
+                        409,
+                        status_body(409, "Conflict", "the object has been modified"),
+                    );
                 }
                 let mut object = current.clone();
                 if r.sub.as_deref() == Some("status") {
@@ -407,7 +426,10 @@ impl FakeApi {
                 }
                 (200, self.commit(state, key, object, "MODIFIED"))
             }
-            _ => (405, status_body(405, "MethodNotAllowed", "not supported here")),
+            _ => (
+                405,
+                status_body(405, "MethodNotAllowed", "not supported here"),
+            ),
         }
     }
 
@@ -427,7 +449,10 @@ impl FakeApi {
             c.collection == r.collection && r.namespace.as_ref().is_none_or(|n| *n == c.namespace)
         };
         let line = |c: &Change| {
-            Bytes::from(format!("{}\n", json!({ "type": c.kind, "object": c.object })))
+            Bytes::from(format!(
+                "{}\n",
+                json!({ "type": c.kind, "object": c.object })
+            ))
         };
         let mut live = {
             let mut state = self.lock();
@@ -492,7 +517,11 @@ impl tower_service::Service<Request<kube::client::Body>> for FakeApi {
         let this = self.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             let path = parts.uri.path().to_owned();
             let query = parts.uri.query().unwrap_or_default().to_owned();
             let content_type = parts
@@ -502,7 +531,9 @@ impl tower_service::Service<Request<kube::client::Body>> for FakeApi {
                 .unwrap_or_default()
                 .to_owned();
             let watching = parts.method == Method::GET
-                && query.split('&').any(|kv| kv == "watch=true" || kv == "watch=1");
+                && query
+                    .split('&')
+                    .any(|kv| kv == "watch=true" || kv == "watch=1");
             if watching {
                 return Ok(this.watch(&path, &query));
             }

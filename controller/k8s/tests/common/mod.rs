@@ -85,7 +85,11 @@ pub async fn stored<S: Spec>(
 
 /// Writes an object to the store unconditionally (as a Yunshu loop would).
 pub async fn write<S: Spec>(store: &dyn Store, object: &Object<S>) {
-    let key = keys::object(S::KIND, object.meta.department.as_deref(), &object.meta.name);
+    let key = keys::object(
+        S::KIND,
+        object.meta.department.as_deref(),
+        &object.meta.name,
+    );
     store
         .put(&key, codec::encode(object).expect("encodes"))
         .await

@@ -8,8 +8,10 @@
 
 use std::{
     sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use tokio::time::Instant;
 
 use yunshu_core::model::Budget;
 
@@ -180,12 +182,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         waiting.abort();
         let _ = waiting.await;
-        let waited = tokio::time::timeout(
-            Duration::from_secs(1),
-            b.acquire(Priority::Background),
-        )
-        .await
-        .expect("background call must not starve");
+        let waited = tokio::time::timeout(Duration::from_secs(1), b.acquire(Priority::Background))
+            .await
+            .expect("background call must not starve");
         assert!(waited <= Duration::from_millis(200), "{waited:?}");
     }
 }

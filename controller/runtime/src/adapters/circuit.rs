@@ -183,7 +183,11 @@ mod tests {
         }
         assert_eq!(c.state(), CircuitState::Closed);
         c.record(c.admit(), Some(ErrorKind::NotFound));
-        assert_eq!(c.state(), CircuitState::Closed, "NotFound proves it answers");
+        assert_eq!(
+            c.state(),
+            CircuitState::Closed,
+            "NotFound proves it answers"
+        );
         for _ in 0..3 {
             c.record(c.admit(), Some(ErrorKind::Unavailable));
         }

@@ -37,10 +37,12 @@ impl AdapterFactory for Builtin {
                 AdapterKind::Openstack => Ok(Arc::new(
                     yunshu_adapter_openstack::OpenStackAdapter::new(&name, &spec, credentials)?,
                 ) as Arc<dyn Adapter>),
-                AdapterKind::S3 => {
-                    let _ = (vault, credentials);
-                    Err(Error::invalid("spec.adapter", "the S3 adapter is not wired yet"))
-                }
+                AdapterKind::S3 => Ok(Arc::new(yunshu_adapter_s3::S3Adapter::new(
+                    &name,
+                    &spec,
+                    credentials,
+                    vault,
+                )?) as Arc<dyn Adapter>),
                 AdapterKind::Remote => Err(Error::invalid(
                     "spec.adapter",
                     "remote adapters are not supported by this build; use openstack or s3",

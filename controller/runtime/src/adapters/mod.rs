@@ -40,7 +40,9 @@ use yunshu_core::{
 pub use budget::Priority;
 use budget::TokenBucket;
 use circuit::{Circuit, CircuitConfig, CircuitState};
-use stack::{AdapterMetrics, Breaker, Budgeted, Call, Invoke, Measured, Retry, RetryPolicy, Timeout};
+use stack::{
+    AdapterMetrics, Breaker, Budgeted, Call, Invoke, Measured, Retry, RetryPolicy, Timeout,
+};
 
 /// Settings shared by every foundation's stack.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +114,7 @@ impl FoundationClient {
             name.clone(),
         );
         metrics.set_circuit(&name, CircuitState::Closed.gauge());
+        metrics.init_foundation(&name);
         let mut states = circuit.subscribe();
         let (gauge_name, gauge) = (name.clone(), metrics);
         tokio::spawn(async move {
@@ -145,13 +148,19 @@ impl FoundationClient {
 
     /// Sends one operation through the stack. `run` is called once per
     /// attempt.
-    pub async fn call<T, F, Fut>(&self, operation: &'static str, priority: Priority, run: F) -> Result<T>
+    pub async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        priority: Priority,
+        run: F,
+    ) -> Result<T>
     where
         T: Send + 'static,
         F: Fn(Arc<dyn Adapter>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let run: stack::Run<T> = Arc::new(move |a| -> BoxFuture<'static, Result<T>> { Box::pin(run(a)) });
+        let run: stack::Run<T> =
+            Arc::new(move |a| -> BoxFuture<'static, Result<T>> { Box::pin(run(a)) });
         let mut svc = self.svc.clone();
         svc.call(Call {
             operation,
@@ -163,12 +172,20 @@ impl FoundationClient {
 
     /// Health and inventory.
     pub async fn probe(&self) -> Result<Probe> {
-        self.call("probe", Priority::Background, |a| async move { a.probe().await })
-            .await
+        self.call(
+            "probe",
+            Priority::Background,
+            |a| async move { a.probe().await },
+        )
+        .await
     }
 
     /// The department's tenant.
-    pub async fn ensure_tenant(&self, department: &str, priority: Priority) -> Result<TenantMapping> {
+    pub async fn ensure_tenant(
+        &self,
+        department: &str,
+        priority: Priority,
+    ) -> Result<TenantMapping> {
         let d = department.to_owned();
         self.call("ensure_tenant", priority, move |a| {
             let d = d.clone();
@@ -178,7 +195,11 @@ impl FoundationClient {
     }
 
     /// Creates or finds an instance.
-    pub async fn create_instance(&self, owner: &Owner, spec: &InstanceSpec) -> Result<CloudResource> {
+    pub async fn create_instance(
+        &self,
+        owner: &Owner,
+        spec: &InstanceSpec,
+    ) -> Result<CloudResource> {
         let (o, s) = (owner.clone(), spec.clone());
         self.call("create_instance", Priority::User, move |a| {
             let (o, s) = (o.clone(), s.clone());
@@ -208,7 +229,12 @@ impl FoundationClient {
     }
 
     /// The current state of an owned resource.
-    pub async fn get(&self, kind: Kind, owner: &Owner, priority: Priority) -> Result<CloudResource> {
+    pub async fn get(
+        &self,
+        kind: Kind,
+        owner: &Owner,
+        priority: Priority,
+    ) -> Result<CloudResource> {
         let o = owner.clone();
         self.call("get", priority, move |a| {
             let o = o.clone();
@@ -266,7 +292,11 @@ impl FoundationClient {
     }
 
     /// Issues credentials.
-    pub async fn issue_credentials(&self, owner: &Owner, ttl: Duration) -> Result<IssuedCredentials> {
+    pub async fn issue_credentials(
+        &self,
+        owner: &Owner,
+        ttl: Duration,
+    ) -> Result<IssuedCredentials> {
         let o = owner.clone();
         self.call("issue_credentials", Priority::User, move |a| {
             let o = o.clone();
@@ -455,7 +485,11 @@ impl Registry {
 
     /// The client built earlier for `name`, if any.
     pub async fn cached(&self, name: &str) -> Option<FoundationClient> {
-        self.clients.lock().await.get(name).map(|e| e.client.clone())
+        self.clients
+            .lock()
+            .await
+            .get(name)
+            .map(|e| e.client.clone())
     }
 
     /// Forgets a removed foundation.

@@ -318,10 +318,8 @@ where
                 if error.kind() == ErrorKind::Throttled {
                     metrics.throttled(&foundation, call.operation);
                 }
-                let retryable = matches!(
-                    error.kind(),
-                    ErrorKind::Throttled | ErrorKind::Unavailable
-                );
+                let retryable =
+                    matches!(error.kind(), ErrorKind::Throttled | ErrorKind::Unavailable);
                 attempt += 1;
                 if !retryable || attempt >= attempts {
                     return result;
@@ -446,6 +444,23 @@ where
     }
 }
 
+/// Every operation label the stack uses.
+pub const OPERATIONS: [&str; 13] = [
+    "probe",
+    "ensure_tenant",
+    "create_instance",
+    "create_volume",
+    "create_bucket",
+    "get",
+    "delete",
+    "attach_volume",
+    "detach_volume",
+    "instance_action",
+    "list_owned",
+    "issue_credentials",
+    "revoke_credentials",
+];
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     foundation: String,
@@ -516,7 +531,13 @@ impl AdapterMetrics {
         );
     }
 
-    fn observe(&self, foundation: &str, operation: &'static str, outcome: &'static str, d: Duration) {
+    fn observe(
+        &self,
+        foundation: &str,
+        operation: &'static str,
+        outcome: &'static str,
+        d: Duration,
+    ) {
         self.calls
             .get_or_create(&CallLabels {
                 foundation: foundation.to_owned(),
@@ -539,6 +560,17 @@ impl AdapterMetrics {
                 operation,
             })
             .inc();
+    }
+
+    /// Creates a foundation's throttle series at zero for every operation,
+    /// so dashboards show a flat line rather than no data.
+    pub fn init_foundation(&self, foundation: &str) {
+        for operation in OPERATIONS {
+            let _ = self.throttles.get_or_create(&OperationLabels {
+                foundation: foundation.to_owned(),
+                operation,
+            });
+        }
     }
 
     /// Sets a foundation's circuit gauge.

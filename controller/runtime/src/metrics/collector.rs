@@ -343,7 +343,7 @@ mod tests {
             synced: true,
             ..ViewState::default()
         };
-        for n in 0..2000 {
+        for n in 0..10_000 {
             let (phase, f) = match n % 3 {
                 0 => (Phase::Scheduled, Some("kunpeng-1")),
                 1 => (Phase::Pending, None),
@@ -351,7 +351,9 @@ mod tests {
             };
             state.apply(EventKind::Put, &instance(n, phase, f));
         }
+        let started = std::time::Instant::now();
         let text = render(state);
+        eprintln!("10,000 resources rendered in {:?}", started.elapsed());
         let resources: Vec<_> = text
             .lines()
             .filter(|l| l.starts_with("yunshu_resources{"))
@@ -359,7 +361,7 @@ mod tests {
         assert_eq!(resources.len(), 3, "{text}");
         assert!(
             text.contains(
-                r#"yunshu_resources{kind="instance",phase="Pending",foundation="none"} 667"#
+                r#"yunshu_resources{kind="instance",phase="Pending",foundation="none"} 3333"#
             ),
             "{text}"
         );

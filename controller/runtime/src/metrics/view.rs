@@ -7,8 +7,8 @@
 //! allocation; and per department resource its kind, phase, foundation and
 //! age. Each entry keeps the revision it was read at, so replaying watch
 //! events older than a list is harmless. A scrape aggregates the resources
-//! in one pass (10,000 objects take well under a millisecond), and the
-//! per-resource entries never become series: only the aggregates do.
+//! in one pass (10,000 resources render in about 4 ms even unoptimized), and
+//! the per-resource entries never become series: only the aggregates do.
 //!
 //! The watcher lists the prefixes it needs, then watches `/yunshu/` from
 //! the revision read before the lists, and relists when the watch ends or

@@ -1,0 +1,110 @@
+//! Foundation credentials come from the Secret the Foundation references;
+//! a rotated Secret is picked up and published again, and a removed one
+//! withdraws them and is reported.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+use yunshu_core::{meta::Kind, model::FoundationSpec};
+use yunshu_k8s::context::Ctx;
+
+use common::fake_api::FakeApi;
+
+const SECRET: &str = "/api/v1/namespaces/yunshu-system/secrets/kunpeng-1-admin";
+const FOUNDATION: &str = "/apis/yunshu.io/v1alpha1/foundations/kunpeng-1";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_published_again() {
+    let fake = FakeApi::new();
+    let store = common::store();
+    fake.create(
+        "/api/v1/namespaces/yunshu-system/secrets",
+        common::secret(
+            "yunshu-system",
+            "kunpeng-1-admin",
+            &[("username", "admin"), ("password", "pw-1")],
+        ),
+    );
+    fake.create(
+        "/apis/yunshu.io/v1alpha1/foundations",
+        common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
+    );
+    let op = common::context(fake.client(), store.clone());
+    let mut credentials = op.credentials.subscribe("kunpeng-1");
+    let operator = tokio::spawn(yunshu_k8s::controllers(Ctx::new(op)));
+
+    let password = |c: &Option<yunshu_core::adapter::Credentials>, want: &str| {
+        c.as_ref().and_then(|c| c.get("password")) == Some(want)
+    };
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(|c| password(c, "pw-1")),
+    )
+    .await
+    .expect("the first credentials in time")
+    .expect("the hub is alive");
+    // Let the reconciles the operator's own writes trigger die down, so
+    // only the Secret's watch can bring the rotation in.
+    common::eventually(10, "the Foundation Synced", || async {
+        (common::condition(&fake.get(FOUNDATION)?, "Synced")?["status"] == "True").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before =
+        common::stored::<FoundationSpec>(store.as_ref(), Kind::Foundation, None, "kunpeng-1")
+            .await
+            .expect("synced");
+
+    fake.patch(
+        SECRET,
+        json!({ "data": { "password": common::base64(b"pw-2") } }),
+    );
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(|c| password(c, "pw-2")),
+    )
+    .await
+    .expect("the rotated credentials in time")
+    .expect("the hub is alive");
+    let after =
+        common::stored::<FoundationSpec>(store.as_ref(), Kind::Foundation, None, "kunpeng-1")
+            .await
+            .expect("synced");
+    assert_eq!(
+        after.meta.revision, before.meta.revision,
+        "a rotation rewrote the foundation"
+    );
+    assert!(
+        !fake
+            .calls()
+            .iter()
+            .any(|c| c.body.to_string().contains("pw-2") && c.path != SECRET),
+        "a credential value left the Secret"
+    );
+
+    // The Secret goes: credentials are withdrawn and the CR says why.
+    fake.delete(SECRET);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(Option::is_none),
+    )
+    .await
+    .expect("withdrawn in time")
+    .expect("the hub is alive");
+    let synced = common::eventually(10, "Synced=False SecretNotFound", || async {
+        let c = common::condition(&fake.get(FOUNDATION)?, "Synced")?;
+        (c["reason"] == "SecretNotFound").then_some(c)
+    })
+    .await;
+    assert_eq!(synced["status"], "False");
+    assert!(
+        synced["message"]
+            .as_str()
+            .expect("message")
+            .contains("yunshu-system/kunpeng-1-admin")
+    );
+
+    operator.abort();
+}
