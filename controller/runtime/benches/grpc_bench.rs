@@ -1,4 +1,5 @@
-//! `grpc-bench`: our `CreateInstance` — the full stack: API-token
+//! `grpc-bench`: our `CreateInstance` — the full stack as `yunshu serve`
+//! runs it ([`yunshu_runtime::grpc::serve_on`]): metrics layer, API-token
 //! authentication layer, validation, group-committed admission on the
 //! embedded store (write-ahead log, fsync) — against a raw tonic echo that
 //! answers the same message with no work, over the same kind of client, in
@@ -10,7 +11,10 @@
 //! so a stall is not hidden).
 //!
 //! Run: `cargo bench -p yunshu-runtime --bench grpc-bench`
-//! (`GRPC_BENCH_ROUNDS`, default 3; `GRPC_BENCH_SECS`, default 3).
+//! (`GRPC_BENCH_ROUNDS`, default 3; `GRPC_BENCH_SECS`, default 3;
+//! `GRPC_BENCH_STORE=memory` for an in-memory store, which isolates the
+//! disk's share; `GRPC_BENCH_ONLY=create` or `=echo` runs only that side's
+//! saturation rounds, for profiling one side with `perf record`).
 
 use std::{
     net::SocketAddr,
@@ -34,6 +38,7 @@ use yunshu_proto::api::v1::{
     instance_service_client::InstanceServiceClient,
     instance_service_server::{InstanceService, InstanceServiceServer},
 };
+use yunshu_runtime::{grpc::serve_on, metrics::Metrics};
 use yunshu_store::EmbeddedStore;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -151,16 +156,23 @@ async fn start_ours(dir: &std::path::Path, token: &MintedToken) -> anyhow::Resul
         placement: None,
         actions: None,
     };
-    let routes = yunshu_grpc::server::routes(api)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (l, addr) = listener().await?;
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(auth.layer())
-            .add_routes(routes)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
-    );
+    let metrics = Arc::new(Metrics::new());
+    metrics.watch_auth(auth.clone());
+    tokio::spawn(async move {
+        let served = serve_on(
+            tonic::transport::Server::builder(),
+            api,
+            &auth,
+            metrics,
+            l,
+            std::future::pending(),
+        )
+        .await;
+        if let Err(e) = served {
+            eprintln!("create server: {e}");
+        }
+    });
     Ok(addr)
 }
 
@@ -334,6 +346,19 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "grpc-bench: CreateInstance (auth + validation + admission + embedded store) vs raw tonic echo; {clients} clients; {rounds} rounds of {secs} s"
     );
+
+    if let Ok(only) = std::env::var("GRPC_BENCH_ONLY") {
+        let t = if only == "echo" { &echo } else { &ours };
+        let mut h = hist();
+        for _ in 0..rounds {
+            let (rate, cpu) = saturate(t, clients, secs, &mut h).await;
+            println!(
+                "  {:<20} {rate:>12.0} calls/s {cpu:>8.0} us CPU/call",
+                t.name
+            );
+        }
+        return Ok(());
+    }
 
     let (mut he, mut ho) = (hist(), hist());
     let (mut re, mut ro, mut ce, mut co) = (0.0, 0.0, 0.0, 0.0);

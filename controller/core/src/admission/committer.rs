@@ -182,7 +182,7 @@ impl Committer {
         &self,
         state: &DeptState,
         pending: Vec<Pending>,
-    ) -> (Vec<(Pending, Plan)>, Vec<Pending>, Resources) {
+    ) -> (Vec<(Pending, Plan, String)>, Vec<Pending>, Resources) {
         let mut usage = state.usage;
         let mut touched = HashSet::new();
         let mut ids = HashSet::new();
@@ -229,9 +229,9 @@ impl Committer {
                 }
             };
             if matches!(plan, Plan::Accept) {
-                touched.insert(key);
+                touched.insert(key.clone());
             }
-            planned.push((p, plan));
+            planned.push((p, plan, key));
         }
         (planned, deferred, usage)
     }
@@ -240,22 +240,29 @@ impl Committer {
     async fn attempt(&mut self, state: DeptState, pending: Vec<Pending>) -> Vec<Pending> {
         let (planned, deferred, usage) = self.plan(&state, pending);
         let usage_key = keys::usage(&self.department);
-        let mut txn = Txn::new().when([Compare::unchanged(
+        // Sized up front: two guards and two writes per create is the
+        // common batch, and regrowing these showed in profiles.
+        let mut txn = Txn {
+            compares: Vec::with_capacity(2 + 2 * planned.len()),
+            success: Vec::with_capacity(1 + 2 * planned.len()),
+            failure: Vec::new(),
+        };
+        txn.compares.push(Compare::unchanged(
             keys::department(&self.department),
             state.dept_revision,
-        )]);
+        ));
         if !self.config.unguarded_usage_for_tests {
-            txn = txn.when([Compare::unchanged(&usage_key, state.usage_revision)]);
+            txn.compares
+                .push(Compare::unchanged(&usage_key, state.usage_revision));
         }
         let mut writes = false;
-        for (p, plan) in &planned {
+        for (p, plan, object_key) in &planned {
             let accept = matches!(plan, Plan::Accept);
             match &p.change {
                 Change::Create(r) => {
                     let request_key = keys::request(&r.department, &r.request_id);
-                    txn = txn.when([Compare::absent(&request_key)]);
+                    txn.compares.push(Compare::absent(request_key.clone()));
                     if accept {
-                        let object_key = keys::object(r.kind, Some(&r.department), &r.name);
                         let record = RequestRecord {
                             object_key: object_key.clone(),
                             uid: r.uid.clone(),
@@ -264,10 +271,10 @@ impl Committer {
                         let Ok(record) = codec::encode(&record) else {
                             continue;
                         };
-                        txn = txn.when([Compare::absent(&object_key)]).and_then([
-                            Op::put(object_key, r.record.clone()),
-                            Op::put(request_key, record),
-                        ]);
+                        txn.compares.push(Compare::absent(object_key.clone()));
+                        txn.success
+                            .push(Op::put(object_key.clone(), r.record.clone()));
+                        txn.success.push(Op::put(request_key, record));
                         writes = true;
                     }
                 }
@@ -277,15 +284,13 @@ impl Committer {
                     record,
                     ..
                 } if accept => {
-                    txn = txn
-                        .when([Compare::unchanged(key, *revision)])
-                        .and_then([Op::put(key, record.clone())]);
+                    txn.compares.push(Compare::unchanged(key, *revision));
+                    txn.success.push(Op::put(key, record.clone()));
                     writes = true;
                 }
                 Change::Release { key, revision, .. } => {
-                    txn = txn
-                        .when([Compare::unchanged(key, *revision)])
-                        .and_then([Op::delete(key)]);
+                    txn.compares.push(Compare::unchanged(key, *revision));
+                    txn.success.push(Op::delete(key));
                     writes = true;
                 }
                 Change::Update { .. } => {}
@@ -293,12 +298,12 @@ impl Committer {
         }
         if writes {
             match codec::encode(&UsageRecord { usage }) {
-                Ok(v) => txn = txn.and_then([Op::put(&usage_key, v)]),
+                Ok(v) => txn.success.push(Op::put(usage_key, v)),
                 Err(e) => {
                     tracing::error!(error = %e, "failed to encode usage");
                     return planned
                         .into_iter()
-                        .map(|(p, _)| p)
+                        .map(|(p, _, _)| p)
                         .chain(deferred)
                         .collect();
                 }
@@ -323,13 +328,13 @@ impl Committer {
                         ..state
                     });
                 }
-                for (p, plan) in planned {
+                for (p, plan, object_key) in planned {
                     let answer = match plan {
                         Plan::Reject(e) => Err(e),
                         Plan::Accept => Ok(match p.change {
                             Change::Create(r) => Admitted {
                                 created: true,
-                                key: keys::object(r.kind, Some(&r.department), &r.name),
+                                key: object_key,
                                 revision: resp.revision,
                                 record: r.record,
                             },
@@ -362,14 +367,14 @@ impl Committer {
                         self.state = None;
                         return planned
                             .into_iter()
-                            .map(|(p, _)| p)
+                            .map(|(p, _, _)| p)
                             .chain(deferred)
                             .collect();
                     }
                 };
                 let moved = fresh != state;
                 self.state = Some(fresh);
-                let mut rest: Vec<Pending> = planned.into_iter().map(|(p, _)| p).collect();
+                let mut rest: Vec<Pending> = planned.into_iter().map(|(p, _, _)| p).collect();
                 if !moved || self.config.unguarded_usage_for_tests {
                     rest = self.resolve(rest).await;
                 }
@@ -383,7 +388,7 @@ impl Committer {
                 self.state = None;
                 planned
                     .into_iter()
-                    .map(|(p, _)| p)
+                    .map(|(p, _, _)| p)
                     .chain(deferred)
                     .collect()
             }

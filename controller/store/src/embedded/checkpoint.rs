@@ -96,6 +96,54 @@ impl Inner {
         Ok(())
     }
 
+    /// Fills the idle log file with zeros (see [`wal`]), holding the
+    /// checkpoint lock so no rotation makes it active meanwhile; appends go
+    /// on in the active file.
+    pub(super) fn prefill_idle(&self) -> Result<()> {
+        let _one = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let job = match self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            Some(wal) => wal.prefill_job()?,
+            None => None,
+        };
+        let Some(job) = job else { return Ok(()) };
+        job.run()?;
+        if let Some(wal) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            wal.prefilled(&job);
+        }
+        Ok(())
+    }
+
+    /// Prefills the idle log file on a thread of its own.
+    pub(super) fn prefill_in_background(self: &Arc<Self>) {
+        if !self.durable {
+            return;
+        }
+        let inner = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("yunshu-wal-prefill".into())
+            .spawn(move || {
+                if let Err(e) = inner.prefill_idle() {
+                    tracing::warn!(error = %e, "failed to preallocate the write-ahead log");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "failed to start preallocating the write-ahead log");
+        }
+    }
+
     /// Starts a background checkpoint unless one is running.
     pub(super) fn request_checkpoint(self: &Arc<Self>) {
         if self.checkpoint_running.swap(true, Ordering::AcqRel) {
@@ -110,6 +158,8 @@ impl Inner {
                     if let Some(e) = &failed {
                         tracing::warn!(error = %e, "checkpoint failed; the write-ahead log keeps every write");
                         std::thread::sleep(Duration::from_secs(1));
+                    } else if let Err(e) = inner.prefill_idle() {
+                        tracing::warn!(error = %e, "failed to preallocate the write-ahead log");
                     }
                     inner.checkpoint_running.store(false, Ordering::Release);
                     // Writers that asked while this one ran were turned away.

@@ -3,13 +3,20 @@
 //! transaction against them.
 //!
 //! The index maps each key to its revisions, version and lease (like etcd's
-//! `treeIndex`, a few dozen bytes per key plus the key). A key written since
-//! the last checkpoint also points at the batch holding its value, so reads
-//! of recent writes never touch redb and every guard is checked in memory.
-//! A key that is not in the index does not exist, whatever redb still holds.
+//! `treeIndex`, a few dozen bytes per key plus the key, which a hash map and
+//! an ordered set share). A key written since the last checkpoint also
+//! points at the batch holding its value, so reads of recent writes never
+//! touch redb and every guard is checked in memory. A key that is not in the
+//! index does not exist, whatever redb still holds.
+//!
+//! Point lookups — every guard and every write's previous version — go to
+//! the hash map: with keys that share long prefixes (`/yunshu/objects/…`),
+//! a B-tree search over a hundred thousand keys was a visible share of a
+//! create. The ordered set serves prefix ranges.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
+    ops::Bound,
     sync::{Arc, OnceLock},
 };
 
@@ -48,7 +55,8 @@ impl Batch {
     pub fn payload(&self) -> &[u8] {
         &self
             .frame
-            .get_or_init(|| record::encode_batch(self.revision, &self.events))[record::FRAME_HEADER..]
+            .get_or_init(|| record::encode_batch(self.revision, &self.events))
+            [record::FRAME_HEADER..]
     }
 
     fn size(&self) -> usize {
@@ -84,7 +92,10 @@ pub(crate) struct Mem {
     pub materialized: Revision,
     /// History before this revision is forgotten.
     pub compacted: Revision,
-    pub index: BTreeMap<String, Slot>,
+    /// Every live key.
+    index: HashMap<Arc<str>, Slot>,
+    /// The same keys, in order.
+    order: BTreeSet<Arc<str>>,
     /// Keys attached to each lease.
     pub lease_keys: HashMap<LeaseId, BTreeSet<String>>,
     /// The batches after `materialized`, in revision order.
@@ -105,6 +116,21 @@ impl Mem {
     /// Events and bytes waiting for a checkpoint.
     pub fn backlog(&self) -> (usize, usize) {
         (self.recent_events, self.recent_bytes)
+    }
+
+    /// A live key.
+    pub fn slot(&self, key: &str) -> Option<&Slot> {
+        self.index.get(key)
+    }
+
+    /// Live keys from `start` on, in order.
+    pub fn range_from<'a>(
+        &'a self,
+        start: Bound<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a Slot)> + 'a {
+        self.order
+            .range::<str, _>((start, Bound::Unbounded))
+            .filter_map(|k| Some((&**k, self.index.get(&**k)?)))
     }
 
     fn mod_revision(&self, key: &str) -> Revision {
@@ -131,7 +157,7 @@ impl Mem {
                     let earlier = if several { written.get(&key) } else { None };
                     let prev = match earlier {
                         Some(h) => *h,
-                        None => self.index.get(&key).map(|s| s.header),
+                        None => self.index.get(key.as_str()).map(|s| s.header),
                     };
                     let kv = KeyValue {
                         create_revision: prev.map_or(next, |p| p.create_revision),
@@ -156,7 +182,7 @@ impl Mem {
                     let earlier = if several { written.get(&key) } else { None };
                     let exists = match earlier {
                         Some(h) => h.is_some(),
-                        None => self.index.contains_key(&key),
+                        None => self.index.contains_key(key.as_str()),
                     };
                     if !exists {
                         continue;
@@ -199,15 +225,18 @@ impl Mem {
                             .or_default()
                             .insert(key.clone());
                     }
-                    match self.index.get_mut(key) {
+                    match self.index.get_mut(key.as_str()) {
                         Some(s) => Some(std::mem::replace(s, slot)),
                         None => {
-                            self.index.insert(key.clone(), slot);
+                            self.insert(key, slot);
                             None
                         }
                     }
                 }
-                EventKind::Delete => self.index.remove(key),
+                EventKind::Delete => {
+                    self.order.remove(key.as_str());
+                    self.index.remove(key.as_str())
+                }
             };
             if let Some(lease) = old.and_then(|o| o.header.lease)
                 && ev.kv.lease != Some(lease)
@@ -219,6 +248,12 @@ impl Mem {
         self.recent_events += batch.events.len();
         self.recent_bytes += batch.size();
         self.recent.push_back(batch.clone());
+    }
+
+    fn insert(&mut self, key: &str, slot: Slot) {
+        let key: Arc<str> = Arc::from(key);
+        self.order.insert(key.clone());
+        self.index.insert(key, slot);
     }
 
     fn unlink(&mut self, lease: LeaseId, key: &str) {
@@ -238,7 +273,7 @@ impl Mem {
             self.recent_events = self.recent_events.saturating_sub(batch.events.len());
             self.recent_bytes = self.recent_bytes.saturating_sub(batch.size());
             for (i, ev) in batch.events.iter().enumerate() {
-                if let Some(slot) = self.index.get_mut(&ev.kv.key)
+                if let Some(slot) = self.index.get_mut(ev.kv.key.as_str())
                     && slot
                         .pending
                         .as_ref()
@@ -259,8 +294,8 @@ impl Mem {
                 .or_default()
                 .insert(key.clone());
         }
-        self.index.insert(
-            key,
+        self.insert(
+            &key,
             Slot {
                 header,
                 pending: None,

@@ -20,6 +20,7 @@
 //! `lease_keys` (which keys a lease owns). One lock serializes writers and
 //! orders the broadcast of their batches, so watchers see revisions in order.
 
+mod backend;
 mod checkpoint;
 mod lease;
 mod mem;
@@ -39,7 +40,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, backends::InMemoryBackend};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::sync::broadcast;
 use yunshu_core::{
     Error, Result,
@@ -143,8 +144,11 @@ impl EmbeddedStore {
         let (mut wal, records) = wal::Wal::open(path.as_ref())?;
         checkpoint::replay(&db, records)?;
         wal.reset()?;
+        wal.prefill_active()?;
         let mem = checkpoint::load(&db)?;
-        Ok(Self::with_parts(db, Some(wal), mem, limits))
+        let store = Self::with_parts(db, Some(wal), mem, limits);
+        store.inner.prefill_in_background();
+        Ok(store)
     }
 
     /// A fresh in-memory database.
@@ -154,7 +158,7 @@ impl EmbeddedStore {
 
     fn in_memory_with(limits: checkpoint::Limits) -> Result<Self> {
         let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
+            .create_with_backend(backend::MemoryBackend::default())
             .map_err(db_err("create an in-memory database"))?;
         checkpoint::prepare(&db)?;
         let mem = checkpoint::load(&db)?;
@@ -263,7 +267,7 @@ impl Inner {
     /// One key; `None` (without `disk`) when its value would come from redb.
     fn get(&self, key: &str, disk: bool) -> Result<Option<Option<KeyValue>>> {
         let mem = self.mem();
-        let Some(slot) = mem.index.get(key) else {
+        let Some(slot) = mem.slot(key) else {
             return Ok(Some(None));
         };
         if let Some(kv) = slot.cached() {
@@ -296,7 +300,7 @@ impl Inner {
         let mut kvs = Vec::new();
         let mut more = false;
         let mut table = None;
-        for (key, slot) in mem.index.range::<str, _>((start, std::ops::Bound::Unbounded)) {
+        for (key, slot) in mem.range_from(start) {
             if !key.starts_with(&req.prefix) {
                 break;
             }
@@ -317,7 +321,7 @@ impl Inner {
             }
             let Some(t) = &table else { continue };
             let found = t
-                .get(key.as_str())
+                .get(key)
                 .map_err(db_err("read a key"))?
                 .map(|v| record::decode_entry(key, v.value()))
                 .transpose()?;
@@ -441,9 +445,9 @@ impl Store for EmbeddedStore {
             return Ok(found);
         }
         let key = key.to_owned();
-        self.blocking(move |i| i.get(&key, true)).await?.ok_or_else(|| {
-            Error::internal("embedded store read did not finish")
-        })
+        self.blocking(move |i| i.get(&key, true))
+            .await?
+            .ok_or_else(|| Error::internal("embedded store read did not finish"))
     }
 
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {

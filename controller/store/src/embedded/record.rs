@@ -239,7 +239,10 @@ mod tests {
         ];
         let frame = encode_batch(9, &events);
         let payload = &frame[FRAME_HEADER..];
-        assert_eq!(decode_batch(payload, None).expect("batch"), (9, events.clone()));
+        assert_eq!(
+            decode_batch(payload, None).expect("batch"),
+            (9, events.clone())
+        );
         let (_, only_b) = decode_batch(payload, Some("/b/")).expect("batch");
         assert_eq!(only_b, vec![events[1].clone()]);
         assert!(decode_batch(&payload[..payload.len() - 1], None).is_err());

@@ -54,15 +54,25 @@ async fn churn(
             store.inner.checkpoint().expect("checkpoint");
         }
         let got = store.get(&key).await.expect("get").expect("present");
-        assert_eq!((got.value.as_slice(), got.mod_revision), (model[&key].as_slice(), rev));
+        assert_eq!(
+            (got.value.as_slice(), got.mod_revision),
+            (model[&key].as_slice(), rev)
+        );
         if i % 5 == 4 {
-            assert!(store.get(&other).await.expect("get").is_none(), "{other} deleted");
+            assert!(
+                store.get(&other).await.expect("get").is_none(),
+                "{other} deleted"
+            );
         }
     }
     (model, written)
 }
 
-async fn check(store: &EmbeddedStore, model: &BTreeMap<String, Vec<u8>>, written: &[(EventKind, String, i64)]) {
+async fn check(
+    store: &EmbeddedStore,
+    model: &BTreeMap<String, Vec<u8>>,
+    written: &[(EventKind, String, i64)],
+) {
     let all = store.range_all("/t/", 5).await.expect("range");
     let got: BTreeMap<_, _> = all.into_iter().map(|kv| (kv.key, kv.value)).collect();
     assert_eq!(&got, model, "ranges see exactly the live keys");
@@ -106,7 +116,10 @@ async fn file_store_survives_reopen_between_checkpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_and_compaction_span_checkpoints() {
     let store = EmbeddedStore::in_memory_with(tiny()).expect("open");
-    let lease = store.lease_grant(Duration::from_secs(60)).await.expect("grant");
+    let lease = store
+        .lease_grant(Duration::from_secs(60))
+        .await
+        .expect("grant");
     store
         .txn(Txn::new().and_then([Op::Put {
             key: "/l/held".into(),
@@ -118,7 +131,10 @@ async fn leases_and_compaction_span_checkpoints() {
     store.inner.checkpoint().expect("checkpoint");
     let old = store.put("/l/other", b"1".to_vec()).await.expect("put");
     store.lease_revoke(lease).await.expect("revoke");
-    assert!(store.get("/l/held").await.expect("get").is_none(), "revoked");
+    assert!(
+        store.get("/l/held").await.expect("get").is_none(),
+        "revoked"
+    );
     let latest = store.put("/l/other", b"2".to_vec()).await.expect("put");
     store.compact(latest).await.expect("compact");
     let mut w = store.watch("/l/", old).await.expect("watch");
@@ -126,7 +142,10 @@ async fn leases_and_compaction_span_checkpoints() {
     assert_eq!(err.kind(), ErrorKind::Compacted);
     let mut w = store.watch("/l/", latest).await.expect("watch");
     let ev = w.next().await.expect("item").expect("event");
-    assert_eq!((ev.kv.key.as_str(), ev.kv.mod_revision), ("/l/other", latest));
+    assert_eq!(
+        (ev.kv.key.as_str(), ev.kv.mod_revision),
+        ("/l/other", latest)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,12 +149,7 @@ impl Follower {
 /// Reads history from `from` on: redb's rows up to the checkpointed
 /// revision, memory's batches after it. Without `disk`, answers `None`
 /// instead of reading redb.
-fn read_history(
-    inner: &Inner,
-    from: Revision,
-    prefix: &str,
-    disk: bool,
-) -> Result<Option<Step>> {
+fn read_history(inner: &Inner, from: Revision, prefix: &str, disk: bool) -> Result<Option<Step>> {
     let (current, materialized, recent) = {
         let mem = inner.mem();
         if from < mem.compacted {
