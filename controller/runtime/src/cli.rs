@@ -135,6 +135,16 @@ pub struct ServeArgs {
     /// `<data-dir>/master-keys`, created with a fresh key when missing.
     #[arg(long, env = "YUNSHU_MASTER_KEYS")]
     pub master_keys: Option<PathBuf>,
+    /// Run the Kubernetes operator too: sync the CRs into the store, write their status back,
+    /// read foundation credentials from the Secrets they name (in-cluster or kubeconfig credentials).
+    #[arg(long, env = "YUNSHU_KUBERNETES")]
+    pub kubernetes: bool,
+    /// The namespace of the operator's Lease and, by default, of foundation Secrets.
+    #[arg(long, env = "YUNSHU_NAMESPACE", default_value = "yunshu-system")]
+    pub namespace: String,
+    /// This replica's identity in the Lease (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME", default_value = "yunshu")]
+    pub identity: String,
     /// Log filter in `tracing` syntax, e.g. `info` or `yunshu=debug,info`.
     #[arg(long, env = "YUNSHU_LOG", default_value = "info")]
     pub log: String,

@@ -174,10 +174,54 @@ pub async fn start(
             }
         }),
     ));
+    if args.kubernetes {
+        tasks.push((
+            "operator",
+            start_operator(args, ctx, &credentials, stop).await?,
+        ));
+    }
     Ok(Drivers {
         registry,
         credentials,
         actions,
         tasks,
     })
+}
+
+/// Starts the Kubernetes operator and routes the Secrets it reads into the
+/// adapter registry's credentials.
+async fn start_operator(
+    args: &ServeArgs,
+    ctx: &Context,
+    credentials: &Arc<CredentialFiles>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!(
+            "--kubernetes: no Kubernetes API to talk to (in-cluster or kubeconfig): {e}"
+        )
+    })?;
+    let hub = yunshu_k8s::CredentialsHub::new();
+    let lookup = hub.clone();
+    credentials.set_secret_lookup(Arc::new(move |foundation: &str| lookup.current(foundation)));
+    let operator = yunshu_k8s::OperatorContext {
+        client,
+        store: ctx.store.clone(),
+        admission: ctx.admission.clone(),
+        credentials: hub,
+        config: yunshu_k8s::OperatorConfig {
+            namespace: args.namespace.clone(),
+            identity: args.identity.clone(),
+            ..yunshu_k8s::OperatorConfig::default()
+        },
+    };
+    let mut stop = stop.clone();
+    Ok(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = yunshu_k8s::run(operator, shutdown).await {
+            tracing::error!(error = %e, "the operator stopped");
+        }
+    }))
 }

@@ -329,19 +329,42 @@ pub trait AdapterFactory: Send + Sync + std::fmt::Debug {
 
 /// Where foundation credentials come from.
 pub trait CredentialsSource: Send + Sync + std::fmt::Debug {
-    /// The credentials `reference` points at; `None` while not available
-    /// (e.g. a Secret not synced yet).
-    fn credentials(&self, reference: &CredentialsRef) -> Result<Option<Credentials>>;
+    /// The credentials `reference` of foundation `foundation` points at;
+    /// `None` while not available (e.g. a Secret not synced yet).
+    fn credentials(
+        &self,
+        foundation: &str,
+        reference: &CredentialsRef,
+    ) -> Result<Option<Credentials>>;
 }
 
 /// Reads `File` references from disk (a YAML or JSON map of strings), and
 /// `Secret` references from what the operator published.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CredentialFiles {
     secrets: Mutex<HashMap<(String, String), Credentials>>,
+    by_foundation: Mutex<Option<SecretLookup>>,
+}
+
+/// Looks a foundation's Secret credentials up by foundation name (the
+/// operator's credentials hub).
+pub type SecretLookup = Arc<dyn Fn(&str) -> Option<Credentials> + Send + Sync>;
+
+impl std::fmt::Debug for CredentialFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialFiles").finish_non_exhaustive()
+    }
 }
 
 impl CredentialFiles {
+    /// Answers Secret references through `lookup` (Kubernetes mode).
+    pub fn set_secret_lookup(&self, lookup: SecretLookup) {
+        *self
+            .by_foundation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(lookup);
+    }
+
     /// Publishes (or replaces) a Secret's data, as the operator reads it.
     pub fn publish_secret(&self, namespace: &str, name: &str, credentials: Credentials) {
         self.secrets
@@ -385,9 +408,27 @@ pub fn read_credentials_file(path: &Path) -> Result<Credentials> {
 }
 
 impl CredentialsSource for CredentialFiles {
-    fn credentials(&self, reference: &CredentialsRef) -> Result<Option<Credentials>> {
+    fn credentials(
+        &self,
+        foundation: &str,
+        reference: &CredentialsRef,
+    ) -> Result<Option<Credentials>> {
         match reference {
             CredentialsRef::File { path } => read_credentials_file(Path::new(path)).map(Some),
+            CredentialsRef::Secret { .. }
+                if self
+                    .by_foundation
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .is_some() =>
+            {
+                let lookup = self
+                    .by_foundation
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                Ok(lookup.and_then(|l| l(foundation)))
+            }
             CredentialsRef::Secret { namespace, name } => Ok(self
                 .secrets
                 .lock()
@@ -448,7 +489,7 @@ impl Registry {
         let Some(reference) = &foundation.spec.credentials else {
             return Ok(None);
         };
-        let Some(credentials) = self.credentials.credentials(reference)? else {
+        let Some(credentials) = self.credentials.credentials(name, reference)? else {
             return Ok(None);
         };
         let mut clients = self.clients.lock().await;
