@@ -11,7 +11,6 @@
 //! eight times what starts one ([`Limits`]), so memory stays bounded.
 
 use std::{
-    collections::BTreeMap,
     sync::{Arc, PoisonError, atomic::Ordering},
     time::Duration,
 };
@@ -193,13 +192,20 @@ fn materialize(w: &WriteTransaction, batches: &[Arc<Batch>], upto: Revision) -> 
     let mut lease_keys = w.open_table(LEASE_KEYS).map_err(db_err("open a table"))?;
     let mut history = w.open_table(HISTORY).map_err(db_err("open a table"))?;
     let mut meta = w.open_table(META).map_err(db_err("open a table"))?;
-    let mut last: BTreeMap<&str, &WatchEvent> = BTreeMap::new();
-    for ev in batches.iter().flat_map(|b| &b.events) {
-        last.insert(ev.kv.key.as_str(), ev);
-    }
-    for ev in last.into_values() {
+    // The last event of each key, in key order (a stable sort keeps the
+    // events of one key in revision order).
+    let mut events: Vec<&WatchEvent> = batches.iter().flat_map(|b| &b.events).collect();
+    events.sort_by(|a, b| a.kv.key.cmp(&b.kv.key));
+    let mut buf = Vec::new();
+    for (i, ev) in events.iter().enumerate() {
+        if events
+            .get(i + 1)
+            .is_some_and(|next| next.kv.key == ev.kv.key)
+        {
+            continue;
+        }
         match ev.kind {
-            EventKind::Put => put_entry(&mut kv, &mut lease_keys, &ev.kv)?,
+            EventKind::Put => put_entry(&mut kv, &mut lease_keys, &ev.kv, &mut buf)?,
             EventKind::Delete => delete_entry(&mut kv, &mut lease_keys, &ev.kv.key)?,
         }
     }
@@ -220,10 +226,13 @@ fn put_entry(
     kv: &mut redb::Table<&str, &[u8]>,
     lease_keys: &mut redb::Table<(i64, &str), ()>,
     entry: &KeyValue,
+    buf: &mut Vec<u8>,
 ) -> Result<()> {
     let key = entry.key.as_str();
+    buf.clear();
+    record::push_entry(buf, entry);
     let old = kv
-        .insert(key, record::encode_entry(entry).as_slice())
+        .insert(key, buf.as_slice())
         .map_err(db_err("write a key"))?
         .map(|v| record::header(v.value()))
         .transpose()?;

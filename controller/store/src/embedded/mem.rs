@@ -15,9 +15,9 @@
 //! create. The ordered set serves prefix ranges.
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     ops::Bound,
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, Weak},
 };
 
 use yunshu_core::{
@@ -71,15 +71,22 @@ impl Batch {
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub header: Header,
-    /// The batch and event holding the value, until a checkpoint puts it in redb.
-    pub pending: Option<(Arc<Batch>, u32)>,
+    /// The batch and event holding the value. `recent` owns the batch until
+    /// a checkpoint puts it in redb; once the last owner lets go, the value
+    /// is read from redb. Holding it weakly spares the checkpoint a visit to
+    /// every key it wrote.
+    pub pending: Option<(Weak<Batch>, u32)>,
 }
 
 impl Slot {
     /// The entry, if its value is in memory.
     pub fn cached(&self) -> Option<KeyValue> {
         let (batch, i) = self.pending.as_ref()?;
-        batch.events.get(*i as usize).map(|e| e.kv.clone())
+        batch
+            .upgrade()?
+            .events
+            .get(*i as usize)
+            .map(|e| e.kv.clone())
     }
 }
 
@@ -146,11 +153,17 @@ impl Mem {
             .all(|c| c.op.holds(self.mod_revision(&c.key), c.mod_revision));
         let ops = if succeeded { txn.success } else { txn.failure };
         let next = self.revision + 1;
-        // A key written twice in one transaction sees its first write.
+        // A key written twice in one transaction sees its first write; only
+        // then are the writes tracked.
+        let several = ops.len() > 1 && {
+            let mut seen = HashSet::with_capacity(ops.len());
+            !ops.iter().all(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => seen.insert(key.as_str()),
+            })
+        };
         let mut written: HashMap<String, Option<Header>> = HashMap::new();
         let mut events = Vec::with_capacity(ops.len());
         let mut leases = Vec::new();
-        let several = ops.len() > 1;
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => {
@@ -217,7 +230,10 @@ impl Mem {
                 EventKind::Put => {
                     let slot = Slot {
                         header: Header::of(&ev.kv),
-                        pending: Some((batch.clone(), u32::try_from(i).unwrap_or(u32::MAX))),
+                        pending: Some((
+                            Arc::downgrade(batch),
+                            u32::try_from(i).unwrap_or(u32::MAX),
+                        )),
                     };
                     if let Some(lease) = ev.kv.lease {
                         self.lease_keys
@@ -266,22 +282,12 @@ impl Mem {
     }
 
     /// Records that redb now holds every batch up to `upto`: their values
-    /// are read from redb from now on.
+    /// are read from redb once nothing else (a watcher's copy) holds them.
     pub fn materialized(&mut self, upto: Revision) {
-        while let Some(batch) = self.recent.front().filter(|b| b.revision <= upto).cloned() {
-            self.recent.pop_front();
+        while let Some(batch) = self.recent.front().filter(|b| b.revision <= upto) {
             self.recent_events = self.recent_events.saturating_sub(batch.events.len());
             self.recent_bytes = self.recent_bytes.saturating_sub(batch.size());
-            for (i, ev) in batch.events.iter().enumerate() {
-                if let Some(slot) = self.index.get_mut(ev.kv.key.as_str())
-                    && slot
-                        .pending
-                        .as_ref()
-                        .is_some_and(|(b, j)| Arc::ptr_eq(b, &batch) && *j as usize == i)
-                {
-                    slot.pending = None;
-                }
-            }
+            self.recent.pop_front();
         }
         self.materialized = self.materialized.max(upto);
     }

@@ -19,11 +19,18 @@ const HEADER: usize = 32;
 pub(crate) const FRAME_HEADER: usize = 12;
 
 /// Encodes a key entry.
+#[cfg(test)]
 pub(crate) fn encode_entry(kv: &KeyValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + kv.value.len());
-    push_header(&mut out, kv);
-    out.extend_from_slice(&kv.value);
+    push_entry(&mut out, kv);
     out
+}
+
+/// Appends an encoded key entry to `out`.
+pub(crate) fn push_entry(out: &mut Vec<u8>, kv: &KeyValue) {
+    out.reserve(HEADER + kv.value.len());
+    push_header(out, kv);
+    out.extend_from_slice(&kv.value);
 }
 
 fn push_header(out: &mut Vec<u8>, kv: &KeyValue) {
