@@ -41,6 +41,9 @@ use yunshu_proto::api::v1::{
 use yunshu_runtime::{grpc::serve_on, metrics::Metrics};
 use yunshu_store::EmbeddedStore;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -48,9 +51,11 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Answers `CreateInstance` with the instance it was sent; nothing else.
+/// Answers `CreateInstance` with a message the size of our answer: the
+/// instance our server answered the first create with, cloned. It decodes
+/// the request and encodes the answer like ours, and does nothing else.
 #[derive(Clone)]
-struct Echo;
+struct Echo(Arc<pb::CreateInstanceResponse>);
 
 #[tonic::async_trait]
 impl InstanceService for Echo {
@@ -58,9 +63,8 @@ impl InstanceService for Echo {
         &self,
         r: Request<pb::CreateInstanceRequest>,
     ) -> Result<Response<pb::CreateInstanceResponse>, Status> {
-        Ok(Response::new(pb::CreateInstanceResponse {
-            instance: r.into_inner().instance,
-        }))
+        drop(r.into_inner());
+        Ok(Response::new((*self.0).clone()))
     }
     async fn get_instance(
         &self,
@@ -119,12 +123,12 @@ async fn listener() -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
     Ok((l, a))
 }
 
-async fn start_echo() -> anyhow::Result<SocketAddr> {
+async fn start_echo(answer: pb::CreateInstanceResponse) -> anyhow::Result<SocketAddr> {
     let (l, addr) = listener().await?;
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(InstanceServiceServer::new(Echo))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+            .add_service(InstanceServiceServer::new(Echo(Arc::new(answer))))
+            .serve_with_incoming(yunshu_runtime::grpc::incoming(l)),
     );
     Ok(addr)
 }
@@ -335,16 +339,31 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // As under `yunshu serve`, a subscriber is installed, so the libraries'
+    // trace spans are off rather than forwarded to `log` (what `tracing`
+    // does when no subscriber was ever set); both servers gain alike.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let rounds = env_or("GRPC_BENCH_ROUNDS", 3);
     let secs = env_or("GRPC_BENCH_SECS", 3);
     let clients = env_or("GRPC_BENCH_CLIENTS", 64);
     let dir = tempfile::tempdir()?;
     let token = mint_api_token_with_id("bench")?;
     let bearer = format!("Bearer {}", token.token.expose());
-    let echo = Target::new("raw-echo", start_echo().await?, bearer.clone()).await?;
-    let ours = Target::new("create", start_ours(dir.path(), &token).await?, bearer).await?;
+    let ours = Target::new(
+        "create",
+        start_ours(dir.path(), &token).await?,
+        bearer.clone(),
+    )
+    .await?;
+    // Echo answers with what ours answered, so both send same-size messages.
+    let first = InstanceServiceClient::new(ours.channels[0].clone())
+        .create_instance(request(u64::MAX, &ours.bearer))
+        .await?
+        .into_inner();
+    let size = prost::Message::encoded_len(&first);
+    let echo = Target::new("raw-echo", start_echo(first).await?, bearer).await?;
     println!(
-        "grpc-bench: CreateInstance (auth + validation + admission + embedded store) vs raw tonic echo; {clients} clients; {rounds} rounds of {secs} s"
+        "grpc-bench: CreateInstance (auth + validation + admission + embedded store) vs raw tonic echo; {clients} clients; {rounds} rounds of {secs} s; answers of {size} bytes"
     );
 
     if let Ok(only) = std::env::var("GRPC_BENCH_ONLY") {

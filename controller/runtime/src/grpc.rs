@@ -134,6 +134,13 @@ pub async fn serve(
     .await
 }
 
+/// Connections accepted from `listener`, with Nagle's algorithm off: a
+/// unary answer is one small write, and holding it back for an ACK costs a
+/// caller milliseconds.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves every service on `listener` behind the layers each call passes —
 /// metrics outermost, then authentication — until `shutdown` resolves.
 /// `serve` runs exactly this, and so does the grpc-bench, so what the
@@ -153,10 +160,7 @@ pub async fn serve_on(
         .layer(crate::metrics::GrpcMetricsLayer(metrics))
         .layer(auth.layer())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
         .map_err(|e| anyhow::anyhow!("gRPC server failed: {e}"))
 }

@@ -23,6 +23,21 @@ use crate::{
     store::{Compare, Op, Revision, Store, Txn},
 };
 
+/// How many times a busy committer yields to gather more of a batch.
+const GATHER_YIELDS: usize = 2;
+
+/// Moves queued changes into `batch` up to `max`; whether any came.
+fn drain(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, max: usize) -> bool {
+    let before = batch.len();
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    batch.len() > before
+}
+
 /// What the committer believes about its department.
 #[derive(Debug, Clone, PartialEq)]
 struct DeptState {
@@ -96,14 +111,27 @@ impl Committer {
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Pending>) {
+        let mut last = 0usize;
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
-            while batch.len() < self.config.max_batch {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
+            drain(&mut rx, &mut batch, self.config.max_batch);
+            // Under concurrent load, let the tasks that are already runnable
+            // (requests on their way here) run before committing: they join
+            // this batch instead of waiting a whole commit for the next one.
+            // Each transaction costs a log sync, so fewer, fuller batches buy
+            // throughput; a lone caller (last batch of one) never waits.
+            if last > 1 {
+                for _ in 0..GATHER_YIELDS {
+                    if batch.len() >= self.config.max_batch {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    if !drain(&mut rx, &mut batch, self.config.max_batch) {
+                        break;
+                    }
                 }
             }
+            last = batch.len();
             self.commit(batch).await;
         }
     }
