@@ -14,8 +14,13 @@ use crate::{
     provisioner::{Provisioner, ProvisionerConfig},
     reconcile::ReconcileMetrics,
     serve::Context,
+    singleton,
     sweeper::Sweeper,
 };
+
+/// How long the elected replica's lease lives without renewal: a replica
+/// that dies is replaced within about one and a half of these.
+const ELECTION_TTL: Duration = Duration::from_secs(10);
 
 /// The running loops and what the API needs from them.
 #[derive(Debug)]
@@ -123,57 +128,70 @@ pub async fn start(
         registry.clone(),
         vault,
     ));
-    let mut tasks = Vec::new();
-    let (s, store, reg, every) = (
-        stop.clone(),
+    let (store, reg, every) = (ctx.store.clone(), registry.clone(), args.sweep_interval);
+    let leader = singleton::elect(
         ctx.store.clone(),
-        registry.clone(),
-        args.sweep_interval,
+        singleton::ELECTION,
+        format!("{}/{}", args.identity, std::process::id()),
+        ELECTION_TTL,
+        stop.clone(),
     );
-    tasks.push((
-        "credential-expiry",
-        tokio::spawn(async move {
-            let mut s = s;
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(every) => {}
-                    _ = s.changed() => return,
-                }
-                match crate::actions::expire(&store, &reg).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(revoked = n, "expired bucket credentials revoked"),
-                    Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
-                }
-            }
-        }),
-    ));
-    let s = stop.clone();
-    tasks.push((
-        "provisioner",
-        tokio::spawn(async move {
-            if let Err(e) = provisioner.run(s).await {
-                tracing::error!(error = %e, "the provisioner stopped");
-            }
-        }),
-    ));
-    let s = stop.clone();
-    tasks.push((
-        "prober",
-        tokio::spawn(async move {
-            if let Err(e) = prober.run(s).await {
-                tracing::error!(error = %e, "the prober stopped");
-            }
-        }),
-    ));
-    let s = stop.clone();
-    tasks.push((
-        "sweeper",
-        tokio::spawn(async move {
-            if let Err(e) = sweeper.run(s).await {
-                tracing::error!(error = %e, "the sweeper stopped");
-            }
-        }),
-    ));
+    let singletons = singleton::while_leading(leader, stop.clone(), move |term| {
+        let (store, reg) = (store.clone(), reg.clone());
+        let (provisioner, prober, sweeper) = (provisioner.clone(), prober.clone(), sweeper.clone());
+        let mut s = term.clone();
+        vec![
+            (
+                "credential-expiry",
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            () = tokio::time::sleep(every) => {}
+                            _ = s.wait_for(|s| *s) => return,
+                        }
+                        match crate::actions::expire(&store, &reg).await {
+                            Ok(0) => {}
+                            Ok(n) => {
+                                tracing::info!(revoked = n, "expired bucket credentials revoked")
+                            }
+                            Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
+                        }
+                    }
+                }),
+            ),
+            (
+                "provisioner",
+                tokio::spawn({
+                    let s = term.clone();
+                    async move {
+                        if let Err(e) = provisioner.run(s).await {
+                            tracing::error!(error = %e, "the provisioner stopped");
+                        }
+                    }
+                }),
+            ),
+            (
+                "prober",
+                tokio::spawn({
+                    let s = term.clone();
+                    async move {
+                        if let Err(e) = prober.run(s).await {
+                            tracing::error!(error = %e, "the prober stopped");
+                        }
+                    }
+                }),
+            ),
+            (
+                "sweeper",
+                tokio::spawn(async move {
+                    if let Err(e) = sweeper.run(term).await {
+                        tracing::error!(error = %e, "the sweeper stopped");
+                    }
+                }),
+            ),
+        ]
+    });
+    let mut tasks = vec![("singletons", singletons)];
     if args.kubernetes {
         tasks.push((
             "operator",

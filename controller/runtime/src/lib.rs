@@ -15,6 +15,7 @@ pub mod prober;
 pub mod provisioner;
 pub mod reconcile;
 pub mod serve;
+pub mod singleton;
 pub mod sweeper;
 pub mod telemetry;
 pub mod token;
