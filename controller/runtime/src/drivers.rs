@@ -129,13 +129,20 @@ pub async fn start(
         vault,
     ));
     let (store, reg, every) = (ctx.store.clone(), registry.clone(), args.sweep_interval);
-    let leader = singleton::elect(
-        ctx.store.clone(),
-        singleton::ELECTION,
-        format!("{}/{}", args.identity, std::process::id()),
-        ELECTION_TTL,
-        stop.clone(),
-    );
+    // Only etcd is shared: the embedded store's file admits one process,
+    // which leads from the start (and at once after a kill -9, rather than
+    // when its previous lease runs out).
+    let leader = if args.store == StoreKind::Etcd {
+        singleton::elect(
+            ctx.store.clone(),
+            singleton::ELECTION,
+            format!("{}/{}", args.identity, std::process::id()),
+            ELECTION_TTL,
+            stop.clone(),
+        )
+    } else {
+        watch::channel(true).1
+    };
     let singletons = singleton::while_leading(leader, stop.clone(), move |term| {
         let (store, reg) = (store.clone(), reg.clone());
         let (provisioner, prober, sweeper) = (provisioner.clone(), prober.clone(), sweeper.clone());

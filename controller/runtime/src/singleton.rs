@@ -6,8 +6,8 @@
 //! campaigns by creating `/yunshu/leases/controllers` only if it is absent,
 //! leads while it keeps the lease alive, and steps down when it cannot
 //! renew within the lease's time to live (another replica may then take
-//! over). Followers try again every half TTL. With the embedded store there
-//! is one replica, and it wins at once. The loops are idempotent and
+//! over). Followers try again every half TTL. The embedded store admits one
+//! process, so there the caller skips the election and leads. The loops are idempotent and
 //! crash-safe, so the short overlap a lost renewal can cause does no harm;
 //! the election only keeps replicas from doing everything twice.
 
@@ -132,10 +132,15 @@ where
             }
             let (term, term_rx) = watch::channel(false);
             let loops = start(term_rx);
-            let stopping = tokio::select! {
-                _ = leader.wait_for(|l| !*l) => false,
-                _ = stop.wait_for(|s| *s) => true,
+            let (stopping, gone) = tokio::select! {
+                lost = leader.wait_for(|l| !*l) => (false, lost.is_err()),
+                _ = stop.wait_for(|s| *s) => (true, false),
             };
+            // When nobody can take the lead away any more, it lasts until stop.
+            if gone {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+            let stopping = stopping || gone;
             if !stopping {
                 tracing::warn!("no longer leading: stopping the singleton loops");
             }
@@ -239,5 +244,33 @@ mod tests {
             .expect("stops")
             .expect("no panic");
         assert_eq!(running.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lead_nobody_can_take_away_lasts_until_stop() {
+        let (stop_tx, stop) = watch::channel(false);
+        let terms = Arc::new(AtomicUsize::new(0));
+        let t = terms.clone();
+        let task = while_leading(watch::channel(true).1, stop, move |mut term| {
+            t.fetch_add(1, Ordering::SeqCst);
+            vec![(
+                "test",
+                tokio::spawn(async move {
+                    let _ = term.wait_for(|s| *s).await;
+                }),
+            )]
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            terms.load(Ordering::SeqCst),
+            1,
+            "one term, not a restart loop"
+        );
+        stop_tx.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("stops")
+            .expect("no panic");
+        assert_eq!(terms.load(Ordering::SeqCst), 1);
     }
 }
