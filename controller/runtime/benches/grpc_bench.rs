@@ -2,8 +2,10 @@
 //! runs it ([`yunshu_runtime::grpc::serve_on`]): metrics layer, API-token
 //! authentication layer, validation, group-committed admission on the
 //! embedded store (write-ahead log, fsync) — against a raw tonic echo that
-//! answers the same message with no work, over the same kind of client, in
-//! interleaved rounds.
+//! decodes the same request and answers a message of the same size (a copy
+//! of our first answer) with no other work, over the same kind of client,
+//! in interleaved rounds. Both servers run in this process under one
+//! allocator (mimalloc, as the `yunshu` binary) and one tracing setup.
 //!
 //! Two figures: saturation throughput (closed loop, `GRPC_BENCH_CLIENTS`
 //! concurrent callers, default 64) and latency at half of echo's saturation

@@ -45,6 +45,19 @@ impl Drivers {
     }
 }
 
+/// Spawns a loop, logging why it stopped if it failed.
+fn spawn_loop(
+    name: &'static str,
+    run: impl Future<Output = yunshu_core::Result<()>> + Send + 'static,
+) -> (&'static str, JoinHandle<()>) {
+    let task = tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::error!(error = %e, loop_ = name, "a driver loop stopped");
+        }
+    });
+    (name, task)
+}
+
 /// Where the master keys are: the flag, else `<data-dir>/master-keys`.
 fn master_keys_dir(args: &ServeArgs) -> PathBuf {
     args.master_keys
@@ -166,36 +179,9 @@ pub async fn start(
                     }
                 }),
             ),
-            (
-                "provisioner",
-                tokio::spawn({
-                    let s = term.clone();
-                    async move {
-                        if let Err(e) = provisioner.run(s).await {
-                            tracing::error!(error = %e, "the provisioner stopped");
-                        }
-                    }
-                }),
-            ),
-            (
-                "prober",
-                tokio::spawn({
-                    let s = term.clone();
-                    async move {
-                        if let Err(e) = prober.run(s).await {
-                            tracing::error!(error = %e, "the prober stopped");
-                        }
-                    }
-                }),
-            ),
-            (
-                "sweeper",
-                tokio::spawn(async move {
-                    if let Err(e) = sweeper.run(term).await {
-                        tracing::error!(error = %e, "the sweeper stopped");
-                    }
-                }),
-            ),
+            spawn_loop("provisioner", provisioner.run(term.clone())),
+            spawn_loop("prober", prober.run(term.clone())),
+            spawn_loop("sweeper", sweeper.run(term)),
         ]
     });
     let mut tasks = vec![("singletons", singletons)];
