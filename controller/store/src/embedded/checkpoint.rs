@@ -134,6 +134,7 @@ impl Inner {
         let spawned = std::thread::Builder::new()
             .name("yunshu-wal-prefill".into())
             .spawn(move || {
+                background_priority();
                 if let Err(e) = inner.prefill_idle() {
                     tracing::warn!(error = %e, "failed to preallocate the write-ahead log");
                 }
@@ -152,6 +153,7 @@ impl Inner {
         let spawned = std::thread::Builder::new()
             .name("yunshu-checkpoint".into())
             .spawn(move || {
+                background_priority();
                 loop {
                     let failed = inner.checkpoint().err();
                     if let Some(e) = &failed {
@@ -182,6 +184,19 @@ impl Inner {
             self.checkpoint()?;
         }
         Ok(())
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10; on Linux, nice is per
+/// thread). Checkpoints come in bursts of tens of milliseconds of CPU; at
+/// normal priority each burst took a core from the request path, and at
+/// half load p99 rose to hundreds of milliseconds. Niced, they use idle
+/// CPU; a checkpointer that falls behind still makes writers wait for it
+/// at [`Limits::over`], so memory stays bounded.
+fn background_priority() {
+    // No pid: the calling thread.
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(error = %e, "could not lower the checkpoint thread's priority");
     }
 }
 
