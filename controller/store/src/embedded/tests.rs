@@ -316,7 +316,11 @@ async fn settle_writes_the_backlog_into_redb() {
     let store = EmbeddedStore::open(&path).expect("open");
     let (model, _) = churn(&store, 40).await;
     store.settle().await.expect("settle");
-    assert_eq!(store.inner.mem().backlog(), (0, 0), "nothing left only in memory");
+    assert_eq!(
+        store.inner.mem().backlog(),
+        (0, 0),
+        "nothing left only in memory"
+    );
     for (key, value) in &model {
         let got = store.get(key).await.expect("get").expect("present");
         assert_eq!(&got.value, value);
