@@ -161,6 +161,9 @@ fn s3(credentials: &Value, script: &str) -> Output {
             PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/yunshu/s3-tools")
         })
         .join("client/bin/python");
+    // Standard retries, as any S3 client: a 5xx (SeaweedFS answers
+    // InternalError while a fresh server assigns its first volume) is
+    // retried, while 403s and 404s are not, so access checks see them.
     let prelude = r#"
 import json, sys, boto3
 from botocore.config import Config
@@ -168,7 +171,8 @@ from botocore.exceptions import ClientError
 c = json.loads(sys.argv[1])
 s3 = boto3.client("s3", endpoint_url=c["endpoints"][0], aws_access_key_id=c["accessKeyId"],
                   aws_secret_access_key=c["secretAccessKey"], region_name="us-east-1",
-                  config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+                  config=Config(s3={"addressing_style": "path"},
+                                retries={"mode": "standard", "max_attempts": 5}))
 def code(f):
     try:
         f()
