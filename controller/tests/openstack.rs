@@ -15,12 +15,12 @@ use std::{
     collections::{BTreeMap, HashSet},
     fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
-use common::{BIN, CTL, get, mint, text};
+use common::{CTL, get, mint, spawn_serve, text};
 use serde_json::Value;
 
 static CLOUDS: Mutex<()> = Mutex::new(());
@@ -106,27 +106,13 @@ impl Yunshu {
         self.starts += 1;
         let log =
             File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .args([
-                "--store",
-                "embedded",
-                "--probe-interval",
-                "1s",
-                "--sweep-interval",
-                "3s",
-            ])
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .arg("--config")
-            .arg(self.dir.path().join("yunshu.yaml"))
-            .arg(format!("--admin-addr=127.0.0.1:{}", self.admin_port))
-            .arg(format!("--grpc-addr=127.0.0.1:{}", self.grpc_port))
-            .env("YUNSHU_LOG", "info,yunshu_runtime=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn yunshu");
+        let child = spawn_serve(
+            self.dir.path(),
+            (self.admin_port, self.grpc_port),
+            "3s",
+            "info,yunshu_runtime=debug",
+            log,
+        );
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(self.admin_port, "/readyz").map(|r| r.0) != Some(200) {

@@ -13,11 +13,11 @@ use std::{
     collections::BTreeMap,
     fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Output},
     time::{Duration, Instant},
 };
 
-use common::{BIN, CTL, get, mint, text};
+use common::{CTL, get, mint, spawn_serve, text};
 use serde_json::Value;
 
 fn state_dir(var: &str) -> Option<PathBuf> {
@@ -91,27 +91,7 @@ impl Yunshu {
         let admin_port = yunshu_testenv::free_port().expect("port");
         let grpc_port = yunshu_testenv::free_port().expect("port");
         let log = File::create(dir.path().join("yunshu.log")).expect("log");
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args([
-                "--store",
-                "embedded",
-                "--probe-interval",
-                "1s",
-                "--sweep-interval",
-                "5s",
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--config")
-            .arg(dir.path().join("yunshu.yaml"))
-            .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
-            .arg(format!("--grpc-addr=127.0.0.1:{grpc_port}"))
-            .env("YUNSHU_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn yunshu");
+        let mut child = spawn_serve(dir.path(), (admin_port, grpc_port), "5s", "debug", log);
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
             let exited = child.try_wait().ok().flatten();

@@ -15,6 +15,39 @@ use yunshu_testenv::free_port;
 pub const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
 pub const CTL: &str = env!("CARGO_BIN_EXE_yunshuctl");
 
+/// `yunshu serve` on the embedded store under `dir` (data in `dir/data`,
+/// configuration in `dir/yunshu.yaml`), probing every second and sweeping
+/// every `sweep`, on the given loopback ports, logging at `filter` to `log`.
+pub fn spawn_serve(
+    dir: &std::path::Path,
+    (admin_port, grpc_port): (u16, u16),
+    sweep: &str,
+    filter: &str,
+    log: std::fs::File,
+) -> Child {
+    Command::new(BIN)
+        .arg("serve")
+        .args([
+            "--store",
+            "embedded",
+            "--probe-interval",
+            "1s",
+            "--sweep-interval",
+            sweep,
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(dir.join("yunshu.yaml"))
+        .arg(format!("--admin-addr=127.0.0.1:{admin_port}"))
+        .arg(format!("--grpc-addr=127.0.0.1:{grpc_port}"))
+        .env("YUNSHU_LOG", filter)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn yunshu")
+}
+
 /// A finished command's stdout and stderr, for assertion messages.
 pub fn text(o: &std::process::Output) -> String {
     format!(
