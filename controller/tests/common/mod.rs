@@ -82,7 +82,22 @@ pub struct Serving {
 }
 
 impl Serving {
+    /// Starts `yunshu serve <args>` on free loopback ports and waits until
+    /// `/readyz` answers 200. A port taken by another process between
+    /// choosing and binding it is retried on fresh ports; any other early
+    /// exit fails the test with the server's own log.
     pub fn start(args: &[&str]) -> Self {
+        for _ in 0..5 {
+            match Self::try_start(args) {
+                Ok(s) => return s,
+                Err(logs) if logs.contains("in use") => continue,
+                Err(logs) => panic!("{logs}"),
+            }
+        }
+        panic!("yunshu found its ports taken five times in a row");
+    }
+
+    fn try_start(args: &[&str]) -> Result<Self, String> {
         let port = free_port().expect("port");
         let grpc_port = free_port().expect("port");
         let child = Command::new(BIN)
@@ -102,10 +117,16 @@ impl Serving {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some((200, _)) = get(port, "/readyz") {
-                return s;
+                return Ok(s);
             }
             if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("yunshu exited with {status} before becoming ready");
+                let mut logs = String::new();
+                if let Some(mut e) = s.child.stderr.take() {
+                    let _ = e.read_to_string(&mut logs);
+                }
+                return Err(format!(
+                    "yunshu exited with {status} before becoming ready:\n{logs}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -17,8 +17,23 @@ use std::{
 };
 
 /// A free TCP port on 127.0.0.1 (free when asked; the server binds it next).
+///
+/// The kernel may hand the same ephemeral port out again once its probe
+/// socket is closed, so this process never returns one port twice: two
+/// servers started by parallel tests cannot be given the same address.
+/// (Another process can still take the port before the server binds it;
+/// callers that start a server retry on "address in use".)
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..64 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free loopback port after 64 tries")
 }
 
 /// Waits until something accepts connections on `127.0.0.1:port`.
