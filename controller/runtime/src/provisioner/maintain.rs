@@ -1,0 +1,174 @@
+//! Keeping Ready resources as their spec says: an instance's power state,
+//! a volume's attachment, a bucket's usage.
+
+use super::*;
+
+impl Provisioner {
+    /// Keeps a Ready resource as its spec says: an instance's power state,
+    /// a volume's attachment.
+    pub(super) async fn maintain<S: Provisioned>(
+        &self,
+        key: &str,
+        object: Object<S>,
+        foundation: &str,
+    ) -> Result<Next> {
+        let Some(client) = self.client(foundation).await? else {
+            return Ok(Next::Done);
+        };
+        let any: &dyn std::any::Any = &object;
+        if let Some(instance) = any.downcast_ref::<Object<InstanceSpec>>() {
+            return self.maintain_power(key, instance, &client).await;
+        }
+        if let Some(volume) = any.downcast_ref::<Object<VolumeSpec>>() {
+            return self.maintain_attachment(key, volume, &client).await;
+        }
+        if let Some(bucket) = any.downcast_ref::<Object<BucketSpec>>() {
+            return self.refresh_usage(key, bucket, &client).await;
+        }
+        Ok(Next::Done)
+    }
+
+    pub(super) async fn maintain_power(
+        &self,
+        key: &str,
+        o: &Object<InstanceSpec>,
+        client: &FoundationClient,
+    ) -> Result<Next> {
+        let observed = o
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition_types::READY)
+            .map_or(0, |c| c.observed_generation);
+        if observed >= o.meta.generation {
+            return Ok(Next::Done);
+        }
+        let owner = owner_of(o);
+        let current = client.get(Kind::Instance, &owner, Priority::User).await?;
+        let (want, action) = match o.spec.power {
+            PowerState::Running => ("ACTIVE", InstanceAction::Start),
+            PowerState::Stopped => ("SHUTOFF", InstanceAction::Stop),
+        };
+        if !current.status.eq_ignore_ascii_case(want) {
+            if current.ready || current.status.eq_ignore_ascii_case("SHUTOFF") {
+                client.instance_action(&owner, action).await?;
+            }
+            return Ok(Next::After(self.config.poll_min * 2));
+        }
+        let (uid, generation) = (o.meta.uid.clone(), o.meta.generation);
+        mutate::<InstanceSpec>(&*self.store, key, |o| {
+            if o.meta.uid != uid || o.meta.generation != generation {
+                return false;
+            }
+            apply_resource(&mut o.status, &current);
+            set_condition(
+                &mut o.status.conditions,
+                condition(
+                    condition_types::READY,
+                    ConditionStatus::True,
+                    "Provisioned",
+                    format!("{} on foundation {}", current.status, client.name()),
+                    generation,
+                ),
+            );
+            true
+        })
+        .await?;
+        Ok(Next::Done)
+    }
+
+    /// Brings a bucket's usage in the status up to date (on every resync).
+    pub(super) async fn refresh_usage(
+        &self,
+        key: &str,
+        b: &Object<BucketSpec>,
+        client: &FoundationClient,
+    ) -> Result<Next> {
+        let current = client
+            .get(Kind::Bucket, &owner_of(b), Priority::Background)
+            .await?;
+        let uid = b.meta.uid.clone();
+        mutate::<BucketSpec>(&*self.store, key, |o| {
+            let changed = (current.bytes_used.is_some()
+                && o.status.used_bytes != current.bytes_used)
+                || (current.objects_used.is_some()
+                    && o.status.used_objects != current.objects_used);
+            if o.meta.uid != uid || !changed {
+                return false;
+            }
+            apply_resource(&mut o.status, &current);
+            true
+        })
+        .await?;
+        Ok(Next::Done)
+    }
+
+    pub(super) async fn maintain_attachment(
+        &self,
+        key: &str,
+        v: &Object<VolumeSpec>,
+        client: &FoundationClient,
+    ) -> Result<Next> {
+        let Some(target) = &v.spec.attach_to else {
+            return Ok(Next::Done);
+        };
+        let attached = v.status.conditions.iter().any(|c| {
+            c.type_ == ATTACHED && c.status == ConditionStatus::True && c.message == *target
+        });
+        if attached {
+            return Ok(Next::Done);
+        }
+        let department = v.meta.department.clone().unwrap_or_default();
+        let ikey = keys::object(Kind::Instance, Some(&department), target);
+        let instance = match self.store.get(&ikey).await? {
+            Some(kv) => codec::decode_object::<InstanceSpec>(&kv)?,
+            None => {
+                return self
+                    .wait_with_message::<VolumeSpec>(
+                        key,
+                        &v.meta.uid,
+                        format!("waiting for instance {target} to exist"),
+                    )
+                    .await;
+            }
+        };
+        if instance.status.phase != Phase::Ready
+            || instance.status.placement.foundation.as_deref() != Some(client.name())
+        {
+            return self
+                .wait_with_message::<VolumeSpec>(
+                    key,
+                    &v.meta.uid,
+                    format!(
+                        "waiting for instance {target} to be Ready on foundation {}",
+                        client.name()
+                    ),
+                )
+                .await;
+        }
+        client
+            .attach_volume(&owner_of(v), &owner_of(&instance))
+            .await?;
+        let (uid, target) = (v.meta.uid.clone(), target.clone());
+        mutate::<VolumeSpec>(&*self.store, key, |o| {
+            if o.meta.uid != uid {
+                return false;
+            }
+            o.status.message = String::new();
+            let generation = o.meta.generation;
+            set_condition(
+                &mut o.status.conditions,
+                condition(
+                    ATTACHED,
+                    ConditionStatus::True,
+                    "Attached",
+                    target.clone(),
+                    generation,
+                ),
+            );
+            true
+        })
+        .await?;
+        Ok(Next::Done)
+    }
+}
