@@ -97,7 +97,8 @@ impl Yunshu {
             let exited = child.try_wait().ok().flatten();
             assert!(
                 exited.is_none() && Instant::now() < deadline,
-                "yunshu not ready: {exited:?}"
+                "yunshu not ready ({exited:?}):\n{}",
+                std::fs::read_to_string(dir.path().join("yunshu.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }

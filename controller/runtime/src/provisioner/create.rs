@@ -179,20 +179,9 @@ impl Provisioner {
                 if o.meta.uid != uid || o.status.phase != Phase::Provisioning {
                     return false;
                 }
-                apply_resource(&mut o.status, &resource);
                 o.status.phase = Phase::Ready;
                 o.status.message = String::new();
-                let generation = o.meta.generation;
-                set_condition(
-                    &mut o.status.conditions,
-                    condition(
-                        condition_types::READY,
-                        ConditionStatus::True,
-                        "Provisioned",
-                        format!("{} on foundation {foundation}", resource.status),
-                        generation,
-                    ),
-                );
+                set_provisioned(&mut o.status, &resource, foundation, o.meta.generation);
                 true
             })
             .await?;

@@ -60,17 +60,7 @@ impl Provisioner {
             if o.meta.uid != uid || o.meta.generation != generation {
                 return false;
             }
-            apply_resource(&mut o.status, &current);
-            set_condition(
-                &mut o.status.conditions,
-                condition(
-                    condition_types::READY,
-                    ConditionStatus::True,
-                    "Provisioned",
-                    format!("{} on foundation {}", current.status, client.name()),
-                    generation,
-                ),
-            );
+            set_provisioned(&mut o.status, &current, client.name(), generation);
             true
         })
         .await?;

@@ -191,6 +191,26 @@ fn condition(
     }
 }
 
+/// Marks a workload Ready: the cloud resource is up on `foundation`.
+fn set_provisioned(
+    status: &mut WorkloadStatus,
+    resource: &CloudResource,
+    foundation: &str,
+    generation: u64,
+) {
+    apply_resource(status, resource);
+    set_condition(
+        &mut status.conditions,
+        condition(
+            condition_types::READY,
+            ConditionStatus::True,
+            "Provisioned",
+            format!("{} on foundation {foundation}", resource.status),
+            generation,
+        ),
+    );
+}
+
 /// Reads `key`, applies `change` and writes it back if it changed, guarded
 /// by the revision read; retries on a concurrent change. `change` returns
 /// false to write nothing. Returns the object as written (or as found),
