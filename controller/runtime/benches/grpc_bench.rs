@@ -18,7 +18,8 @@
 //! (`GRPC_BENCH_ROUNDS`, default 3; `GRPC_BENCH_SECS`, default 3;
 //! `GRPC_BENCH_STORE=memory` for an in-memory store, which isolates the
 //! disk's share; `GRPC_BENCH_ONLY=create` or `=echo` runs only that side's
-//! saturation rounds, for profiling one side with `perf record`).
+//! saturation rounds, for profiling one side with `perf record`, or its
+//! open-loop rounds at `GRPC_BENCH_RATE` calls/s when that is set).
 
 use std::{
     net::SocketAddr,
@@ -451,12 +452,27 @@ async fn main() -> anyhow::Result<()> {
 
     if let Ok(only) = std::env::var("GRPC_BENCH_ONLY") {
         let t = if only == "echo" { &echo } else { &ours };
-        let mut h = hist();
+        let fixed = std::env::var("GRPC_BENCH_RATE")
+            .ok()
+            .and_then(|r| r.parse::<f64>().ok());
         for _ in 0..rounds {
-            let (rate, cpu) = saturate(t, clients, secs, &mut h).await;
+            let mut h = hist();
+            let line = match fixed {
+                Some(rate) => {
+                    at_rate(t, rate, secs, &mut h).await;
+                    format!("{rate:>12.0} calls/s (open loop)")
+                }
+                None => {
+                    let (rate, cpu) = saturate(t, clients, secs, &mut h).await;
+                    format!("{rate:>12.0} calls/s {cpu:>8.0} us CPU/call")
+                }
+            };
             println!(
-                "  {:<20} {rate:>12.0} calls/s {cpu:>8.0} us CPU/call",
-                t.name
+                "  {:<20} {line}   p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                t.name,
+                ms(&h, 0.5),
+                ms(&h, 0.99),
+                h.max() as f64 / 1000.0
             );
         }
         return Ok(());

@@ -61,7 +61,7 @@ const OLD_LOG: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("log");
 
 impl Inner {
     /// Writes every batch not yet in redb into it with one durable commit,
-    /// then empties the log file those batches were appended to.
+    /// then retires the log file those batches were appended to.
     pub(super) fn checkpoint(&self) -> Result<()> {
         let _one = self
             .checkpointing
@@ -87,9 +87,13 @@ impl Inner {
         materialize(&w, &batches, upto)?;
         w.commit().map_err(db_err("commit a checkpoint"))?;
         self.mem_mut().materialized(upto);
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(wal) = writer.as_mut() {
-            wal.retire()?;
+        if let Some(wal) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            wal.retire();
         }
         tracing::trace!(revision = upto, batches = batches.len(), "checkpointed");
         Ok(())

@@ -6,7 +6,7 @@
 //! the batch to the write-ahead log with one `fdatasync`, apply it to memory
 //! and broadcast it. Only then is it visible — readers never see a write a
 //! crash could take back. redb is brought up to date by checkpoints in the
-//! background ([`checkpoint`]), which is also when the log is emptied. An
+//! background ([`checkpoint`]), which is also when a log file is retired. An
 //! in-memory store (tests, benchmarks) works the same without the log.
 //!
 //! Reads are answered from memory when the values are there (everything
@@ -152,9 +152,9 @@ impl EmbeddedStore {
     }
 
     /// Writes what is only in the log and memory into redb now, after any
-    /// checkpoint in progress, and refills the idle log file: the
-    /// background work writes so far have left. Benchmarks call it so that
-    /// work is counted where it was caused.
+    /// checkpoint in progress, and zero-fills the idle log file if it never
+    /// was: the background work writes so far have left. Benchmarks call it
+    /// so that work is counted where it was caused.
     pub async fn settle(&self) -> Result<()> {
         self.blocking(|i| {
             i.checkpoint()?;
