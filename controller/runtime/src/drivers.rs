@@ -161,24 +161,19 @@ pub async fn start(
         let (provisioner, prober, sweeper) = (provisioner.clone(), prober.clone(), sweeper.clone());
         let mut s = term.clone();
         vec![
-            (
-                "credential-expiry",
-                tokio::spawn(async move {
-                    loop {
-                        tokio::select! {
-                            () = tokio::time::sleep(every) => {}
-                            _ = s.wait_for(|s| *s) => return,
-                        }
-                        match crate::actions::expire(&store, &reg).await {
-                            Ok(0) => {}
-                            Ok(n) => {
-                                tracing::info!(revoked = n, "expired bucket credentials revoked")
-                            }
-                            Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
-                        }
+            spawn_loop("credential-expiry", async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = s.wait_for(|s| *s) => return Ok(()),
                     }
-                }),
-            ),
+                    match crate::actions::expire(&store, &reg).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(revoked = n, "expired bucket credentials revoked"),
+                        Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
+                    }
+                }
+            }),
             spawn_loop("provisioner", provisioner.run(term.clone())),
             spawn_loop("prober", prober.run(term.clone())),
             spawn_loop("sweeper", sweeper.run(term)),
