@@ -107,6 +107,10 @@ def expect_common(docs: list[dict[str, Any]]) -> None:
 def expect_default(docs: list[dict[str, Any]]) -> None:
     c = container(docs)
     check("--store=embedded" in c["args"], "embedded store by default")
+    check(
+        not any(a.startswith("--master-keys") for a in c["args"]),
+        "keys generated on the data volume by default",
+    )
     check(len(by_kind(docs, "PersistentVolumeClaim")) == 1, "a PVC for the embedded store")
     check(by_kind(docs, "Deployment")[0]["spec"]["strategy"]["type"] == "Recreate", "Recreate")
     check(not by_kind(docs, "ServiceMonitor"), "no ServiceMonitor by default")
@@ -126,6 +130,17 @@ def expect_production(docs: list[dict[str, Any]]) -> None:
     check(
         any(a.startswith("--etcd-endpoints=https://etcd-0") for a in c["args"]),
         "etcd endpoints passed",
+    )
+    check("--master-keys=/etc/yunshu/master-keys" in c["args"], "master keys from the Secret")
+    pod = dep["spec"]["template"]["spec"]
+    keys = [v for v in pod["volumes"] if v["name"] == "master-keys"]
+    check(
+        [v["secret"]["secretName"] for v in keys] == ["yunshu-master-keys"],
+        "master keys volume from the named Secret",
+    )
+    check(
+        any(m["name"] == "master-keys" and m.get("readOnly") for m in c["volumeMounts"]),
+        "master keys mounted read-only",
     )
     check("--tls-cert=/etc/yunshu/tls/tls.crt" in c["args"], "TLS on gRPC")
     check("--config=/etc/yunshu/config/yunshu.yaml" in c["args"], "config file passed")
@@ -184,6 +199,7 @@ def main() -> int:
         ("embedded store with 2 replicas", {"replicas": 2}),
         ("unknown store", {"store": {"type": "consul"}}),
         ("TLS without a Secret", {"tls": {"enabled": True}}),
+        ("etcd store without master keys", {"store": {"type": "etcd"}}),
     ]:
         try:
             render(chart, bad)

@@ -74,10 +74,41 @@ fn serves_on_the_embedded_store_and_stops_on_sigterm() {
 }
 
 #[test]
+fn the_memory_store_writes_nothing_to_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let s = Serving::start(&[
+        "--store",
+        "memory",
+        "--data-dir",
+        data.to_str().expect("utf8"),
+    ]);
+    let (code, _) = get(s.port, "/readyz").expect("readyz");
+    assert_eq!(code, 200);
+    let (status, logs) = s.stop();
+    assert!(status.success(), "exit status {status}: {logs}");
+    assert!(
+        !data.exists(),
+        "neither the store nor the master keys touch --data-dir"
+    );
+}
+
+#[test]
 fn serves_on_etcd() {
     let etcd = EtcdServer::start().expect("etcd");
     let endpoint = etcd.endpoint();
-    let s = Serving::start(&["--store", "etcd", "--etcd-endpoints", &endpoint]);
+    // Replicas on a shared store are given their keys; none is generated.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("k1");
+    std::fs::write(&key, "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=").expect("write key");
+    let s = Serving::start(&[
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        &endpoint,
+        "--master-keys",
+        key.to_str().expect("utf8"),
+    ]);
     let (code, body) = get(s.port, "/readyz").expect("readyz");
     assert_eq!(code, 200);
     assert!(body.contains("etcd store"), "{body}");

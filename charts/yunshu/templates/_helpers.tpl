@@ -45,6 +45,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq .Values.store.type "etcd") (empty .Values.store.etcd.endpoints) -}}
 {{- fail "store.etcd.endpoints is empty" -}}
 {{- end -}}
+{{- if and (eq .Values.store.type "etcd") (empty .Values.masterKeys.secretName) -}}
+{{- fail "store.type etcd needs masterKeys.secretName: every replica must seal secrets with the same master keys" -}}
+{{- end -}}
 {{- if and .Values.tls.enabled (empty .Values.tls.secretName) -}}
 {{- fail "tls.enabled needs tls.secretName" -}}
 {{- end -}}

@@ -132,7 +132,8 @@ pub struct ServeArgs {
     pub adapter_timeout: Duration,
     /// Directory of master keys that seal secrets at rest (one file per key, base64 of 32 bytes, plus a
     /// `primary` file naming the active one; a mounted Kubernetes Secret has this shape). Defaults to
-    /// `<data-dir>/master-keys`, created with a fresh key when missing.
+    /// `<data-dir>/master-keys`, created with a fresh key when missing; with `--store memory`, a key
+    /// that lives only as long as the process.
     #[arg(long, env = "YUNSHU_MASTER_KEYS")]
     pub master_keys: Option<PathBuf>,
     /// Run the Kubernetes operator too: sync the CRs into the store, write their status back,

@@ -58,7 +58,8 @@ fn spawn_loop(
     (name, task)
 }
 
-/// Where the master keys are: the flag, else `<data-dir>/master-keys`.
+/// Where the master keys are: the flag, else `<data-dir>/master-keys`
+/// (the memory store, which writes nothing to disk, keeps its key in memory).
 fn master_keys_dir(args: &ServeArgs) -> PathBuf {
     args.master_keys
         .clone()
@@ -68,6 +69,16 @@ fn master_keys_dir(args: &ServeArgs) -> PathBuf {
 /// Opens the vault, creating a first master key when none exists and the
 /// keys are Yunshu's own (not a mounted Secret named by the flag).
 fn open_vault(args: &ServeArgs, ctx: &Context) -> anyhow::Result<Arc<yunshu_vault::Vault>> {
+    if args.store == StoreKind::Memory && args.master_keys.is_none() {
+        // The store forgets every sealed secret on exit; so may the key.
+        tracing::info!(
+            "memory store: secrets are sealed under a key that lives as long as this process"
+        );
+        return Ok(Arc::new(yunshu_vault::Vault::new(
+            ctx.store.clone(),
+            yunshu_vault::KeyRing::generate(),
+        )));
+    }
     let dir = master_keys_dir(args);
     let ring = if dir.exists() {
         yunshu_vault::KeyRing::load(&dir)

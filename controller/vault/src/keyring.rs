@@ -161,10 +161,26 @@ impl KeyRing {
         )
     }
 
+    /// A ring of one fresh random key that lives only in this process, for a
+    /// store that forgets everything on exit anyway (`--store memory`).
+    pub fn generate() -> Self {
+        let (id, _) = fresh_id();
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        OsRng.fill_bytes(bytes.as_mut());
+        Self {
+            keys: BTreeMap::from([(id.clone(), MasterKey { bytes })]),
+            primary: id,
+        }
+    }
+
     /// Creates a key-ring directory holding one fresh random key, made
     /// primary (directory mode 0700, files 0600), and loads it. Refuses a
     /// directory that already holds a ring. For tests and the quick start;
     /// production keys come from a Secret or a file an operator manages.
+    ///
+    /// The ring is built in a hidden sibling directory and renamed into
+    /// place, so no reader ever sees it half-written, and processes racing to
+    /// create the same directory all load the one ring that won.
     pub fn generate_dir(path: impl AsRef<Path>) -> Result<Self> {
         let dir = path.as_ref();
         if dir.join(PRIMARY_FILE).exists() {
@@ -172,10 +188,37 @@ impl KeyRing {
                 what: format!("a key ring in {}", dir.display()),
             });
         }
-        fs::create_dir_all(dir).map_err(|e| io_error("create master key directory", dir, e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_error("restrict master key directory", dir, e))?;
-        Self::add_key_to_dir(dir)?;
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs::create_dir_all(parent)
+            .map_err(|e| io_error("create the parent of master key directory", dir, e))?;
+        let (_, suffix) = fresh_id();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let staging = parent.join(format!(".{name}.{}-{suffix}.tmp", std::process::id()));
+        let built = fs::create_dir(&staging)
+            .and_then(|()| fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)))
+            .map_err(|e| io_error("create master key directory", &staging, e))
+            .and_then(|()| Self::add_key_to_dir(&staging))
+            .and_then(|_| {
+                fs::rename(&staging, dir)
+                    .map_err(|e| io_error("move the new master key directory to", dir, e))
+            });
+        match built {
+            Ok(()) => sync_dir(parent)?,
+            // Another process created the ring first: use theirs.
+            Err(_) if dir.join(PRIMARY_FILE).exists() => {
+                let _ = fs::remove_dir_all(&staging);
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        }
         Self::from_dir(dir)
     }
 
@@ -232,25 +275,35 @@ impl KeyRing {
     }
 
     fn add_key_to_dir(dir: &Path) -> Result<String> {
+        let (id, _) = fresh_id();
         let mut raw = Zeroizing::new([0u8; KEY_LEN]);
         OsRng.fill_bytes(raw.as_mut());
-        let mut suffix = [0u8; 2];
-        OsRng.fill_bytes(&mut suffix);
-        let id = format!(
-            "k{}-{:02x}{:02x}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
-            suffix[0],
-            suffix[1]
-        );
         let encoded = Zeroizing::new(STANDARD.encode(raw.as_ref()));
         write_private(&dir.join(&id), encoded.as_bytes(), true)?;
-        let tmp = dir.join(".primary.tmp");
+        let tmp = dir.join(format!(".{PRIMARY_FILE}.{id}.tmp"));
         write_private(&tmp, id.as_bytes(), false)?;
         fs::rename(&tmp, dir.join(PRIMARY_FILE))
             .map_err(|e| io_error("write the primary key file in", dir, e))?;
+        sync_dir(dir)?;
         tracing::info!(dir = %dir.display(), key_id = %id, "master key generated and made primary");
         Ok(id)
     }
+}
+
+/// A fresh key id, `k<UTC time>-<4 random hex digits>`, and its random part.
+fn fresh_id() -> (String, String) {
+    let mut suffix = [0u8; 2];
+    OsRng.fill_bytes(&mut suffix);
+    let suffix = format!("{:02x}{:02x}", suffix[0], suffix[1]);
+    let id = format!("k{}-{suffix}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+    (id, suffix)
+}
+
+/// Makes the directory's new entries durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error("sync master key directory", dir, e))
 }
 
 /// Why a key id is not acceptable, if it is not.
@@ -355,6 +408,49 @@ mod tests {
         let rotated = KeyRing::rotate_dir(&path).expect("rotate");
         assert_ne!(rotated.primary_id(), id);
         assert!(rotated.contains(&id));
+    }
+
+    #[test]
+    fn racing_generators_all_load_the_one_ring_that_won() {
+        let d = dir();
+        let path = d.path().join("data").join("master-keys");
+        let primaries: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| KeyRing::generate_dir(&path)))
+                .collect();
+            workers
+                .into_iter()
+                .filter_map(|w| match w.join().expect("thread") {
+                    Ok(ring) => Some(ring.primary_id().to_owned()),
+                    // Started after the winner had finished: refused, as documented.
+                    Err(Error::AlreadyExists { .. }) => None,
+                    Err(e) => panic!("a racing generator failed: {e}"),
+                })
+                .collect()
+        });
+        let ring = KeyRing::load(&path).expect("load");
+        assert!(!primaries.is_empty());
+        assert!(
+            primaries.iter().all(|p| p == ring.primary_id()),
+            "{primaries:?}"
+        );
+        assert_eq!(ring.ids().count(), 1, "exactly one key was kept");
+        let leftovers: Vec<_> = fs::read_dir(d.path().join("data"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            ["master-keys"],
+            "no staging directory is left behind"
+        );
+    }
+
+    #[test]
+    fn a_generated_ring_in_memory_seals_with_its_one_key() {
+        let ring = KeyRing::generate();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), [ring.primary_id()]);
+        check_id(ring.primary_id()).expect("a valid id");
     }
 
     #[test]
