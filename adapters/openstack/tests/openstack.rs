@@ -383,8 +383,10 @@ async fn over_quota_is_quota_exceeded() {
 }
 
 /// Placement down → Degraded (Keystone and Nova still answer); back up →
-/// Ready. Disruptive, so opt-in: it stops kunpeng-cloud's Placement with
-/// `e2e/openstack/down.sh` and restarts it with `up.sh`. Run it alone:
+/// Ready. Disruptive, so it runs alone: it stops kunpeng-cloud's Placement
+/// with `e2e/openstack/down.sh` and restarts it with `up.sh`, which would
+/// fail the other suites sharing the cloud. `e2e/scripts/test.sh` runs it
+/// last, once every other test is done:
 /// `cargo test -p yunshu-adapter-openstack --test openstack -- --ignored degraded`.
 #[tokio::test]
 #[ignore = "stops and restarts a service of the shared e2e cloud"]
