@@ -355,7 +355,7 @@ async fn at_rate(t: &Target, rate: f64, secs: u64, h: &mut Histogram<u64>) {
     drop(tx);
     while let Some((ok, lat)) = rx.recv().await {
         if ok {
-            h.saturating_record(u64::try_from(lat.as_micros()).unwrap_or(u64::MAX).max(1));
+            record(h, lat);
         }
     }
     t.settle().await;
@@ -400,11 +400,7 @@ fn sync_latency(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
         f.write_all(&block)?;
         let t = Instant::now();
         f.sync_data()?;
-        h.saturating_record(
-            u64::try_from(t.elapsed().as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        );
+        record(&mut h, t.elapsed());
     }
     drop(f);
     std::fs::remove_file(path)?;
@@ -412,6 +408,11 @@ fn sync_latency(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
         h.value_at_quantile(0.5) as f64,
         h.value_at_quantile(0.99) as f64,
     ))
+}
+
+/// Records a latency in microseconds (at least 1).
+fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
 }
 
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {

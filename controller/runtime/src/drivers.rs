@@ -2,7 +2,7 @@
 //! call stack, the provisioner, the prober and the orphan sweep, plus the
 //! vault that seals the secrets adapters create.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -58,43 +58,44 @@ fn spawn_loop(
     (name, task)
 }
 
-/// Where the master keys are: the flag, else `<data-dir>/master-keys`
-/// (the memory store, which writes nothing to disk, keeps its key in memory).
-fn master_keys_dir(args: &ServeArgs) -> PathBuf {
-    args.master_keys
-        .clone()
-        .unwrap_or_else(|| args.data_dir.join("master-keys"))
-}
-
-/// Opens the vault, creating a first master key when none exists and the
-/// keys are Yunshu's own (not a mounted Secret named by the flag).
-fn open_vault(args: &ServeArgs, ctx: &Context) -> anyhow::Result<Arc<yunshu_vault::Vault>> {
-    if args.store == StoreKind::Memory && args.master_keys.is_none() {
-        // The store forgets every sealed secret on exit; so may the key.
-        tracing::info!(
-            "memory store: secrets are sealed under a key that lives as long as this process"
-        );
-        return Ok(Arc::new(yunshu_vault::Vault::new(
-            ctx.store.clone(),
-            yunshu_vault::KeyRing::generate(),
-        )));
-    }
-    let dir = master_keys_dir(args);
-    let ring = if dir.exists() {
+/// The master keys: those at `--master-keys`; else, on the memory store
+/// (which writes nothing to disk and forgets every sealed secret on exit), a
+/// key held in memory; else `<data-dir>/master-keys`, generated there on
+/// first start unless the store is shared (etcd), where every replica must
+/// be given the same keys.
+fn master_keys(args: &ServeArgs) -> anyhow::Result<yunshu_vault::KeyRing> {
+    let dir = match (&args.master_keys, args.store) {
+        (Some(path), _) => path.clone(),
+        (None, StoreKind::Memory) => {
+            tracing::info!(
+                "memory store: secrets are sealed under a key that lives as long as this process"
+            );
+            return Ok(yunshu_vault::KeyRing::generate());
+        }
+        (None, _) => args.data_dir.join("master-keys"),
+    };
+    if dir.exists() {
         yunshu_vault::KeyRing::load(&dir)
-            .map_err(|e| anyhow::anyhow!("--master-keys {}: {e}", dir.display()))?
+            .map_err(|e| anyhow::anyhow!("--master-keys {}: {e}", dir.display()))
     } else if args.master_keys.is_none() && args.store != StoreKind::Etcd {
         tracing::info!(dir = %dir.display(), "no master keys yet; generated one (back it up with the data directory)");
         yunshu_vault::KeyRing::generate_dir(&dir)
-            .map_err(|e| anyhow::anyhow!("cannot create master keys in {}: {e}", dir.display()))?
+            .map_err(|e| anyhow::anyhow!("cannot create master keys in {}: {e}", dir.display()))
     } else {
         anyhow::bail!(
             "--master-keys {}: no such directory; with a shared store every replica needs the same keys \
              (create them with a Secret, or run once with the embedded store to generate a directory)",
             dir.display()
-        );
-    };
-    Ok(Arc::new(yunshu_vault::Vault::new(ctx.store.clone(), ring)))
+        )
+    }
+}
+
+/// Opens the vault over the store with [`master_keys`].
+fn open_vault(args: &ServeArgs, ctx: &Context) -> anyhow::Result<Arc<yunshu_vault::Vault>> {
+    Ok(Arc::new(yunshu_vault::Vault::new(
+        ctx.store.clone(),
+        master_keys(args)?,
+    )))
 }
 
 /// Starts the registry, provisioner, prober and sweeper.

@@ -19,6 +19,7 @@ use std::{
     io::Write,
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use aes_gcm::aead::{OsRng, rand_core::RngCore};
@@ -164,11 +165,9 @@ impl KeyRing {
     /// A ring of one fresh random key that lives only in this process, for a
     /// store that forgets everything on exit anyway (`--store memory`).
     pub fn generate() -> Self {
-        let (id, _) = fresh_id();
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        OsRng.fill_bytes(bytes.as_mut());
+        let id = fresh_id();
         Self {
-            keys: BTreeMap::from([(id.clone(), MasterKey { bytes })]),
+            keys: BTreeMap::from([(id.clone(), MasterKey { bytes: fresh_key() })]),
             primary: id,
         }
     }
@@ -194,12 +193,18 @@ impl KeyRing {
         };
         fs::create_dir_all(parent)
             .map_err(|e| io_error("create the parent of master key directory", dir, e))?;
-        let (_, suffix) = fresh_id();
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let staging = parent.join(format!(".{name}.{}-{suffix}.tmp", std::process::id()));
+        // Unique among this process's threads and other processes alike.
+        static STAGED: AtomicU64 = AtomicU64::new(0);
+        let staging = parent.join(format!(
+            ".{name}.{}-{}-{}.tmp",
+            std::process::id(),
+            STAGED.fetch_add(1, Ordering::Relaxed),
+            fresh_id()
+        ));
         let built = fs::create_dir(&staging)
             .and_then(|()| fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)))
             .map_err(|e| io_error("create master key directory", &staging, e))
@@ -275,10 +280,8 @@ impl KeyRing {
     }
 
     fn add_key_to_dir(dir: &Path) -> Result<String> {
-        let (id, _) = fresh_id();
-        let mut raw = Zeroizing::new([0u8; KEY_LEN]);
-        OsRng.fill_bytes(raw.as_mut());
-        let encoded = Zeroizing::new(STANDARD.encode(raw.as_ref()));
+        let id = fresh_id();
+        let encoded = Zeroizing::new(STANDARD.encode(fresh_key().as_ref()));
         write_private(&dir.join(&id), encoded.as_bytes(), true)?;
         let tmp = dir.join(format!(".{PRIMARY_FILE}.{id}.tmp"));
         write_private(&tmp, id.as_bytes(), false)?;
@@ -290,13 +293,23 @@ impl KeyRing {
     }
 }
 
-/// A fresh key id, `k<UTC time>-<4 random hex digits>`, and its random part.
-fn fresh_id() -> (String, String) {
+/// A fresh random key.
+fn fresh_key() -> Zeroizing<[u8; KEY_LEN]> {
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    OsRng.fill_bytes(bytes.as_mut());
+    bytes
+}
+
+/// A fresh key id: `k<UTC time>-<4 random hex digits>`.
+fn fresh_id() -> String {
     let mut suffix = [0u8; 2];
     OsRng.fill_bytes(&mut suffix);
-    let suffix = format!("{:02x}{:02x}", suffix[0], suffix[1]);
-    let id = format!("k{}-{suffix}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-    (id, suffix)
+    format!(
+        "k{}-{:02x}{:02x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        suffix[0],
+        suffix[1]
+    )
 }
 
 /// Makes the directory's new entries durable.
