@@ -20,6 +20,12 @@ const INSTANCE: &str = "/apis/yunshu.io/v1alpha1/namespaces/health/instances/web
 const DEPARTMENT: &str = "/apis/yunshu.io/v1alpha1/departments/health";
 
 fn seed(fake: &FakeApi) {
+    seed_with(fake, json!({}));
+}
+
+/// The health namespace and department, and web-1 in it carrying
+/// `annotations`.
+fn seed_with(fake: &FakeApi, annotations: Value) {
     fake.create(
         "/api/v1/namespaces",
         json!({
@@ -42,7 +48,7 @@ fn seed(fake: &FakeApi) {
         "/apis/yunshu.io/v1alpha1/namespaces/health/instances",
         json!({
             "apiVersion": "yunshu.io/v1alpha1", "kind": "Instance",
-            "metadata": { "name": "web-1", "namespace": "health" },
+            "metadata": { "name": "web-1", "namespace": "health", "annotations": annotations },
             "spec": { "vcpu": 4, "memoryMib": 8192, "diskGib": 40, "image": "kylin-v10" },
         }),
     );
@@ -156,6 +162,57 @@ async fn an_object_no_yunshu_loop_holds_is_released_at_once() {
     admitted(&fake, store.as_ref()).await;
     usage(&fake, 4).await;
 
+    fake.delete(INSTANCE);
+    common::eventually(10, "the CR to be gone", || async {
+        fake.get(INSTANCE).is_none().then_some(())
+    })
+    .await;
+    assert!(
+        instance(store.as_ref()).await.is_none(),
+        "the store object outlived its CR"
+    );
+    usage(&fake, 0).await;
+
+    operator.abort();
+}
+
+/// The department pin is an annotation anyone who may edit the CR can
+/// write: it must not move a CR into another department, at admission or
+/// at deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_written_by_hand_does_not_choose_the_department() {
+    let fake = FakeApi::new();
+    let store = common::store();
+    seed_with(&fake, json!({ "yunshu.io/department": "transport" }));
+    fake.create(
+        "/apis/yunshu.io/v1alpha1/departments",
+        json!({
+            "apiVersion": "yunshu.io/v1alpha1", "kind": "Department",
+            "metadata": { "name": "transport" },
+            "spec": { "quota": { "hard": { "vcpu": 48, "memory_mib": 98304 } } },
+        }),
+    );
+    let ctx = Ctx::new(common::context(fake.client(), store.clone()));
+    let operator = tokio::spawn(yunshu_k8s::controllers(ctx));
+
+    let (cr, object) = admitted(&fake, store.as_ref()).await;
+    assert_eq!(object.meta.department.as_deref(), Some("health"));
+    assert_eq!(
+        cr["metadata"]["annotations"]["yunshu.io/department"], "health",
+        "the pin is rewritten to the namespace's department"
+    );
+    let elsewhere =
+        common::stored::<InstanceSpec>(store.as_ref(), Kind::Instance, Some("transport"), "web-1")
+            .await;
+    assert!(elsewhere.is_none(), "admitted into another department");
+    usage(&fake, 4).await;
+
+    // A pin changed by hand after admission: deletion still releases the
+    // object where it was admitted.
+    fake.patch(
+        INSTANCE,
+        json!({ "metadata": { "annotations": { "yunshu.io/department": "transport" } } }),
+    );
     fake.delete(INSTANCE);
     common::eventually(10, "the CR to be gone", || async {
         fake.get(INSTANCE).is_none().then_some(())

@@ -6,7 +6,9 @@
 //! request and never creates a second object. The department comes from the
 //! namespace's `yunshu.io/department` label and is pinned on the CR (an
 //! annotation, set together with the `yunshu.io/cleanup` finalizer) so a
-//! relabelled namespace does not orphan objects. The store object's status
+//! relabelled namespace does not orphan objects; the pin counts only for
+//! a CR the store holds in that department, so writing it by hand moves
+//! nothing. The store object's status
 //! (phase, placement, addresses, conditions) is mirrored to the CR; while
 //! the phase moves by itself the CR is read again every
 //! [`poll_active`](crate::OperatorConfig::poll_active).
@@ -110,20 +112,12 @@ pub async fn reconcile<K: WorkloadCr>(
     let namespace = cr.namespace().unwrap_or_default();
     let uid = cr.uid().unwrap_or_default();
     let api: Api<DeserializeGuard<K>> = Api::namespaced(ctx.client(), &namespace);
-    let pinned = plan::department(cr.annotations(), None);
+    let pinned = plan::pinned(cr.annotations());
+    let department =
+        bound_department::<K>(&ctx, pinned.as_deref(), &namespace, &name, &uid).await?;
     if cr.meta().deletion_timestamp.is_some() {
-        return finalize(&ctx, &api, cr, pinned.as_deref(), &uid).await;
+        return finalize(&ctx, &api, cr, department.as_deref(), &uid).await;
     }
-    let department = match &pinned {
-        Some(d) => Some(d.clone()),
-        None => {
-            let ns = Api::<Namespace>::all(ctx.client())
-                .get_opt(&namespace)
-                .await
-                .map_err(|e| Error::kube(format!("read namespace {namespace}"), e))?;
-            plan::department(cr.annotations(), ns.as_ref().map(|n| n.labels()))
-        }
-    };
     let Some(department) = department else {
         let verdict = Decided::fails(
             SYNCED,
@@ -133,7 +127,7 @@ pub async fn reconcile<K: WorkloadCr>(
         publish_status(&ctx, &api, cr, None::<&Object<K::Spec>>, None, verdict).await?;
         return Ok(Action::requeue(ctx.config().poll_active * 6));
     };
-    if pinned.is_none() || !has_finalizer(cr.meta()) {
+    if pinned.as_deref() != Some(department.as_str()) || !has_finalizer(cr.meta()) {
         kubeapi::add_finalizer(&api, cr.meta(), Some((DEPARTMENT_ANNOTATION, &department))).await?;
     }
     let outcome = forward(&ctx, cr, &department, &namespace, &name, &uid).await?;
@@ -164,6 +158,33 @@ pub async fn reconcile<K: WorkloadCr>(
     } else {
         ctx.config().resync
     }))
+}
+
+/// The department a CR belongs to. The pin on the CR counts only when the
+/// store holds this very CR (its uid) in the pinned department — that is,
+/// when the operator admitted it there and wrote the pin; anyone who may
+/// edit the CR can write the annotation, so a pin alone never chooses the
+/// department. Otherwise the namespace's [`DEPARTMENT_LABEL`] decides (and
+/// the pin is rewritten to it). `None`: the namespace names no department.
+async fn bound_department<K: WorkloadCr>(
+    ctx: &Ctx,
+    pinned: Option<&str>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> Result<Option<String>> {
+    if let Some(pinned) = pinned {
+        let key = keys::object(<K::Spec as Spec>::KIND, Some(pinned), name);
+        let stored = read::<K::Spec>(ctx.op.store.as_ref(), &key).await?;
+        if stored.is_some_and(|o| o.meta.uid == uid) {
+            return Ok(Some(pinned.to_owned()));
+        }
+    }
+    let ns = Api::<Namespace>::all(ctx.client())
+        .get_opt(namespace)
+        .await
+        .map_err(|e| Error::kube(format!("read namespace {namespace}"), e))?;
+    Ok(ns.and_then(|n| plan::of_namespace(n.labels())))
 }
 
 /// Validates the CR and forwards it: admission for a new object, an update

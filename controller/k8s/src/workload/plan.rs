@@ -21,15 +21,19 @@ use crate::{
 /// The store label recording the namespace of the CR an object came from.
 pub const NAMESPACE_LABEL: &str = "yunshu.io/namespace";
 
-/// The CR's department: the one pinned on it when it was first admitted,
-/// else its namespace's [`DEPARTMENT_LABEL`].
-pub fn department(
-    annotations: &BTreeMap<String, String>,
-    namespace_labels: Option<&BTreeMap<String, String>>,
-) -> Option<String> {
+/// The department pinned on a CR (see [`super::bound_department`] for when
+/// the pin counts).
+pub fn pinned(annotations: &BTreeMap<String, String>) -> Option<String> {
     annotations
         .get(DEPARTMENT_ANNOTATION)
-        .or_else(|| namespace_labels.and_then(|l| l.get(DEPARTMENT_LABEL)))
+        .filter(|d| !d.is_empty())
+        .cloned()
+}
+
+/// The department a namespace is bound to by its [`DEPARTMENT_LABEL`].
+pub fn of_namespace(labels: &BTreeMap<String, String>) -> Option<String> {
+    labels
+        .get(DEPARTMENT_LABEL)
         .filter(|d| !d.is_empty())
         .cloned()
 }
@@ -276,15 +280,14 @@ mod tests {
     }
 
     #[test]
-    fn the_pinned_department_wins_over_the_namespace_label() {
+    fn pins_and_namespace_labels_name_departments_and_empty_ones_do_not() {
         let labels = BTreeMap::from([(DEPARTMENT_LABEL.to_owned(), "health".to_owned())]);
-        assert_eq!(
-            department(&BTreeMap::new(), Some(&labels)).as_deref(),
-            Some("health")
-        );
-        let pinned = BTreeMap::from([(DEPARTMENT_ANNOTATION.to_owned(), "edu".to_owned())]);
-        assert_eq!(department(&pinned, Some(&labels)).as_deref(), Some("edu"));
-        assert_eq!(department(&BTreeMap::new(), None), None);
+        assert_eq!(of_namespace(&labels).as_deref(), Some("health"));
+        let pin = BTreeMap::from([(DEPARTMENT_ANNOTATION.to_owned(), "edu".to_owned())]);
+        assert_eq!(pinned(&pin).as_deref(), Some("edu"));
+        let empty = BTreeMap::from([(DEPARTMENT_LABEL.to_owned(), String::new())]);
+        assert_eq!(of_namespace(&empty), None);
+        assert_eq!(pinned(&BTreeMap::new()), None);
     }
 
     #[test]
