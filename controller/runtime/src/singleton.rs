@@ -86,7 +86,9 @@ async fn campaign(
 }
 
 /// Renews `lease` every third of `ttl` until `stop` (true) or until no
-/// renewal succeeded for two thirds of it (false).
+/// renewal succeeded for two thirds of it (false). A renewal that hangs is
+/// cut off at that point too: leading ends before the lease can have
+/// expired, so before another replica can win it.
 async fn hold(
     store: &dyn Store,
     lease: LeaseId,
@@ -102,10 +104,12 @@ async fn hold(
         if *stop.borrow() {
             return true;
         }
-        match store.lease_keep_alive(lease).await {
-            Ok(_) => renewed = Instant::now(),
-            Err(e) if e.kind() == yunshu_core::ErrorKind::NotFound => return false,
-            Err(e) => tracing::warn!(error = %e, "failed to renew the election lease"),
+        let deadline = renewed + ttl * 2 / 3;
+        match tokio::time::timeout_at(deadline, store.lease_keep_alive(lease)).await {
+            Ok(Ok(_)) => renewed = Instant::now(),
+            Ok(Err(e)) if e.kind() == yunshu_core::ErrorKind::NotFound => return false,
+            Ok(Err(e)) => tracing::warn!(error = %e, "failed to renew the election lease"),
+            Err(_) => tracing::warn!("renewing the election lease timed out"),
         }
         if renewed.elapsed() >= ttl * 2 / 3 {
             return false;

@@ -28,7 +28,8 @@
 //! Work is keyed by object: one reconcile per object runs at a time, a
 //! change seen while it runs makes it run again, and polls are delayed
 //! requeues. A foundation without credentials has no adapter; objects
-//! placed on it stay Scheduled.
+//! placed on it stay Scheduled. When the replica stops leading, its
+//! reconciles end with the term ([`queue`]).
 
 use std::{
     collections::HashMap,
@@ -38,7 +39,7 @@ use std::{
 
 use chrono::Utc;
 use futures::{StreamExt, future::BoxFuture};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use yunshu_core::{
     adapter::{CloudResource, DeleteOptions, InstanceAction, Owner},
     admission::Admission,
@@ -61,6 +62,9 @@ use crate::{
 mod create;
 mod delete;
 mod maintain;
+mod queue;
+
+use self::queue::{Next, Queue};
 
 /// The finalizer the provisioner puts on every object it provisions.
 pub const FINALIZER: &str = "yunshu.io/provisioner";
@@ -95,15 +99,6 @@ impl Default for ProvisionerConfig {
             resync: Duration::from_secs(30),
         }
     }
-}
-
-/// What to do after a reconcile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    /// Nothing until the object changes.
-    Done,
-    /// Look again after a while.
-    After(Duration),
 }
 
 /// The provisioner.
@@ -270,21 +265,26 @@ impl Provisioner {
     /// watches for changes, and reconciles what needs it.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) -> Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let queue = Arc::new(Queue {
-            tx: tx.clone(),
-            slots: Mutex::new(HashMap::new()),
-            permits: Arc::new(Semaphore::new(self.config.workers.max(1))),
-        });
+        let reconcile: queue::Reconcile = {
+            let me = self.clone();
+            Arc::new(move |key: String| {
+                let me = me.clone();
+                Box::pin(async move { me.reconcile_key(&key).await })
+            })
+        };
+        let queue = Queue::new(tx.clone(), self.config.workers, reconcile);
         let dispatcher = {
-            let (me, queue) = (self.clone(), queue.clone());
+            let queue = queue.clone();
             tokio::spawn(async move {
                 while let Some(key) = rx.recv().await {
-                    queue.dispatch(&me, key);
+                    queue.dispatch(key);
                 }
             })
         };
         let result = self.clone().follow(&tx, &mut stop).await;
         dispatcher.abort();
+        // No reconcile outlives the term: another replica may lead now.
+        queue.stop().await;
         result
     }
 
@@ -484,58 +484,4 @@ fn needs_work(value: &[u8]) -> bool {
             p.status.phase,
             Phase::Scheduled | Phase::Provisioning | Phase::Deleting | Phase::Ready
         )
-}
-
-struct Queue {
-    tx: mpsc::UnboundedSender<String>,
-    slots: Mutex<HashMap<String, bool>>,
-    permits: Arc<Semaphore>,
-}
-
-impl Queue {
-    /// Starts a reconcile of `key`, or marks it to run again if one is
-    /// running.
-    fn dispatch(self: &Arc<Self>, p: &Arc<Provisioner>, key: String) {
-        {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(dirty) = slots.get_mut(&key) {
-                *dirty = true;
-                return;
-            }
-            slots.insert(key.clone(), false);
-        }
-        let (queue, p) = (self.clone(), p.clone());
-        tokio::spawn(async move {
-            let Ok(_permit) = queue.permits.clone().acquire_owned().await else {
-                return;
-            };
-            loop {
-                let next = p.reconcile_key(&key).await;
-                let again = {
-                    let mut slots = queue.slots.lock().unwrap_or_else(PoisonError::into_inner);
-                    match slots.get_mut(&key) {
-                        Some(dirty) if *dirty => {
-                            *dirty = false;
-                            true
-                        }
-                        _ => {
-                            slots.remove(&key);
-                            false
-                        }
-                    }
-                };
-                if again {
-                    continue;
-                }
-                if let Next::After(delay) = next {
-                    let tx = queue.tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = tx.send(key);
-                    });
-                }
-                break;
-            }
-        });
-    }
 }
