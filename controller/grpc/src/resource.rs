@@ -219,25 +219,29 @@ impl Api {
         authz::write(p, &department)?;
         require_request_id(request_id)?;
         let mut object: Object<R> = self.read(&department, &name).await?;
-        let any: &dyn std::any::Any = &object;
-        if let (Some(bucket), Some(actions)) = (
-            any.downcast_ref::<Object<yunshu_core::model::BucketSpec>>(),
-            &self.actions,
-        ) && bucket.meta.deletion_timestamp.is_none()
+        let read_at = object.meta.revision;
+        type Bucket = Object<yunshu_core::model::BucketSpec>;
+        let is_bucket = (&object as &dyn std::any::Any).is::<Bucket>();
+        // Purge asked for now: marked on the bucket even when a delete
+        // without it came first (and was held up by what the bucket holds).
+        let purge_added = is_bucket
+            && purge
+            && object
+                .meta
+                .labels
+                .insert(PURGE_LABEL.to_owned(), "true".to_owned())
+                .is_none();
+        let bucket = (&object as &dyn std::any::Any).downcast_ref::<Bucket>();
+        if let (Some(bucket), Some(actions)) = (bucket, &self.actions)
+            && !purge
+            && bucket.meta.deletion_timestamp.is_none()
             && bucket.status.phase == Phase::Ready
+            && let Some(n) = actions.bucket_objects(bucket).await.map_err(to_status)?
+            && n > 0
         {
-            if purge {
-                object
-                    .meta
-                    .labels
-                    .insert(PURGE_LABEL.to_owned(), "true".to_owned());
-            } else if let Some(n) = actions.bucket_objects(bucket).await.map_err(to_status)?
-                && n > 0
-            {
-                return Err(Status::failed_precondition(format!(
-                    "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
-                )));
-            }
+            return Err(Status::failed_precondition(format!(
+                "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
+            )));
         }
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
@@ -245,10 +249,9 @@ impl Api {
             tracing::info!(department, name, kind = %R::KIND, "deleted");
             return Ok(object);
         }
-        if object.meta.deletion_timestamp.is_none() {
+        if object.meta.deletion_timestamp.is_none() || purge_added {
             let key = keys::object(R::KIND, Some(&department), &name);
-            let read_at = object.meta.revision;
-            object.meta.deletion_timestamp = Some(Utc::now());
+            object.meta.deletion_timestamp.get_or_insert_with(Utc::now);
             object.status.phase = Phase::Deleting;
             object.meta.revision = self.put_if_unchanged(&key, read_at, &object).await?;
         }

@@ -54,7 +54,9 @@ fn labels_of(
     field: &str,
 ) -> HashMap<String, String> {
     let labels = meta.map(|m| m.labels.clone()).unwrap_or_default();
-    validate::labels(&format!("{field}.metadata.labels"), &labels, out);
+    let field = format!("{field}.metadata.labels");
+    validate::labels(&field, &labels, out);
+    validate::unreserved_labels(&field, &labels, out);
     labels
 }
 

@@ -62,6 +62,27 @@ pub fn labels(field: &str, labels: &HashMap<String, String>, out: &mut Vec<Field
     }
 }
 
+/// The label prefix Yunshu keeps for itself (such as `yunshu.io/purge`,
+/// which deletes a bucket's contents with it).
+pub const RESERVED_LABEL_PREFIX: &str = "yunshu.io/";
+
+/// Labels a department sets: none under [`RESERVED_LABEL_PREFIX`].
+pub fn unreserved_labels(
+    field: &str,
+    labels: &HashMap<String, String>,
+    out: &mut Vec<FieldViolation>,
+) {
+    for k in labels
+        .keys()
+        .filter(|k| k.starts_with(RESERVED_LABEL_PREFIX))
+    {
+        out.push(FieldViolation::new(
+            format!("{field}[{k}]"),
+            format!("label keys starting with {RESERVED_LABEL_PREFIX} are reserved for Yunshu"),
+        ));
+    }
+}
+
 fn constraints(path: &str, c: &Constraints, out: &mut Vec<FieldViolation>) {
     for t in &c.required_traits {
         if c.forbidden_traits.contains(t) {

@@ -85,6 +85,16 @@ async fn bad_input_names_the_field_and_writes_nothing() {
                 })
             }),
         ),
+        (
+            // Reserved: `yunshu.io/purge` would delete a bucket's contents.
+            "instance.metadata.labels[yunshu.io/purge]",
+            Box::new(|r| {
+                r.instance.as_mut().expect("i").metadata = Some(pb::ObjectMeta {
+                    labels: [("yunshu.io/purge".to_owned(), "true".to_owned())].into(),
+                    ..Default::default()
+                })
+            }),
+        ),
     ];
     let before = s.store.current_revision().await.expect("revision");
     for (field, mutate) in cases {

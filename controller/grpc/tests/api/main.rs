@@ -3,9 +3,10 @@
 //!
 //! This file: the life of an instance, and quota. `access.rs`: isolation
 //! between departments and the viewer role; `lists.rs`: pages and watches;
-//! `placement.rs`: placement and health.
+//! `placement.rs`: placement and health; `buckets.rs`: deleting buckets.
 
 mod access;
+mod buckets;
 #[path = "../common/mod.rs"]
 mod common;
 mod lists;
