@@ -160,14 +160,7 @@ impl Api {
         };
         let prefix = keys::objects(R::KIND, Some(&department));
         let mut after = decode_token(page_token, &prefix)?;
-        let phases: Vec<Phase> = filter
-            .map(|f| {
-                f.phases
-                    .iter()
-                    .filter_map(|p| crate::convert::phase_from(*p))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let filter = filter.map(Filter::parse).transpose()?;
         let mut items = Vec::new();
         let mut revision = 0;
         loop {
@@ -183,7 +176,7 @@ impl Api {
             for (i, kv) in resp.kvs.into_iter().enumerate() {
                 after = Some(kv.key.clone());
                 let o: Object<R> = codec::decode_object(&kv).map_err(to_status)?;
-                if matches(&o, &phases, filter) {
+                if filter.as_ref().is_none_or(|f| f.matches(&o)) {
                     items.push(o);
                 }
                 if items.len() == size {
@@ -367,18 +360,41 @@ pub(crate) fn require_request_id(request_id: &str) -> Result<(), Status> {
     }
 }
 
-fn matches<R: ApiResource>(
-    o: &Object<R>,
-    phases: &[Phase],
-    filter: Option<&pb::ListFilter>,
-) -> bool {
-    let Some(f) = filter else { return true };
-    (phases.is_empty() || phases.contains(&o.status.phase))
-        && f.labels
+/// A list filter, checked.
+struct Filter {
+    phases: Vec<Phase>,
+    labels: HashMap<String, String>,
+    foundation: Option<String>,
+}
+
+impl Filter {
+    fn parse(f: &pb::ListFilter) -> Result<Self, Status> {
+        let phases = f
+            .phases
             .iter()
-            .all(|(k, v)| o.meta.labels.get(k) == Some(v))
-        && (f.foundation.is_empty()
-            || o.status.placement.foundation.as_deref() == Some(f.foundation.as_str()))
+            .map(|p| {
+                crate::convert::phase_from(*p)
+                    .ok_or_else(|| invalid_field("filter.phases", format!("{p} is not a phase")))
+            })
+            .collect::<Result<_, _>>()?;
+        let foundation = (!f.foundation.is_empty())
+            .then(|| names::parse_cluster_name("filter.foundation", &f.foundation, "foundations"))
+            .transpose()?;
+        Ok(Self {
+            phases,
+            labels: f.labels.clone(),
+            foundation,
+        })
+    }
+
+    fn matches<R: ApiResource>(&self, o: &Object<R>) -> bool {
+        (self.phases.is_empty() || self.phases.contains(&o.status.phase))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| o.meta.labels.get(k) == Some(v))
+            && (self.foundation.is_none() || o.status.placement.foundation == self.foundation)
+    }
 }
 
 fn encode_token(key: &str) -> String {

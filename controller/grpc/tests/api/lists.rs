@@ -113,3 +113,104 @@ async fn lists_page_and_watches_resume() {
         .expect_err("compacted");
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
 }
+
+/// Filters select by phase, label and foundation (`foundations/{name}`, as
+/// documented and as yunshuctl sends it); a filter value that means nothing
+/// is refused, not ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_and_bad_filters_are_refused() {
+    use yunshu_core::{
+        codec, keys,
+        meta::{Kind, Object},
+        model::{InstanceSpec, Phase},
+        store::StoreExt,
+    };
+
+    let s = start().await;
+    department(&*s.store, "health", 1000).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    for (name, foundation) in [("a", "kunpeng-1"), ("b", "phase-1"), ("c", "")] {
+        c.create_instance(as_(
+            ALICE,
+            create(name, &format!("r-{name}"), instance(1, 1024, "kylin-v10")),
+        ))
+        .await
+        .expect("create");
+        if foundation.is_empty() {
+            continue;
+        }
+        // Placed, as the placement loop would.
+        let key = keys::object(Kind::Instance, Some("health"), name);
+        let kv = s.store.get(&key).await.expect("read").expect("stored");
+        let mut o: Object<InstanceSpec> = codec::decode_object(&kv).expect("decode");
+        o.status.phase = Phase::Scheduled;
+        o.status.placement.foundation = Some(foundation.into());
+        s.store
+            .put(&key, codec::encode(&o).expect("encode"))
+            .await
+            .expect("write");
+    }
+    let list = |filter: pb::ListFilter| pb::ListInstancesRequest {
+        parent: "departments/health".into(),
+        filter: Some(filter),
+        ..Default::default()
+    };
+    let names = |r: pb::ListInstancesResponse| -> Vec<String> {
+        r.instances
+            .into_iter()
+            .filter_map(|i| i.metadata.map(|m| m.name))
+            .collect()
+    };
+
+    let on_kunpeng = c
+        .list_instances(as_(
+            ALICE,
+            list(pb::ListFilter {
+                foundation: "foundations/kunpeng-1".into(),
+                ..Default::default()
+            }),
+        ))
+        .await
+        .expect("list by foundation");
+    assert_eq!(
+        names(on_kunpeng.into_inner()),
+        ["departments/health/instances/a"]
+    );
+    let pending = c
+        .list_instances(as_(
+            ALICE,
+            list(pb::ListFilter {
+                phases: vec![pb::Phase::Pending as i32],
+                ..Default::default()
+            }),
+        ))
+        .await
+        .expect("list by phase");
+    assert_eq!(
+        names(pending.into_inner()),
+        ["departments/health/instances/c"]
+    );
+
+    for (filter, field) in [
+        (
+            pb::ListFilter {
+                phases: vec![99],
+                ..Default::default()
+            },
+            "filter.phases",
+        ),
+        (
+            pb::ListFilter {
+                foundation: "kunpeng-1".into(),
+                ..Default::default()
+            },
+            "filter.foundation",
+        ),
+    ] {
+        let err = c
+            .list_instances(as_(ALICE, list(filter)))
+            .await
+            .expect_err(field);
+        common::assert_names_field(err, field);
+    }
+}
