@@ -124,6 +124,84 @@ enum Answer {
     OverQuota,
 }
 
+/// Deleting a department is checked (it holds nothing) and then done in
+/// a later transaction; an object admitted in between must make the delete
+/// fail, not be left in a department that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_delete_fails_if_anything_was_admitted_meanwhile() {
+    use yunshu_core::{
+        admission::department_deletion,
+        store::{Compare, Op},
+    };
+
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("open"));
+    let admission = Admission::new(store.clone(), AdmissionConfig::default());
+    let delete = |base: yunshu_core::store::Txn, at| {
+        base.when([Compare::unchanged(keys::department("health"), at)])
+            .and_then([Op::delete(keys::department("health"))])
+    };
+    let department_at = |store: Arc<dyn Store>| async move {
+        store
+            .get(&keys::department("health"))
+            .await
+            .expect("read")
+            .expect("department")
+            .mod_revision
+    };
+
+    make_department(&*store, "health", 48).await;
+    // An instance admitted and released: the department is empty again,
+    // with a usage key.
+    let web = admission
+        .create("req-1", instance("health", "web-1", 4))
+        .await
+        .expect("admitted");
+    admission.release(&web.object).await.expect("released");
+
+    let base = department_deletion(&*store, "health")
+        .await
+        .expect("checked")
+        .expect("empty");
+    let at = department_at(store.clone()).await;
+    admission
+        .create("req-2", instance("health", "web-2", 4))
+        .await
+        .expect("admitted meanwhile");
+    let raced = store.txn(delete(base, at)).await.expect("txn");
+    assert!(
+        !raced.succeeded,
+        "deleted with an object admitted meanwhile"
+    );
+    let refused = department_deletion(&*store, "health")
+        .await
+        .expect("checked");
+    assert!(
+        refused.is_err_and(|why| why.contains("instances")),
+        "the retry says what the department holds"
+    );
+
+    let web2 = store
+        .get(&keys::object(
+            yunshu_core::meta::Kind::Instance,
+            Some("health"),
+            "web-2",
+        ))
+        .await
+        .expect("read")
+        .expect("web-2");
+    let web2: Instance = codec::decode_object(&web2).expect("decode");
+    admission.release(&web2).await.expect("released");
+    let base = department_deletion(&*store, "health")
+        .await
+        .expect("checked")
+        .expect("empty");
+    let at = department_at(store.clone()).await;
+    assert!(store.txn(delete(base, at)).await.expect("txn").succeeded);
+    for key in [keys::department("health"), keys::usage("health")] {
+        assert!(store.get(&key).await.expect("read").is_none(), "{key} left");
+    }
+}
+
 /// Replays the whole history of the store and checks, at every revision,
 /// that the department's objects fit its quota and its usage key matches them.
 async fn check_history(store: &dyn Store, dept: &str, limit: u64) -> usize {

@@ -42,7 +42,7 @@ use crate::{
     meta::{Kind, Object, Spec},
     model::Charge,
     resources::Resources,
-    store::{Revision, Store},
+    store::{Compare, Op, RangeRequest, Revision, Store, Txn},
 };
 
 pub use observe::{AdmissionObserver, AdmissionOutcome};
@@ -423,6 +423,35 @@ pub(crate) fn uid_of(record: &[u8]) -> String {
     codec::decode::<Obj>("", record)
         .map(|o| o.meta.uid)
         .unwrap_or_default()
+}
+
+/// Checks that department `name` may be deleted: `Err` says what it still
+/// holds; `Ok` is the transaction its deletion must extend (with the guard
+/// and delete of the department key itself). Admission writes the
+/// department's usage key with every object it admits, so guarding the
+/// deletion on that key as read here — before the department was seen
+/// empty — makes it fail if anything was admitted meanwhile; the usage key
+/// goes with the department.
+pub async fn department_deletion(
+    store: &dyn Store,
+    name: &str,
+) -> Result<std::result::Result<Txn, String>> {
+    let usage_key = keys::usage(name);
+    let usage_at = store.get(&usage_key).await?.map_or(0, |kv| kv.mod_revision);
+    for kind in [Kind::Instance, Kind::Volume, Kind::Bucket] {
+        let held = store
+            .range(RangeRequest::prefix(keys::objects(kind, Some(name))).with_limit(1))
+            .await?;
+        if !held.kvs.is_empty() {
+            return Ok(Err(format!(
+                "department {name} still has {}; delete them first",
+                kind.plural()
+            )));
+        }
+    }
+    Ok(Ok(Txn::new()
+        .when([Compare::unchanged(&usage_key, usage_at)])
+        .and_then([Op::delete(&usage_key)])))
 }
 
 #[cfg(test)]

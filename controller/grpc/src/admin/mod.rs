@@ -14,7 +14,7 @@ use yunshu_core::{
     keys,
     meta::{Object, Spec},
     model::{DepartmentSpec, FoundationSpec, PlacementPolicySpec},
-    store::{Compare, Op, RangeRequest, StoreExt, Txn},
+    store::{Compare, Op, RangeRequest, Txn},
 };
 use yunshu_proto::api::v1::{self as pb, admin_service_server::AdminService};
 
@@ -296,31 +296,19 @@ impl Api {
         }
         let name = names::parse_cluster_name("name", full, K::COLLECTION)?;
         let object = self.admin_read::<K>(&name).await?;
-        if K::KIND == yunshu_core::meta::Kind::Department {
-            for kind in [
-                yunshu_core::meta::Kind::Instance,
-                yunshu_core::meta::Kind::Volume,
-                yunshu_core::meta::Kind::Bucket,
-            ] {
-                let held = self
-                    .store
-                    .range(RangeRequest::prefix(keys::objects(kind, Some(&name))).with_limit(1))
-                    .await
-                    .map_err(to_status)?;
-                if !held.kvs.is_empty() {
-                    return Err(Status::failed_precondition(format!(
-                        "department {name} still has {}; delete them first",
-                        kind.plural()
-                    )));
-                }
-            }
-        }
+        let base = if K::KIND == yunshu_core::meta::Kind::Department {
+            yunshu_core::admission::department_deletion(&*self.store, &name)
+                .await
+                .map_err(to_status)?
+                .map_err(Status::failed_precondition)?
+        } else {
+            Txn::new()
+        };
         let key = keys::object(K::KIND, None, &name);
         let resp = self
             .store
             .txn(
-                Txn::new()
-                    .when([Compare::unchanged(&key, object.meta.revision)])
+                base.when([Compare::unchanged(&key, object.meta.revision)])
                     .and_then([Op::delete(&key)]),
             )
             .await
@@ -329,9 +317,6 @@ impl Api {
             return Err(Status::aborted(format!(
                 "{full} changed while it was deleted; try again"
             )));
-        }
-        if K::KIND == yunshu_core::meta::Kind::Department {
-            let _ = self.store.delete(&keys::usage(&name)).await;
         }
         Ok(object)
     }

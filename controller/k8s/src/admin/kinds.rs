@@ -9,9 +9,9 @@ use kube::{Api, Resource, ResourceExt};
 use yunshu_core::{
     admission::UsageRecord,
     codec, keys,
-    meta::{Kind, Object},
+    meta::Object,
     model as core,
-    store::{RangeRequest, StoreExt},
+    store::{StoreExt, Txn},
 };
 use yunshu_crds::{
     Condition, ConditionStatus, ConversionError, Department, DepartmentStatus, Foundation,
@@ -186,27 +186,10 @@ impl AdminCr for Department {
         Ok(status::department(stored, usage, &inputs))
     }
 
-    async fn blocker<'a>(ctx: &'a Ctx, name: &'a str) -> Result<Option<String>> {
-        for kind in [Kind::Instance, Kind::Volume, Kind::Bucket] {
-            let held = ctx
-                .op
-                .store
-                .range(RangeRequest::prefix(keys::objects(kind, Some(name))).with_limit(1))
-                .await
-                .map_err(|e| {
-                    Error::store(
-                        format!("list the {} of department {name}", kind.plural()),
-                        e,
-                    )
-                })?;
-            if !held.kvs.is_empty() {
-                return Ok(Some(format!(
-                    "department {name} still has {}; delete them first",
-                    kind.plural()
-                )));
-            }
-        }
-        Ok(None)
+    async fn deletion<'a>(ctx: &'a Ctx, name: &'a str) -> Result<std::result::Result<Txn, String>> {
+        yunshu_core::admission::department_deletion(ctx.op.store.as_ref(), name)
+            .await
+            .map_err(|e| Error::store(format!("check that department {name} is empty"), e))
     }
 
     async fn cleanup<'a>(ctx: &'a Ctx, name: &'a str) -> Result<()> {

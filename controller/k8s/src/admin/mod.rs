@@ -24,7 +24,10 @@ use kube::{
     runtime::controller::Action,
 };
 use serde::{Serialize, de::DeserializeOwned};
-use yunshu_core::meta::{Object, Spec};
+use yunshu_core::{
+    meta::{Object, Spec},
+    store::Txn,
+};
 use yunshu_crds::{Condition, ConversionError};
 
 use crate::{
@@ -70,12 +73,13 @@ pub trait AdminCr:
         synced: Decided,
     ) -> impl Future<Output = Result<Self::Status>> + Send + 'a;
 
-    /// Why the CR may not be deleted yet, if so.
-    fn blocker<'a>(
+    /// Why the CR may not be deleted yet (`Err`), or the transaction its
+    /// removal from the store extends (guards and deletes of its own).
+    fn deletion<'a>(
         _ctx: &'a Ctx,
         _name: &'a str,
-    ) -> impl Future<Output = Result<Option<String>>> + Send + 'a {
-        async { Ok(None) }
+    ) -> impl Future<Output = Result<std::result::Result<Txn, String>>> + Send + 'a {
+        async { Ok(Ok(Txn::new())) }
     }
 
     /// Clean-up once the store object is gone.
@@ -198,12 +202,15 @@ async fn finalize<K: AdminCr>(
         return Ok(Action::await_change());
     }
     let kind = K::kind(&());
-    if let Some(why) = K::blocker(ctx, name).await? {
-        let notice = Notice::warning("DeletionBlocked", why, "Delete");
-        ctx.notify(&cr.object_ref(&()), &notice).await;
-        return Ok(Action::requeue(ctx.config().poll_active * 6));
-    }
-    let deletion = sync::request_deletion::<K::Spec>(ctx.op.store.as_ref(), name)
+    let base = match K::deletion(ctx, name).await? {
+        Ok(base) => base,
+        Err(why) => {
+            let notice = Notice::warning("DeletionBlocked", why, "Delete");
+            ctx.notify(&cr.object_ref(&()), &notice).await;
+            return Ok(Action::requeue(ctx.config().poll_active * 6));
+        }
+    };
+    let deletion = sync::request_deletion::<K::Spec>(ctx.op.store.as_ref(), name, base)
         .await
         .map_err(|e| Error::store(format!("delete {kind} {name} from the store"), e))?;
     match deletion {

@@ -116,8 +116,13 @@ pub enum Deletion {
 
 /// Requests deletion of the cluster-scoped object `name`: removed at once
 /// when it has no finalizers in the store, else marked with a deletion
-/// timestamp for their owners to finish.
-pub async fn request_deletion<S: Spec>(store: &dyn Store, name: &str) -> Result<Deletion> {
+/// timestamp for their owners to finish. An immediate removal extends
+/// `base` (see [`super::AdminCr::deletion`]).
+pub async fn request_deletion<S: Spec>(
+    store: &dyn Store,
+    name: &str,
+    base: Txn,
+) -> Result<Deletion> {
     let Some(mut object) = read::<S>(store, name).await? else {
         return Ok(Deletion::Gone);
     };
@@ -125,7 +130,7 @@ pub async fn request_deletion<S: Spec>(store: &dyn Store, name: &str) -> Result<
     let guard = Compare::unchanged(&key, object.meta.revision);
     if object.meta.finalizers.is_empty() {
         let resp = store
-            .txn(Txn::new().when([guard]).and_then([Op::delete(&key)]))
+            .txn(base.when([guard]).and_then([Op::delete(&key)]))
             .await?;
         return if resp.succeeded {
             Ok(Deletion::Gone)
