@@ -158,7 +158,7 @@ fn read_history(inner: &Inner, from: Revision, prefix: &str, disk: bool) -> Resu
                 compacted: mem.compacted,
             });
         }
-        let upto = (from + REPLAY_CHUNK - 1).min(mem.revision);
+        let upto = from.saturating_add(REPLAY_CHUNK - 1).min(mem.revision);
         if from <= mem.materialized && !disk {
             return Ok(None);
         }
@@ -170,7 +170,7 @@ fn read_history(inner: &Inner, from: Revision, prefix: &str, disk: bool) -> Resu
             .collect();
         (mem.revision, mem.materialized, recent)
     };
-    let upto = (from + REPLAY_CHUNK - 1).min(current);
+    let upto = from.saturating_add(REPLAY_CHUNK - 1).min(current);
     let mut events = Vec::new();
     if from <= materialized {
         let r = inner.db.begin_read().map_err(db_err("begin a read"))?;
