@@ -17,7 +17,7 @@ use yunshu_proto::api::v1::{self as pb, department_service_server::DepartmentSer
 use crate::{Api, admin::convert::health, authz, convert::class, names, status::to_status};
 
 impl Api {
-    async fn department(
+    pub(crate) async fn department(
         &self,
         p: &yunshu_core::principal::Principal,
         name: &str,

@@ -14,6 +14,24 @@ use crate::{
 };
 
 impl Api {
+    /// Keeps the verdicts on the foundations `department` may use: the
+    /// others are as hidden here as in its catalog.
+    async fn only_allowed(
+        &self,
+        p: &yunshu_core::principal::Principal,
+        department: &str,
+        report: &mut Report,
+    ) -> Result<(), Status> {
+        let dept = self
+            .department(p, &format!("departments/{department}"))
+            .await?;
+        let allowed = &dept.spec.allowed_foundations;
+        if !allowed.is_empty() {
+            report.verdicts.retain(|v| allowed.contains(&v.foundation));
+        }
+        Ok(())
+    }
+
     fn scheduler(&self) -> Result<&yunshu_placement::Scheduler, Status> {
         self.placement.as_ref().ok_or_else(|| {
             Status::unimplemented(
@@ -113,9 +131,12 @@ impl PlacementService for Api {
             .await
             .map_err(to_status)?;
         match report {
-            Some(r) => Ok(Response::new(pb::ExplainPlacementResponse {
-                explanation: Some(explanation(&r)),
-            })),
+            Some(mut r) => {
+                self.only_allowed(&p, &department, &mut r).await?;
+                Ok(Response::new(pb::ExplainPlacementResponse {
+                    explanation: Some(explanation(&r)),
+                }))
+            }
             None => Err(Status::failed_precondition(format!(
                 "{} has not been placed yet: it is waiting for the scheduler",
                 request.get_ref().name
@@ -159,11 +180,12 @@ impl PlacementService for Api {
         if !out.is_empty() {
             return Err(invalid(&out));
         }
-        let report = self
+        let mut report = self
             .scheduler()?
             .dry_run(&department, placement_request)
             .await
             .map_err(to_status)?;
+        self.only_allowed(&p, &department, &mut report).await?;
         Ok(Response::new(pb::DryRunPlacementResponse {
             explanation: Some(explanation(&report)),
         }))

@@ -71,6 +71,39 @@ async fn placement_explains_and_dry_runs_and_health_is_served() {
         }
         other => panic!("x86 should be filtered by traits: {other:?}"),
     }
+
+    // A department allowed only kunpeng-1 sees no verdict on the others,
+    // as its catalog shows none of them.
+    let key = keys::department("health");
+    let kv = s.store.get(&key).await.expect("read").expect("department");
+    let mut dept: yunshu_core::model::Department = codec::decode_object(&kv).expect("decode");
+    dept.spec.allowed_foundations = vec!["kunpeng-1".into()];
+    s.store
+        .put(&key, codec::encode(&dept).expect("encode"))
+        .await
+        .expect("write");
+    let mut any = instance(4, 8192, "kylin-v10").spec.expect("spec");
+    any.constraints = None;
+    let allowed = placement
+        .dry_run_placement(as_(
+            ALICE,
+            pb::DryRunPlacementRequest {
+                parent: "departments/health".into(),
+                spec: Some(pb::dry_run_placement_request::Spec::Instance(any)),
+            },
+        ))
+        .await
+        .expect("dry run")
+        .into_inner()
+        .explanation
+        .expect("explanation");
+    let seen: Vec<_> = allowed
+        .verdicts
+        .iter()
+        .map(|v| v.foundation.as_str())
+        .collect();
+    assert_eq!(seen, ["foundations/kunpeng-1"], "{allowed:?}");
+
     let bad = placement
         .dry_run_placement(as_(
             ALICE,
