@@ -17,14 +17,17 @@ struct Fixture {
     health: MintedToken,
     transport: MintedToken,
     revoked: MintedToken,
+    admin: MintedToken,
 }
 
 fn start() -> Fixture {
     let health = mint_api_token_with_id("health-ci").expect("mint");
     let transport = mint_api_token_with_id("transport-ci").expect("mint");
     let revoked = mint_api_token_with_id("health-old").expect("mint");
+    let admin = mint_api_token_with_id("platform-ci").expect("mint");
     let config = format!(
         r#"
+auth: {{ watchRecheckSecs: 1 }}
 departments:
   - name: health
     spec:
@@ -38,8 +41,19 @@ departments:
       identities:
         - {{ type: apiToken, id: {}, sha256: "{}", role: operator }}
       quota: {{ hard: {{ vcpu: 16 }} }}
+  - name: platform
+    spec:
+      identities:
+        - {{ type: apiToken, id: {}, sha256: "{}", role: admin }}
 "#,
-        health.id, health.sha256, revoked.id, revoked.sha256, transport.id, transport.sha256
+        health.id,
+        health.sha256,
+        revoked.id,
+        revoked.sha256,
+        transport.id,
+        transport.sha256,
+        admin.id,
+        admin.sha256
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("yunshu.yaml");
@@ -56,6 +70,7 @@ departments:
         health,
         transport,
         revoked,
+        admin,
     }
 }
 
@@ -150,12 +165,93 @@ async fn api_tokens_guard_the_api() {
     }
     let (status, logs) = f.serving.stop();
     assert!(status.success(), "{logs}");
-    for t in [&f.health, &f.transport, &f.revoked] {
+    for t in [&f.health, &f.transport, &f.revoked, &f.admin] {
         assert!(
             !logs.contains(t.token.expose()),
             "a token leaked into the logs"
         );
     }
+}
+
+/// A watch outlives the check of its credentials: revoking its token ends
+/// it with UNAUTHENTICATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_ends_its_open_watches() {
+    use yunshu_proto::api::v1::admin_service_client::AdminServiceClient;
+
+    let f = start();
+    let mut c = InstanceServiceClient::connect(f.serving.grpc_url())
+        .await
+        .expect("connect");
+    let mut watch = c
+        .watch_instances(with_token(
+            &f.health,
+            pb::WatchInstancesRequest {
+                parent: "departments/health".into(),
+                start_revision: 0,
+            },
+        ))
+        .await
+        .expect("watch")
+        .into_inner();
+    c.create_instance(with_token(&f.health, create("web-1")))
+        .await
+        .expect("create");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+        .await
+        .expect("an event in time")
+        .expect("delivered");
+    assert!(first.is_some(), "the watch delivers while the token holds");
+
+    let mut admin = AdminServiceClient::connect(f.serving.grpc_url())
+        .await
+        .expect("connect");
+    let mut dept = admin
+        .get_department(with_token(
+            &f.admin,
+            pb::GetDepartmentRequest {
+                name: "departments/health".into(),
+            },
+        ))
+        .await
+        .expect("get department")
+        .into_inner()
+        .department
+        .expect("department");
+    let spec = dept.spec.as_mut().expect("spec");
+    for identity in &mut spec.identities {
+        if let Some(pb::identity::Principal::ApiToken(t)) = &mut identity.principal
+            && t.id == f.health.id
+        {
+            t.revoked = true;
+        }
+    }
+    admin
+        .update_department(with_token(
+            &f.admin,
+            pb::UpdateDepartmentRequest {
+                department: Some(dept),
+                request_id: "revoke-health-ci".into(),
+            },
+        ))
+        .await
+        .expect("revoke");
+
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the watch ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the watch ends soon after the revocation");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+    assert!(!ended.message().contains(f.health.token.expose()));
+    let (status, logs) = f.serving.stop();
+    assert!(status.success(), "{logs}");
 }
 
 #[test]

@@ -45,6 +45,7 @@ struct Inner {
     api_tokens: bool,
     oidc: Option<OidcVerifier>,
     public_paths: Vec<String>,
+    watch_recheck: std::time::Duration,
     counters: Counters,
 }
 
@@ -75,6 +76,7 @@ impl Authenticator {
                 api_tokens: config.api_tokens,
                 oidc,
                 public_paths: config.public_paths.clone(),
+                watch_recheck: std::time::Duration::from_secs(config.watch_recheck_secs),
                 counters: Counters::default(),
             }),
         })
@@ -94,6 +96,11 @@ impl Authenticator {
     /// The counters of accepted and refused requests so far.
     pub fn stats(&self) -> AuthStats {
         self.inner.counters.snapshot()
+    }
+
+    /// How often an open watch checks its caller's credentials again.
+    pub fn watch_recheck(&self) -> std::time::Duration {
+        self.inner.watch_recheck
     }
 
     /// Whether requests to `path` are served without authentication.

@@ -25,6 +25,10 @@ pub struct AuthConfig {
     /// gRPC paths served without authentication, matched as prefixes, e.g.
     /// `/grpc.health.v1.Health/`. Requests to them carry no principal.
     pub public_paths: Vec<String>,
+    /// How often an open watch checks its caller's credentials again, in
+    /// seconds: a revoked token, an expired JWT or a removed identity ends
+    /// the watch with UNAUTHENTICATED within this time.
+    pub watch_recheck_secs: u64,
 }
 
 impl AuthConfig {
@@ -38,6 +42,9 @@ impl AuthConfig {
                     "each entry must be a gRPC path prefix like /grpc.health.v1.Health/",
                 ));
             }
+        }
+        if self.watch_recheck_secs == 0 {
+            return Err(AuthError::config("watchRecheckSecs", "must be at least 1"));
         }
         match &self.oidc {
             Some(oidc) => oidc.validate(),
@@ -53,6 +60,7 @@ impl Default for AuthConfig {
             oidc: None,
             api_tokens: true,
             public_paths: Vec::new(),
+            watch_recheck_secs: 30,
         }
     }
 }

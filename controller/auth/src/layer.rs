@@ -84,6 +84,10 @@ where
                         method = principal.method.as_str(),
                         "request authenticated"
                     );
+                    if is_watch(request.uri().path()) {
+                        let recheck = recheck(&auth, &request, principal.clone());
+                        request.extensions_mut().insert(recheck);
+                    }
                     // Services generic over core read the core principal;
                     // the full one (with the method) stays for metrics and logs.
                     request.extensions_mut().insert(principal.to_core());
@@ -100,5 +104,53 @@ where
                 }
             }
         })
+    }
+}
+
+/// Whether `path` opens a watch (a `Watch…` rpc), which may stay open long
+/// after its credentials were checked.
+fn is_watch(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|method| method.starts_with("Watch"))
+}
+
+/// Authenticates `request`'s credentials again, as they were, each time it
+/// is asked; they hold while they still give `principal`.
+fn recheck<B>(
+    auth: &Authenticator,
+    request: &http::Request<B>,
+    principal: crate::Principal,
+) -> yunshu_core::principal::Recheck {
+    let auth = auth.clone();
+    let headers = std::sync::Arc::new(request.headers().clone());
+    let extensions = std::sync::Arc::new(request.extensions().clone());
+    let principal = std::sync::Arc::new(principal);
+    yunshu_core::principal::Recheck::new(auth.watch_recheck(), move || {
+        let (auth, headers, extensions, principal) = (
+            auth.clone(),
+            headers.clone(),
+            extensions.clone(),
+            principal.clone(),
+        );
+        Box::pin(async move {
+            auth.authenticate(&headers, &extensions)
+                .await
+                .is_ok_and(|p| p == *principal)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn watches_are_told_apart_by_their_method() {
+        assert!(super::is_watch(
+            "/yunshu.api.v1.InstanceService/WatchInstances"
+        ));
+        assert!(!super::is_watch(
+            "/yunshu.api.v1.InstanceService/CreateInstance"
+        ));
+        assert!(!super::is_watch("/yunshu.api.v1.WatchService/List"));
     }
 }

@@ -33,6 +33,7 @@
 //!   jwksFetchTimeoutSecs: 5
 //! apiTokens: true                        # default
 //! publicPaths: ["/grpc.health.v1.Health/"]   # served without credentials
+//! watchRecheckSecs: 30                   # open watches check their credentials again
 //! ```
 //!
 //! ## Mutual TLS

@@ -32,6 +32,48 @@ impl Principal {
     }
 }
 
+/// Asks again whether the credentials a long-lived call (a watch) was
+/// opened with still let the caller in as the same principal: a revoked
+/// API token, an expired JWT or an identity removed from its department
+/// ends the call. The auth layer puts one in a watch request's extensions
+/// beside the [`Principal`].
+#[derive(Clone)]
+pub struct Recheck {
+    every: std::time::Duration,
+    check: std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
+}
+
+impl Recheck {
+    /// Asks `check` every `every`.
+    pub fn new(
+        every: std::time::Duration,
+        check: impl Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            every,
+            check: std::sync::Arc::new(check),
+        }
+    }
+
+    /// How often to ask.
+    pub fn every(&self) -> std::time::Duration {
+        self.every
+    }
+
+    /// Whether the credentials still hold.
+    pub async fn still_valid(&self) -> bool {
+        (self.check)().await
+    }
+}
+
+impl std::fmt::Debug for Recheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recheck")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

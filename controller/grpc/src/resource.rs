@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 use tonic::Status;
+use yunshu_core::principal::Recheck;
 use yunshu_core::{
     catalog::Catalog,
     codec,
@@ -309,10 +310,13 @@ impl Api {
         }
     }
 
-    /// Every change to a department's objects from `start_revision` (0: now).
+    /// Every change to a department's objects from `start_revision` (0: now),
+    /// until `recheck` finds the caller's credentials no longer hold: then
+    /// the stream ends with UNAUTHENTICATED.
     pub async fn watch<R: ApiResource>(
         &self,
         p: &Principal,
+        recheck: Option<Recheck>,
         parent: &str,
         start_revision: i64,
     ) -> Result<impl Stream<Item = Result<Change<R>, Status>> + Send + 'static, Status> {
@@ -327,7 +331,7 @@ impl Api {
             .watch(&prefix, start_revision)
             .await
             .map_err(to_status)?;
-        Ok(stream.map(move |ev| {
+        let changes = stream.map(move |ev| {
             let ev = ev.map_err(to_status)?;
             let revision = ev.kv.mod_revision;
             Ok(match ev.kind {
@@ -346,8 +350,42 @@ impl Api {
                     object: Err(ev.kv.key.rsplit('/').next().unwrap_or_default().to_owned()),
                 },
             })
-        }))
+        });
+        Ok(until_revoked(changes, recheck))
     }
+}
+
+/// `stream`, ended with UNAUTHENTICATED (after the changes sent so far)
+/// once `recheck` says the credentials no longer hold.
+fn until_revoked<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    recheck: Option<Recheck>,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
+    let revoked = futures::stream::unfold(recheck, |recheck| async move {
+        let recheck = recheck?;
+        loop {
+            tokio::time::sleep(recheck.every()).await;
+            if !recheck.still_valid().await {
+                let status = Status::unauthenticated(
+                    "the credentials this watch was opened with no longer hold (revoked, expired or removed); open it again",
+                );
+                return Some((Err(status), None));
+            }
+        }
+    });
+    // `None` marks the end of the changes, which ends the call; so does the
+    // first error, the last item sent.
+    let changes = stream
+        .map(Some)
+        .chain(futures::stream::once(futures::future::ready(None)));
+    let mut ended = false;
+    futures::stream::select(changes, revoked.map(Some))
+        .take_while(move |item| {
+            let go = !ended && item.is_some();
+            ended = ended || item.as_ref().is_none_or(Result::is_err);
+            futures::future::ready(go)
+        })
+        .filter_map(futures::future::ready)
 }
 
 pub(crate) fn require_request_id(request_id: &str) -> Result<(), Status> {

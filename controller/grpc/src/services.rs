@@ -237,9 +237,10 @@ macro_rules! workload_service {
 
         async fn $watch(&self, request: Request<pb::$watch_req>) -> Result<Response<Self::$stream>, Status> {
             let p = authz::principal(&request)?;
+            let recheck = request.extensions().get::<yunshu_core::principal::Recheck>().cloned();
             let r = request.into_inner();
             let parent = r.parent.clone();
-            let changes = self.watch::<$spec>(&p, &r.parent, r.start_revision).await?;
+            let changes = self.watch::<$spec>(&p, recheck, &r.parent, r.start_revision).await?;
             let stream = changes.map(move |c| {
                 let (r#type, revision, message) = watch_parts(c?, &parent);
                 Ok(pb::$watch_resp { r#type, revision, $field: Some(message) })
