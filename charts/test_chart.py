@@ -107,6 +107,7 @@ def expect_common(docs: list[dict[str, Any]]) -> None:
 def expect_default(docs: list[dict[str, Any]]) -> None:
     c = container(docs)
     check("--store=embedded" in c["args"], "embedded store by default")
+    check("--allow-plaintext" in c["args"], "plaintext allowed by default, without TLS")
     check(
         not any(a.startswith("--master-keys") for a in c["args"]),
         "keys generated on the data volume by default",
@@ -132,6 +133,7 @@ def expect_production(docs: list[dict[str, Any]]) -> None:
         "etcd endpoints passed",
     )
     check("--master-keys=/etc/yunshu/master-keys" in c["args"], "master keys from the Secret")
+    check("--allow-plaintext" not in c["args"], "no plaintext with TLS")
     pod = dep["spec"]["template"]["spec"]
     keys = [v for v in pod["volumes"] if v["name"] == "master-keys"]
     check(

@@ -134,3 +134,34 @@ fn an_unreachable_etcd_fails_fast_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("etcd"), "{err}");
 }
+
+#[test]
+fn plaintext_on_a_network_address_is_refused_without_allow_plaintext() {
+    let (grpc, admin) = (free_port().expect("port"), free_port().expect("port"));
+    // `timeout` bounds the run should the refusal regress into serving.
+    let out = Command::new("timeout")
+        .args([
+            "20",
+            BIN,
+            "serve",
+            "--store",
+            "memory",
+            "--grpc-addr",
+            &format!("0.0.0.0:{grpc}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "it served instead of refusing"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-plaintext") && err.contains("--tls-cert"),
+        "{err}"
+    );
+}

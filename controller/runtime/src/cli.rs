@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// Server private key (PEM) for --tls-cert.
     #[arg(long, env = "YUNSHU_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Serve the gRPC API without TLS on an address other than loopback,
+    /// where tokens would cross the network in clear text: only behind a
+    /// proxy or mesh that encrypts the traffic.
+    #[arg(long, env = "YUNSHU_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
     /// Standalone configuration file: catalog, departments, foundations, policies, auth.
     #[arg(long, env = "YUNSHU_CONFIG")]
     pub config: Option<PathBuf>,

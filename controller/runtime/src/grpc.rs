@@ -25,6 +25,8 @@ pub struct GrpcSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Authentication methods.
     pub auth: AuthConfig,
+    /// Plaintext on an address other than loopback is allowed.
+    pub allow_plaintext: bool,
 }
 
 /// Reads every department; returns them and the revision read at.
@@ -120,6 +122,11 @@ pub async fn serve(
     } else if settings.auth.mtls.is_some() {
         anyhow::bail!(
             "auth.mtls needs --tls-cert and --tls-key: client certificates are only seen over TLS"
+        );
+    } else if !settings.addr.ip().is_loopback() && !settings.allow_plaintext {
+        anyhow::bail!(
+            "--grpc-addr {} is not loopback and the gRPC API has no TLS, so tokens would cross the network in clear text: set --tls-cert and --tls-key, or --allow-plaintext behind a proxy or mesh that encrypts the traffic",
+            settings.addr
         );
     }
     let listener = tokio::net::TcpListener::bind(settings.addr)

@@ -122,6 +122,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         addr: args.grpc_addr,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         auth,
+        allow_plaintext: args.allow_plaintext,
     };
     let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut grpc = tokio::spawn(crate::grpc::serve(
