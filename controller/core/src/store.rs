@@ -172,6 +172,13 @@ impl Op {
     pub fn delete(key: impl Into<String>) -> Self {
         Self::Delete { key: key.into() }
     }
+
+    /// The key written.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Put { key, .. } | Self::Delete { key } => key,
+        }
+    }
 }
 
 /// Compare every guard; if all hold, apply `success`, else `failure`.
@@ -210,6 +217,15 @@ impl Txn {
     pub fn or_else(mut self, ops: impl IntoIterator<Item = Op>) -> Self {
         self.failure.extend(ops);
         self
+    }
+
+    /// A key written twice in one branch, which every backend refuses as
+    /// etcd does (`Invalid`), so code that works on one works on all.
+    pub fn duplicate_key(&self) -> Option<&str> {
+        [&self.success, &self.failure].into_iter().find_map(|ops| {
+            let mut seen = std::collections::HashSet::with_capacity(ops.len());
+            ops.iter().map(Op::key).find(|k| !seen.insert(*k))
+        })
     }
 }
 

@@ -177,7 +177,21 @@ pub async fn transactions(store: &dyn Store) {
     assert!(fresh.succeeded, "current revisions pass");
     assert!(store.get(a).await.expect("get").is_none());
 
+    // A key written twice in one branch is refused, as etcd refuses it.
     let rev = store.current_revision().await.expect("revision");
+    for twice in [
+        Txn::new().and_then([Op::put(a, b"1".to_vec()), Op::put(a, b"2".to_vec())]),
+        Txn::new().or_else([Op::delete(b), Op::put(b, b"2".to_vec())]),
+    ] {
+        let err = store.txn(twice).await.expect_err("a key written twice");
+        assert_eq!(err.kind(), yunshu_core::ErrorKind::Invalid, "{err}");
+    }
+    assert!(
+        store.get(a).await.expect("get").is_none(),
+        "nothing written"
+    );
+    assert_eq!(store.current_revision().await.expect("revision"), rev);
+
     let noop = store
         .txn(Txn::new().when([Compare::absent(a)]))
         .await

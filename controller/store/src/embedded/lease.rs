@@ -41,19 +41,25 @@ impl Inner {
 
     pub(super) fn lease_keep_alive(&self, id: LeaseId) -> Result<Duration> {
         self.expire_leases(now_ms())?;
+        // Expiry decides and deletes under the writer lock: holding it here
+        // keeps a renewal from succeeding for a lease being revoked.
+        let _writer = self.lock()?;
         let w = self
             .db
             .begin_write()
             .map_err(db_err("begin a transaction"))?;
         let ttl = {
             let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
+            let now = now_ms();
             let (ttl_ms, _) = leases
                 .get(id)
                 .map_err(db_err("read a lease"))?
                 .map(|v| v.value())
+                // Past its deadline: expired, whether or not swept yet.
+                .filter(|(_, deadline)| *deadline >= now)
                 .ok_or_else(|| Error::not_found(format!("lease {id}")))?;
             leases
-                .insert(id, (ttl_ms, now_ms().saturating_add(ttl_ms)))
+                .insert(id, (ttl_ms, now.saturating_add(ttl_ms)))
                 .map_err(db_err("write a lease"))?;
             Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0))
         };
@@ -99,9 +105,11 @@ impl Inner {
             let events = mem.lease_deletions(&doomed);
             (!events.is_empty()).then(|| Arc::new(Batch::new(mem.revision + 1, events)))
         };
-        if let Some(batch) = &batch {
-            self.log(&mut writer, batch)?;
-            self.mem_mut().apply(batch);
+        if let Some(batch) = batch {
+            self.log(&mut writer, &batch)?;
+            self.mem_mut().apply(&batch);
+            // Applied: watchers hear of it now, whatever happens below.
+            let _ = self.events.send(batch);
         }
         let w = self
             .db
@@ -113,11 +121,7 @@ impl Inner {
                 leases.remove(*id).map_err(db_err("remove a lease"))?;
             }
         }
-        let committed = w.commit().map_err(db_err("commit"));
-        if let Some(batch) = batch {
-            let _ = self.events.send(batch);
-        }
-        committed
+        w.commit().map_err(db_err("commit"))
     }
 
     pub(super) fn expire_leases(&self, now: i64) -> Result<()> {

@@ -15,7 +15,7 @@
 //! create. The ordered set serves prefix ranges.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    collections::{BTreeSet, HashMap, VecDeque},
     ops::Bound,
     sync::{Arc, OnceLock, Weak},
 };
@@ -153,25 +153,13 @@ impl Mem {
             .all(|c| c.op.holds(self.mod_revision(&c.key), c.mod_revision));
         let ops = if succeeded { txn.success } else { txn.failure };
         let next = self.revision + 1;
-        // A key written twice in one transaction sees its first write; only
-        // then are the writes tracked.
-        let several = ops.len() > 1 && {
-            let mut seen = HashSet::with_capacity(ops.len());
-            !ops.iter().all(|op| match op {
-                Op::Put { key, .. } | Op::Delete { key } => seen.insert(key.as_str()),
-            })
-        };
-        let mut written: HashMap<String, Option<Header>> = HashMap::new();
+        // No key is written twice (`Inner::txn` refuses that, as etcd does).
         let mut events = Vec::with_capacity(ops.len());
         let mut leases = Vec::new();
         for op in ops {
             match op {
                 Op::Put { key, value, lease } => {
-                    let earlier = if several { written.get(&key) } else { None };
-                    let prev = match earlier {
-                        Some(h) => *h,
-                        None => self.index.get(key.as_str()).map(|s| s.header),
-                    };
+                    let prev = self.index.get(key.as_str()).map(|s| s.header);
                     let kv = KeyValue {
                         create_revision: prev.map_or(next, |p| p.create_revision),
                         mod_revision: next,
@@ -183,27 +171,15 @@ impl Mem {
                     if let Some(id) = lease {
                         leases.push(id);
                     }
-                    if several {
-                        written.insert(kv.key.clone(), Some(Header::of(&kv)));
-                    }
                     events.push(WatchEvent {
                         kind: EventKind::Put,
                         kv,
                     });
                 }
                 Op::Delete { key } => {
-                    let earlier = if several { written.get(&key) } else { None };
-                    let exists = match earlier {
-                        Some(h) => h.is_some(),
-                        None => self.index.contains_key(key.as_str()),
-                    };
-                    if !exists {
-                        continue;
+                    if self.index.contains_key(key.as_str()) {
+                        events.push(delete_event(key, next));
                     }
-                    if several {
-                        written.insert(key.clone(), None);
-                    }
-                    events.push(delete_event(key, next));
                 }
             }
         }

@@ -348,6 +348,14 @@ impl Inner {
 
     /// Applies a transaction atomically and broadcasts its events.
     fn txn(self: &Arc<Self>, txn: Txn) -> Result<TxnResponse> {
+        if let Some(key) = txn.duplicate_key() {
+            return Err(Error::Invalid {
+                violations: vec![yunshu_core::error::FieldViolation::new(
+                    "txn",
+                    format!("{key} is written twice in one branch"),
+                )],
+            });
+        }
         self.make_room()?;
         let mut writer = self.lock()?;
         let plan = self.mem().plan(txn);

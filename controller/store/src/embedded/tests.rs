@@ -114,35 +114,6 @@ async fn file_store_survives_reopen_between_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_written_twice_in_one_transaction_sees_its_first_write() {
-    let store = EmbeddedStore::in_memory_with(tiny()).expect("open");
-    store.put("/d/b", b"0".to_vec()).await.expect("put");
-    let rev = store
-        .txn(Txn::new().and_then([
-            Op::put("/d/a", b"1".to_vec()),
-            Op::put("/d/a", b"2".to_vec()),
-            Op::delete("/d/b"),
-            Op::put("/d/b", b"3".to_vec()),
-        ]))
-        .await
-        .expect("txn")
-        .revision;
-    let a = store.get("/d/a").await.expect("get").expect("a");
-    assert_eq!(
-        (a.value.as_slice(), a.version, a.create_revision),
-        (&b"2"[..], 2, rev)
-    );
-    let b = store.get("/d/b").await.expect("get").expect("b");
-    assert_eq!(
-        (b.value.as_slice(), b.version, b.create_revision),
-        (&b"3"[..], 1, rev)
-    );
-    store.inner.checkpoint().expect("checkpoint");
-    let b = store.get("/d/b").await.expect("get").expect("b from redb");
-    assert_eq!((b.value.as_slice(), b.version), (&b"3"[..], 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_and_compaction_span_checkpoints() {
     let store = EmbeddedStore::in_memory_with(tiny()).expect("open");
     let lease = store
