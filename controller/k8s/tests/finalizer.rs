@@ -78,6 +78,20 @@ async fn usage(fake: &FakeApi, vcpu: u64) {
     .await;
 }
 
+/// Deletes the CR; it goes, with its store object and charge.
+async fn deleted_with_its_store_object(fake: &FakeApi, store: &dyn Store) {
+    fake.delete(INSTANCE);
+    common::eventually(10, "the CR to be gone", || async {
+        fake.get(INSTANCE).is_none().then_some(())
+    })
+    .await;
+    assert!(
+        instance(store).await.is_none(),
+        "the store object outlived its CR"
+    );
+    usage(fake, 0).await;
+}
+
 fn finalizer_patches(fake: &FakeApi) -> Vec<Value> {
     fake.calls()
         .into_iter()
@@ -162,16 +176,7 @@ async fn an_object_no_yunshu_loop_holds_is_released_at_once() {
     admitted(&fake, store.as_ref()).await;
     usage(&fake, 4).await;
 
-    fake.delete(INSTANCE);
-    common::eventually(10, "the CR to be gone", || async {
-        fake.get(INSTANCE).is_none().then_some(())
-    })
-    .await;
-    assert!(
-        instance(store.as_ref()).await.is_none(),
-        "the store object outlived its CR"
-    );
-    usage(&fake, 0).await;
+    deleted_with_its_store_object(&fake, store.as_ref()).await;
 
     operator.abort();
 }
@@ -213,16 +218,7 @@ async fn a_pin_written_by_hand_does_not_choose_the_department() {
         INSTANCE,
         json!({ "metadata": { "annotations": { "yunshu.io/department": "transport" } } }),
     );
-    fake.delete(INSTANCE);
-    common::eventually(10, "the CR to be gone", || async {
-        fake.get(INSTANCE).is_none().then_some(())
-    })
-    .await;
-    assert!(
-        instance(store.as_ref()).await.is_none(),
-        "the store object outlived its CR"
-    );
-    usage(&fake, 0).await;
+    deleted_with_its_store_object(&fake, store.as_ref()).await;
 
     operator.abort();
 }
