@@ -247,6 +247,7 @@ print(s3.get_object(Bucket=b, Key="a.txt")["Body"].read().decode())"#,
     );
     assert!(issue.status.success(), "{}", text(&issue));
     let mut beta: Value = serde_json::from_slice(&issue.stdout).expect("credentials json");
+    let beta_bucket = beta["bucket"].clone();
     beta["bucket"] = alpha["bucket"].clone();
     let denied = s3(
         &beta,
@@ -288,6 +289,41 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         "{}",
         text(&still)
     );
+
+    // A bucket deleted behind Yunshu's back is reported on its object by
+    // the next sweep (every 5 s here), once.
+    let env = env_file(state);
+    let admin = serde_json::json!({
+        "endpoints": [env["S3_ENDPOINT"]],
+        "accessKeyId": env["S3_ADMIN_ACCESS_KEY"],
+        "secretAccessKey": env["S3_ADMIN_SECRET_KEY"],
+        "bucket": beta_bucket,
+    });
+    let gone = s3(
+        &admin,
+        r#"print(code(lambda: s3.delete_bucket(Bucket=c["bucket"])))"#,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&gone.stdout).trim(),
+        "ok",
+        "{}",
+        text(&gone)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = y.ctl("beta", &["-o", "json", "get", "bucket", other]);
+        let shown = String::from_utf8_lossy(&got.stdout);
+        if shown.contains("Missing") {
+            assert!(shown.contains("no longer has this resource"), "{shown}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sweep did not report the missing bucket: {shown}\n{}",
+            y.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Revocation works; purge deletes the bucket with its objects.
     let access = alpha["accessKeyId"].as_str().expect("key");

@@ -33,8 +33,8 @@ pub const ORPHANS: &str = "Orphans";
 pub struct SweepReport {
     /// Cloud ids of tagged resources no object owns, per kind.
     pub orphans: Vec<(Kind, String)>,
-    /// Keys of Ready objects whose resource is gone.
-    pub missing: Vec<String>,
+    /// Keys and uids of Ready objects whose resource is gone.
+    pub missing: Vec<(String, String)>,
 }
 
 /// The sweeper.
@@ -155,7 +155,7 @@ impl Sweeper {
                         && o.foundation.as_deref() == Some(f.meta.name.as_str())
                         && !in_cloud.contains(o.uid.as_str())
                     {
-                        report.missing.push(o.key.clone());
+                        report.missing.push((o.key.clone(), o.uid.clone()));
                     }
                 }
             }
@@ -218,45 +218,54 @@ impl Sweeper {
             },
         )
         .await?;
-        for key in &report.missing {
+        for (key, uid) in &report.missing {
             tracing::warn!(
                 key,
                 foundation,
                 "drift: the cloud no longer has this Ready resource"
             );
-            let update = |status: &mut WorkloadStatus, generation: u64| {
-                set_condition(
-                    &mut status.conditions,
-                    Condition {
-                        type_: condition_types::SYNCED.into(),
-                        status: ConditionStatus::False,
-                        reason: "Missing".into(),
-                        message: format!("foundation {foundation} no longer has this resource"),
-                        observed_generation: generation,
-                        last_transition_time: Utc::now(),
-                    },
-                );
-            };
+            let message = format!("foundation {foundation} no longer has this resource");
             if key.contains("/instances/") {
-                mutate::<InstanceSpec>(&*self.store, key, |o| {
-                    update(&mut o.status, o.meta.generation);
-                    true
-                })
-                .await?;
+                mark_missing::<InstanceSpec>(&*self.store, key, uid, &message).await?;
             } else if key.contains("/volumes/") {
-                mutate::<VolumeSpec>(&*self.store, key, |o| {
-                    update(&mut o.status, o.meta.generation);
-                    true
-                })
-                .await?;
+                mark_missing::<VolumeSpec>(&*self.store, key, uid, &message).await?;
             } else {
-                mutate::<BucketSpec>(&*self.store, key, |o| {
-                    update(&mut o.status, o.meta.generation);
-                    true
-                })
-                .await?;
+                mark_missing::<BucketSpec>(&*self.store, key, uid, &message).await?;
             }
         }
         Ok(())
     }
+}
+
+/// Reports on the object at `key` that its resource is gone — only on the
+/// object the sweep saw (`uid`, not one created since under the same name),
+/// only while it is Ready, and only once.
+async fn mark_missing<S: yunshu_core::meta::Spec<Status = WorkloadStatus>>(
+    store: &dyn Store,
+    key: &str,
+    uid: &str,
+    message: &str,
+) -> Result<()> {
+    mutate::<S>(store, key, |o| {
+        let reported = o.status.conditions.iter().any(|c| {
+            c.type_ == condition_types::SYNCED && c.reason == "Missing" && c.message == message
+        });
+        if o.meta.uid != uid || o.status.phase != Phase::Ready || reported {
+            return false;
+        }
+        set_condition(
+            &mut o.status.conditions,
+            Condition {
+                type_: condition_types::SYNCED.into(),
+                status: ConditionStatus::False,
+                reason: "Missing".into(),
+                message: message.to_owned(),
+                observed_generation: o.meta.generation,
+                last_transition_time: Utc::now(),
+            },
+        );
+        true
+    })
+    .await?;
+    Ok(())
 }
