@@ -45,6 +45,25 @@ impl PurgeFlag for pb::DeleteBucketRequest {
     }
 }
 
+/// How long a reboot's request id is remembered.
+const REBOOT_RECORD_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Api {
+    /// Writes an empty record at `key` that expires after `ttl`.
+    async fn remember(&self, key: &str, ttl: std::time::Duration) -> yunshu_core::Result<()> {
+        use yunshu_core::store::{Op, Txn};
+        let lease = self.store.lease_grant(ttl).await?;
+        self.store
+            .txn(Txn::new().and_then([Op::Put {
+                key: key.to_owned(),
+                value: Vec::new(),
+                lease: Some(lease),
+            }]))
+            .await?;
+        Ok(())
+    }
+}
+
 /// A server stream of watch responses.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -285,12 +304,25 @@ workload_service! {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
         let o = self.get::<InstanceSpec>(&p, &r.name).await?;
-        authz::write(&p, o.meta.department.as_deref().unwrap_or_default())?;
+        let department = o.meta.department.clone().unwrap_or_default();
+        authz::write(&p, &department)?;
+        crate::resource::require_request_id(&r.request_id)?;
+        let answer = |o: &Object<InstanceSpec>| Ok(Response::new(pb::RebootInstanceResponse { instance: Some(InstanceSpec::to_message(o)) }));
+        // A retry of a reboot that happened does not reboot again.
+        let done = yunshu_core::keys::reboot(&department, &o.meta.uid, &r.request_id);
+        if self.store.get(&done).await.map_err(crate::status::to_status)?.is_some() {
+            return answer(&o);
+        }
         match (&self.actions, o.status.phase) {
             (Some(actions), Phase::Ready) => {
                 actions.reboot(&o).await.map_err(crate::status::to_status)?;
-                tracing::info!(instance = %r.name, "rebooted");
-                Ok(Response::new(pb::RebootInstanceResponse { instance: Some(InstanceSpec::to_message(&o)) }))
+                tracing::info!(instance = %r.name, request_id = %r.request_id, "rebooted");
+                // The reboot happened: a failure to remember it must not
+                // make the caller retry it.
+                if let Err(e) = self.remember(&done, REBOOT_RECORD_TTL).await {
+                    tracing::warn!(instance = %r.name, error = %e, "could not record the reboot's request id");
+                }
+                answer(&o)
             }
             _ => Err(Status::failed_precondition(format!(
                 "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",

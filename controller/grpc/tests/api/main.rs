@@ -3,7 +3,8 @@
 //!
 //! This file: the life of an instance, and quota. `access.rs`: isolation
 //! between departments and the viewer role; `lists.rs`: pages and watches;
-//! `placement.rs`: placement and health; `buckets.rs`: deleting buckets.
+//! `placement.rs`: placement and health; `buckets.rs`: deleting buckets;
+//! `reboot.rs`: reboots and their request ids.
 
 mod access;
 mod buckets;
@@ -11,6 +12,7 @@ mod buckets;
 mod common;
 mod lists;
 mod placement;
+mod reboot;
 
 use std::time::Duration;
 

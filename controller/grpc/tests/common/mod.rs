@@ -45,6 +45,12 @@ fn principal_from(req: &http::Request<tonic::body::Body>) -> Option<Principal> {
 }
 
 pub async fn start() -> Server {
+    start_with(None).await
+}
+
+/// A server whose one-shot actions (reboot, bucket credentials) go to
+/// `actions`.
+pub async fn start_with(actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>) -> Server {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("store"));
     let api = Api {
         store: store.clone(),
@@ -54,7 +60,7 @@ pub async fn start() -> Server {
             store.clone(),
             yunshu_placement::SchedulerConfig::default(),
         )),
-        actions: None,
+        actions,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
