@@ -120,10 +120,9 @@ async fn lists_page_and_watches_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_select_and_bad_filters_are_refused() {
     use yunshu_core::{
-        codec, keys,
-        meta::{Kind, Object},
+        keys,
+        meta::Kind,
         model::{InstanceSpec, Phase},
-        store::StoreExt,
     };
 
     let s = start().await;
@@ -141,14 +140,11 @@ async fn filters_select_and_bad_filters_are_refused() {
         }
         // Placed, as the placement loop would.
         let key = keys::object(Kind::Instance, Some("health"), name);
-        let kv = s.store.get(&key).await.expect("read").expect("stored");
-        let mut o: Object<InstanceSpec> = codec::decode_object(&kv).expect("decode");
-        o.status.phase = Phase::Scheduled;
-        o.status.placement.foundation = Some(foundation.into());
-        s.store
-            .put(&key, codec::encode(&o).expect("encode"))
-            .await
-            .expect("write");
+        common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+            o.status.phase = Phase::Scheduled;
+            o.status.placement.foundation = Some(foundation.into());
+        })
+        .await;
     }
     let list = |filter: pb::ListFilter| pb::ListInstancesRequest {
         parent: "departments/health".into(),

@@ -234,19 +234,15 @@ async fn quota_is_exact_and_resize_is_checked() {
     // its foundation allocation with it.
     {
         use yunshu_core::{
-            codec, keys,
+            keys,
             meta::Kind,
-            model::{Instance, Phase},
-            store::StoreExt,
+            model::{InstanceSpec, Phase},
         };
         let key = keys::object(Kind::Instance, Some("health"), "db-0");
-        let kv = s.store.get(&key).await.expect("get").expect("db-0");
-        let mut placed: Instance = codec::decode_object(&kv).expect("decode");
-        placed.status.phase = Phase::Scheduled;
-        s.store
-            .put(&key, codec::encode(&placed).expect("encode"))
-            .await
-            .expect("put");
+        common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+            o.status.phase = Phase::Scheduled;
+        })
+        .await;
         let err = c
             .resize_instance(as_(
                 ALICE,

@@ -74,14 +74,12 @@ async fn placement_explains_and_dry_runs_and_health_is_served() {
 
     // A department allowed only kunpeng-1 sees no verdict on the others,
     // as its catalog shows none of them.
-    let key = keys::department("health");
-    let kv = s.store.get(&key).await.expect("read").expect("department");
-    let mut dept: yunshu_core::model::Department = codec::decode_object(&kv).expect("decode");
-    dept.spec.allowed_foundations = vec!["kunpeng-1".into()];
-    s.store
-        .put(&key, codec::encode(&dept).expect("encode"))
-        .await
-        .expect("write");
+    common::change_stored::<yunshu_core::model::DepartmentSpec>(
+        &*s.store,
+        &keys::department("health"),
+        |d| d.spec.allowed_foundations = vec!["kunpeng-1".into()],
+    )
+    .await;
     let mut any = instance(4, 8192, "kylin-v10").spec.expect("spec");
     any.constraints = None;
     let allowed = placement

@@ -9,11 +9,10 @@ use std::sync::{
 use super::*;
 use yunshu_core::{
     adapter::IssuedCredentials,
-    codec, keys,
+    keys,
     meta::{Kind, Object},
     model::{BucketSpec, InstanceSpec, Phase},
     principal::Principal,
-    store::StoreExt,
 };
 
 /// Counts reboots; the other actions are not used here.
@@ -62,14 +61,11 @@ async fn a_retried_reboot_reboots_once() {
     .expect("create");
     // Ready, as the provisioner would leave it.
     let key = keys::object(Kind::Instance, Some("health"), "web-1");
-    let kv = s.store.get(&key).await.expect("read").expect("stored");
-    let mut o: Object<InstanceSpec> = codec::decode_object(&kv).expect("decode");
-    o.status.phase = Phase::Ready;
-    o.status.placement.foundation = Some("kunpeng-1".into());
-    s.store
-        .put(&key, codec::encode(&o).expect("encode"))
-        .await
-        .expect("write");
+    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+        o.status.phase = Phase::Ready;
+        o.status.placement.foundation = Some("kunpeng-1".into());
+    })
+    .await;
 
     let reboot = |request_id: &str| pb::RebootInstanceRequest {
         name: "departments/health/instances/web-1".into(),

@@ -162,3 +162,19 @@ pub fn create(id: &str, request_id: &str, i: pb::Instance) -> pb::CreateInstance
         request_id: request_id.into(),
     }
 }
+
+/// Changes a stored object in place, as another loop would (placement,
+/// the provisioner): reads `key`, applies `change`, writes it back.
+pub async fn change_stored<S: yunshu_core::meta::Spec>(
+    store: &dyn Store,
+    key: &str,
+    change: impl FnOnce(&mut yunshu_core::meta::Object<S>),
+) {
+    let kv = store.get(key).await.expect("read").expect("stored");
+    let mut object = codec::decode_object::<S>(&kv).expect("decode");
+    change(&mut object);
+    store
+        .put(key, codec::encode(&object).expect("encode"))
+        .await
+        .expect("write");
+}
