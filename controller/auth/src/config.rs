@@ -108,8 +108,8 @@ pub struct OidcConfig {
     /// The claim holding the caller's groups (an array of strings).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
-    /// Least time between two JWKS fetches, in seconds: an unknown `kid`
-    /// triggers a fetch at most this often.
+    /// Least time between two JWKS fetches, in seconds (at least 1): an
+    /// unknown `kid` triggers a fetch at most this often.
     #[serde(default = "default_refresh_interval")]
     pub jwks_refresh_interval_secs: u64,
     /// Keys older than this are refetched in the background, in seconds.
@@ -173,6 +173,14 @@ impl OidcConfig {
         }
         if self.groups_claim.is_empty() {
             return Err(AuthError::config("oidc.groupsClaim", "must not be empty"));
+        }
+        // Zero would let every token with a made-up `kid` send a fetch to
+        // the identity provider.
+        if self.jwks_refresh_interval_secs == 0 {
+            return Err(AuthError::config(
+                "oidc.jwksRefreshIntervalSecs",
+                "must be at least 1",
+            ));
         }
         if self.jwks_fetch_timeout_secs == 0 {
             return Err(AuthError::config(
@@ -272,6 +280,16 @@ mod tests {
         assert!(e.to_string().contains("leewaySecs"), "{e}");
         o.leeway_secs = MAX_LEEWAY_SECS;
         o.validate().expect("at the cap");
+    }
+
+    #[test]
+    fn jwks_refetches_are_always_rate_limited() {
+        let mut o = oidc("https://idp/jwks");
+        o.jwks_refresh_interval_secs = 0;
+        let e = o.validate().expect_err("no rate limit");
+        assert!(e.to_string().contains("jwksRefreshIntervalSecs"), "{e}");
+        o.jwks_refresh_interval_secs = 1;
+        o.validate().expect("one second");
     }
 
     #[test]

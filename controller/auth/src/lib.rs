@@ -28,7 +28,7 @@
 //!   jwksCaFile: /etc/yunshu/sso-ca.pem   # optional; system roots otherwise
 //!   leewaySecs: 60                       # clock skew on exp/nbf, at most 300
 //!   groupsClaim: groups                  # claim with the caller's groups
-//!   jwksRefreshIntervalSecs: 30          # least time between JWKS fetches
+//!   jwksRefreshIntervalSecs: 30          # least time between JWKS fetches (≥ 1)
 //!   jwksMaxAgeSecs: 900                  # refetched in the background after this
 //!   jwksFetchTimeoutSecs: 5
 //! apiTokens: true                        # default

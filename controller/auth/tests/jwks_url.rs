@@ -132,7 +132,7 @@ async fn rotated_key_is_fetched_on_unknown_kid() {
     let server = JwksServer::default();
     server.set(Some(jwt::jwks(&[jwt::ec_jwk("k1", &old)])));
     let port = server.start(None).await;
-    let auth = authenticator(format!("http://127.0.0.1:{port}/jwks"), 0, None).await;
+    let auth = authenticator(format!("http://127.0.0.1:{port}/jwks"), 1, None).await;
     assert_eq!(server.hits(), 1, "loaded at start-up");
     assert_eq!(
         present(&auth, "k1", &old).await.map(|p| p.subject),
@@ -144,6 +144,8 @@ async fn rotated_key_is_fetched_on_unknown_kid() {
         jwt::ec_jwk("k1", &old),
         jwt::ec_jwk("k2", &new),
     ])));
+    // Refetches are at least a second apart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         present(&auth, "k2", &new).await.map(|p| p.department),
         Ok("health".into())
@@ -192,12 +194,13 @@ async fn unreachable_provider_is_unavailable_not_unauthenticated() {
     let server = JwksServer::default();
     let port = server.start(None).await;
     // Start-up tolerates a provider that is down (mTLS users must not wait).
-    let auth = authenticator(format!("http://127.0.0.1:{port}/jwks"), 0, None).await;
+    let auth = authenticator(format!("http://127.0.0.1:{port}/jwks"), 1, None).await;
     let refused = present(&auth, "k1", &key).await.expect_err("no keys");
     assert_eq!(refused, RejectReason::KeysUnavailable);
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(auth.stats().rejected(RejectReason::KeysUnavailable), 1);
     server.set(Some(jwt::jwks(&[jwt::ec_jwk("k1", &key)])));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(
         present(&auth, "k1", &key).await.is_ok(),
         "recovers on the next fetch"
@@ -233,7 +236,7 @@ async fn https_jwks_with_a_configured_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_file = dir.path().join("idp-ca.pem");
     std::fs::write(&ca_file, &ca.cert_pem).expect("write");
-    let auth = authenticator(format!("https://localhost:{port}/jwks"), 0, Some(ca_file)).await;
+    let auth = authenticator(format!("https://localhost:{port}/jwks"), 1, Some(ca_file)).await;
     assert!(present(&auth, "k1", &key).await.is_ok());
 
     // The same server is not trusted with another CA bundle.
@@ -241,7 +244,7 @@ async fn https_jwks_with_a_configured_ca() {
     std::fs::write(other.path(), Ca::new("Other CA").cert_pem).expect("write");
     let auth = authenticator(
         format!("https://localhost:{port}/jwks"),
-        0,
+        1,
         Some(other.path().to_owned()),
     )
     .await;
