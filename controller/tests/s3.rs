@@ -195,19 +195,7 @@ fn end_to_end(state: &Path, backend: &str) {
         ],
     );
     assert!(create.status.success(), "{}\n{}", text(&create), y.logs());
-    let issue = y.ctl(
-        "alpha",
-        &[
-            "-o",
-            "json",
-            "credentials",
-            "issue",
-            "bucket",
-            reports,
-            "--ttl",
-            "1h",
-        ],
-    );
+    let issue = y.ctl("alpha", &issue_once(reports));
     assert!(issue.status.success(), "{}\n{}", text(&issue), y.logs());
     let alpha: Value = serde_json::from_slice(&issue.stdout).expect("credentials json");
     let secret = alpha["secretAccessKey"]
@@ -215,6 +203,15 @@ fn end_to_end(state: &Path, backend: &str) {
         .expect("secret")
         .to_owned();
     assert!(alpha["bucket"].is_string(), "{alpha}");
+    // A retry under the same request id returns the same keys.
+    let retry = y.ctl("alpha", &issue_once(reports));
+    assert!(retry.status.success(), "{}\n{}", text(&retry), y.logs());
+    let again: Value = serde_json::from_slice(&retry.stdout).expect("credentials json");
+    assert_eq!(
+        again["accessKeyId"], alpha["accessKeyId"],
+        "a retry minted new keys"
+    );
+    assert_eq!(again["secretAccessKey"], alpha["secretAccessKey"]);
 
     // A writes and reads an object with a plain S3 client.
     let rw = s3(
@@ -354,6 +351,20 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         assert!(Instant::now() < deadline, "revoked credentials still work");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // A revoke retried succeeds; an issue retried after the revocation is
+    // refused rather than minting keys behind it.
+    let revoke = y.ctl(
+        "alpha",
+        &["credentials", "revoke", "bucket", reports, access],
+    );
+    assert!(revoke.status.success(), "{}", text(&revoke));
+    let refused = y.ctl("alpha", &issue_once(reports));
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let t = text(&refused);
+    assert!(
+        t.contains("request_id") && t.contains("were revoked"),
+        "{t}"
+    );
     for (d, b) in [("alpha", reports), ("beta", other)] {
         let purge = y.ctl(
             d,
@@ -379,10 +390,25 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
     );
     assert!(!text(&status).contains(&secret));
     assert!(
-        logs.contains("issue-credentials"),
-        "the issue is in the audit log"
+        logs.contains("issue-credentials") && logs.contains("reissue-credentials"),
+        "the issue and its retry are in the audit log"
     );
     let _ = y.admin_port;
+}
+
+/// `credentials issue bucket B`, always under one request id.
+fn issue_once(bucket: &str) -> [&str; 9] {
+    [
+        "-o",
+        "json",
+        "credentials",
+        "issue",
+        "bucket",
+        bucket,
+        "--ttl",
+        "1h",
+        "--request-id=issue-reports-1",
+    ]
 }
 
 #[test]

@@ -230,7 +230,10 @@ impl Api {
             && !purge
             && bucket.meta.deletion_timestamp.is_none()
             && bucket.status.phase == Phase::Ready
-            && let Some(n) = actions.bucket_objects(bucket).await.map_err(to_status)?
+            && let Some(n) = actions
+                .bucket_objects(bucket)
+                .await
+                .map_err(crate::status::from_foundation)?
             && n > 0
         {
             return Err(Status::failed_precondition(format!(

@@ -315,7 +315,7 @@ workload_service! {
         }
         match (&self.actions, o.status.phase) {
             (Some(actions), Phase::Ready) => {
-                actions.reboot(&o).await.map_err(crate::status::to_status)?;
+                actions.reboot(&o).await.map_err(crate::status::from_foundation)?;
                 tracing::info!(instance = %r.name, request_id = %r.request_id, "rebooted");
                 // The reboot happened: a failure to remember it must not
                 // make the caller retry it.
@@ -399,7 +399,7 @@ workload_service! {
         let issued = actions
             .issue_credentials(&p, &o, ttl, &r.request_id)
             .await
-            .map_err(crate::status::to_status)?;
+            .map_err(crate::status::from_foundation)?;
         Ok(Response::new(pb::IssueBucketCredentialsResponse {
             access_key_id: issued.access_key.clone(),
             secret_access_key: issued.secret_key.clone(),
@@ -422,13 +422,14 @@ workload_service! {
         if r.access_key_id.is_empty() {
             return Err(crate::status::invalid(&[FieldViolation::new("access_key_id", "is required")]));
         }
+        crate::resource::require_request_id(&r.request_id)?;
         let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
             return Err(not_ready(&r.name, o.status.phase));
         };
         actions
             .revoke_credentials(&p, &o, &r.access_key_id)
             .await
-            .map_err(crate::status::to_status)?;
+            .map_err(crate::status::from_foundation)?;
         Ok(Response::new(pb::RevokeBucketCredentialsResponse {}))
     }
 }

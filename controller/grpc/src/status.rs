@@ -37,6 +37,24 @@ pub fn to_status(error: Error) -> Status {
     }
 }
 
+/// Maps the error of an action a foundation carried out for the caller
+/// (a reboot, counting a bucket's objects, issuing or revoking
+/// credentials). The foundation refusing Yunshu's own credentials or
+/// permissions is not the caller's fault and must not read as if their
+/// token were bad, so it becomes UNAVAILABLE, naming what an admin must
+/// fix; every other error maps as [`to_status`].
+pub fn from_foundation(error: Error) -> Status {
+    match error {
+        Error::Unauthorized { .. } | Error::PermissionDenied { .. } => {
+            tracing::error!(error = %error, "a foundation refused Yunshu's credentials");
+            Status::unavailable(format!(
+                "the foundation refused Yunshu's own credentials ({error}); an admin must fix the foundation's credentials"
+            ))
+        }
+        other => to_status(other),
+    }
+}
+
 /// `INVALID_ARGUMENT` naming every field and the rule it broke.
 pub fn invalid(violations: &[FieldViolation]) -> Status {
     let message = format!(
@@ -64,6 +82,30 @@ mod tests {
     use yunshu_core::{error::QuotaViolation, resources::ResourceClass};
 
     use super::*;
+
+    #[test]
+    fn a_foundation_refusing_yunshu_is_not_the_callers_fault() {
+        for e in [
+            Error::Unauthorized {
+                message: "the access key is not known".into(),
+            },
+            Error::PermissionDenied {
+                message: "the role may not create users".into(),
+            },
+        ] {
+            let status = from_foundation(e);
+            assert_eq!(status.code(), Code::Unavailable);
+            assert!(
+                status.message().contains("Yunshu's own credentials"),
+                "{}",
+                status.message()
+            );
+        }
+        let status = from_foundation(Error::NotFound {
+            what: "bucket b".into(),
+        });
+        assert_eq!(status.code(), Code::NotFound);
+    }
 
     #[test]
     fn quota_failures_carry_details() {

@@ -5,12 +5,18 @@
 //! department (and to the bucket where the server supports it), and:
 //! - kept for idempotent retries only sealed in the vault, under the
 //!   request id, so a repeated `IssueBucketCredentials` returns the same
-//!   keys instead of minting more;
+//!   keys instead of minting more (audited as `reissue-credentials`);
 //! - recorded without their secret at `/yunshu/credentials/{department}/{bucket}/{access key}`
 //!   with their expiry, so [`expire`] revokes them when they run out;
 //! - written to the audit log, `/yunshu/audit/{department}/…` in the store
 //!   and a `yunshu::audit` log event: who, what, which bucket, which access
 //!   key, until when — never the secret.
+//!
+//! Revoking replaces the sealed secret with a tombstone, so no copy of a
+//! revoked secret is kept, and a retried issue under the old request id is
+//! refused instead of minting new keys behind the revocation. The record
+//! stays, marked revoked, until the credentials would have expired; then
+//! [`expire`] deletes it with the tombstone.
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,7 +31,7 @@ use yunshu_core::{
     meta::{Kind, Object},
     model::{BucketSpec, Foundation, FoundationSpec, InstanceSpec},
     principal::Principal,
-    store::{Store, StoreExt},
+    store::{Compare, Op, Store, StoreExt, Txn},
 };
 use yunshu_grpc::actions::Actions;
 
@@ -48,6 +54,9 @@ pub struct CredentialRecord {
     pub issued_by: String,
     /// The request id of the issue.
     pub request_id: String,
+    /// Revoked before they expired; the record stays until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 /// One audit log entry.
@@ -56,7 +65,8 @@ pub struct CredentialRecord {
 pub struct AuditRecord {
     /// When.
     pub time: DateTime<Utc>,
-    /// `issue-credentials`, `revoke-credentials`, `expire-credentials`.
+    /// `issue-credentials`, `reissue-credentials` (a retry returned the keys
+    /// issued before), `revoke-credentials`, `expire-credentials`.
     pub action: String,
     /// The principal's department and subject (or `yunshu` for expiry).
     pub actor: String,
@@ -69,11 +79,21 @@ pub struct AuditRecord {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// What the vault keeps under a request id: the issued keys, or once they
+/// are revoked a tombstone without the secret.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     access_key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     secret_key: String,
     expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    revoked: bool,
+}
+
+/// The vault name of what an issue under `request_id` returned.
+fn sealed_name(department: &str, bucket: &str, bucket_uid: &str, request_id: &str) -> String {
+    format!("credentials/{department}/{bucket}/{bucket_uid}/{request_id}")
 }
 
 fn credential_key(department: &str, bucket: &str, access_key: &str) -> String {
@@ -197,13 +217,38 @@ impl Actions for RuntimeActions {
         request_id: &str,
     ) -> Result<IssuedCredentials> {
         let department = bucket.meta.department.clone().unwrap_or_default();
-        let sealed_name = format!(
-            "credentials/{department}/{}/{}/{request_id}",
-            bucket.meta.name, bucket.meta.uid
-        );
+        let sealed_name = sealed_name(&department, &bucket.meta.name, &bucket.meta.uid, request_id);
         if let Some(bytes) = self.vault.get(&sealed_name).await? {
             let s: Sealed = serde_json::from_slice(&bytes)
                 .map_err(|_| Error::internal("a sealed credential record does not parse"))?;
+            let gone = if s.revoked {
+                Some("were revoked")
+            } else if s.expires_at.is_some_and(|t| t <= Utc::now()) {
+                Some("have expired")
+            } else {
+                None
+            };
+            if let Some(gone) = gone {
+                return Err(Error::invalid(
+                    "request_id",
+                    format!(
+                        "the credentials issued under this request id ({}) {gone}; use a new request id to issue new ones",
+                        s.access_key
+                    ),
+                ));
+            }
+            self.audit(
+                &department,
+                &AuditRecord {
+                    time: Utc::now(),
+                    action: "reissue-credentials".into(),
+                    actor: format!("{}/{}", who.department, who.subject),
+                    resource: resource_name(bucket),
+                    access_key: s.access_key.clone(),
+                    expires_at: s.expires_at,
+                },
+            )
+            .await?;
             return Ok(IssuedCredentials {
                 access_key: s.access_key,
                 secret_key: s.secret_key,
@@ -225,6 +270,7 @@ impl Actions for RuntimeActions {
             access_key: issued.access_key.clone(),
             secret_key: issued.secret_key.clone(),
             expires_at,
+            revoked: false,
         })
         .map_err(|_| Error::internal("cannot encode a credential record"))?;
         self.vault.put(&sealed_name, &sealed).await?;
@@ -234,6 +280,7 @@ impl Actions for RuntimeActions {
             expires_at,
             issued_by: format!("{}/{}", who.department, who.subject),
             request_id: request_id.to_owned(),
+            revoked: false,
         };
         self.store
             .put(
@@ -266,15 +313,56 @@ impl Actions for RuntimeActions {
         access_key: &str,
     ) -> Result<()> {
         let department = bucket.meta.department.clone().unwrap_or_default();
+        let key = credential_key(&department, &bucket.meta.name, access_key);
+        let record = match self.store.get(&key).await? {
+            Some(kv) => Some((codec::decode::<CredentialRecord>(&kv.key, &kv.value)?, kv)),
+            None => None,
+        };
+        if record.as_ref().is_some_and(|(r, _)| r.revoked) {
+            return Ok(());
+        }
         let client = self
             .client_of(bucket.status.placement.foundation.as_deref())
             .await?;
-        client
+        match client
             .revoke_credentials(&owner_of(bucket), access_key)
-            .await?;
-        self.store
-            .delete(&credential_key(&department, &bucket.meta.name, access_key))
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            // The foundation's answer to a key of another bucket: the
+            // caller's mistake, not Yunshu's permissions.
+            Err(Error::PermissionDenied { message }) => {
+                return Err(Error::invalid("access_key_id", message));
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some((mut r, kv)) = record {
+            let tombstone = serde_json::to_vec(&Sealed {
+                access_key: access_key.to_owned(),
+                secret_key: String::new(),
+                expires_at: r.expires_at,
+                revoked: true,
+            })
+            .map_err(|_| Error::internal("cannot encode a credential record"))?;
+            self.vault
+                .put(
+                    &sealed_name(&department, &bucket.meta.name, &r.bucket_uid, &r.request_id),
+                    &tombstone,
+                )
+                .await?;
+            r.revoked = true;
+            // Only if nothing else changed it meanwhile: a concurrent
+            // revoke has written the same, and expiry deleted it.
+            let _ = self
+                .store
+                .txn(
+                    Txn::new()
+                        .when([Compare::unchanged(key.as_str(), kv.mod_revision)])
+                        .and_then([Op::put(key.as_str(), codec::encode(&r)?)]),
+                )
+                .await?;
+        }
         self.audit(
             &department,
             &AuditRecord {
@@ -290,8 +378,14 @@ impl Actions for RuntimeActions {
     }
 }
 
-/// Revokes every issued credential past its expiry; returns how many.
-pub async fn expire(store: &Arc<dyn Store>, registry: &Registry) -> Result<usize> {
+/// Revokes every issued credential past its expiry; returns how many. The
+/// record and its sealed copy (or tombstone) go with it, also for
+/// credentials revoked earlier.
+pub async fn expire(
+    store: &Arc<dyn Store>,
+    registry: &Registry,
+    vault: &dyn SecretVault,
+) -> Result<usize> {
     let mut revoked = 0;
     let now = Utc::now();
     for kv in store.range_all(&credentials_prefix(), 500).await? {
@@ -308,28 +402,41 @@ pub async fn expire(store: &Arc<dyn Store>, registry: &Registry) -> Result<usize
         else {
             continue;
         };
-        let fkey = keys::object(Kind::Foundation, None, &record.foundation);
-        let Some(fkv) = store.get(&fkey).await? else {
-            continue;
-        };
-        let f = codec::decode_object::<FoundationSpec>(&fkv)?;
-        let Some(client) = registry.client(&f).await? else {
-            continue;
-        };
-        let owner = yunshu_core::adapter::Owner {
-            department: department.to_owned(),
-            name: bucket.to_owned(),
-            uid: record.bucket_uid.clone(),
-        };
-        match client.revoke_credentials(&owner, access_key).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(access_key, error = %e, "cannot revoke expired credentials yet");
+        if !record.revoked {
+            let fkey = keys::object(Kind::Foundation, None, &record.foundation);
+            let Some(fkv) = store.get(&fkey).await? else {
                 continue;
+            };
+            let f = codec::decode_object::<FoundationSpec>(&fkv)?;
+            let Some(client) = registry.client(&f).await? else {
+                continue;
+            };
+            let owner = yunshu_core::adapter::Owner {
+                department: department.to_owned(),
+                name: bucket.to_owned(),
+                uid: record.bucket_uid.clone(),
+            };
+            match client.revoke_credentials(&owner, access_key).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(access_key, error = %e, "cannot revoke expired credentials yet");
+                    continue;
+                }
             }
         }
+        vault
+            .delete(&sealed_name(
+                department,
+                bucket,
+                &record.bucket_uid,
+                &record.request_id,
+            ))
+            .await?;
         store.delete(&kv.key).await?;
+        if record.revoked {
+            continue;
+        }
         let record = AuditRecord {
             time: Utc::now(),
             action: "expire-credentials".into(),

@@ -151,7 +151,7 @@ pub async fn start(
     let actions = Arc::new(crate::actions::RuntimeActions::new(
         ctx.store.clone(),
         registry.clone(),
-        vault,
+        vault.clone(),
     ));
     let (store, reg, every) = (ctx.store.clone(), registry.clone(), args.sweep_interval);
     // Only etcd is shared: the embedded store's file admits one process,
@@ -169,7 +169,7 @@ pub async fn start(
         watch::channel(true).1
     };
     let singletons = singleton::while_leading(leader, stop.clone(), move |term| {
-        let (store, reg) = (store.clone(), reg.clone());
+        let (store, reg, vault) = (store.clone(), reg.clone(), vault.clone());
         let (provisioner, prober, sweeper) = (provisioner.clone(), prober.clone(), sweeper.clone());
         let mut s = term.clone();
         vec![
@@ -179,7 +179,7 @@ pub async fn start(
                         () = tokio::time::sleep(every) => {}
                         _ = s.wait_for(|s| *s) => return Ok(()),
                     }
-                    match crate::actions::expire(&store, &reg).await {
+                    match crate::actions::expire(&store, &reg, &*vault).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(revoked = n, "expired bucket credentials revoked"),
                         Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),

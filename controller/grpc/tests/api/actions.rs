@@ -1,9 +1,10 @@
-//! Rebooting an instance: a retry with the same request id does not reboot
-//! it again.
+//! One-shot actions: a retried reboot does not reboot again, credential
+//! calls need a request id, and a foundation refusing Yunshu's own
+//! credentials is not reported as the caller's bad token.
 
 use std::sync::{
     Arc,
-    atomic::{AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use super::*;
@@ -15,14 +16,24 @@ use yunshu_core::{
     principal::Principal,
 };
 
-/// Counts reboots; the other actions are not used here.
+/// A foundation's actions, counted.
 #[derive(Debug, Default)]
-struct Reboots(AtomicUsize);
+struct Foundation {
+    reboots: AtomicUsize,
+    revokes: AtomicUsize,
+    /// The foundation refuses Yunshu's credentials.
+    refuse: AtomicBool,
+}
 
 #[tonic::async_trait]
-impl yunshu_grpc::actions::Actions for Reboots {
+impl yunshu_grpc::actions::Actions for Foundation {
     async fn reboot(&self, _: &Object<InstanceSpec>) -> yunshu_core::Result<()> {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(yunshu_core::Error::Unauthorized {
+                message: "the foundation does not know Yunshu's application credential".into(),
+            });
+        }
+        self.reboots.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     async fn bucket_objects(&self, _: &Object<BucketSpec>) -> yunshu_core::Result<Option<u64>> {
@@ -43,13 +54,14 @@ impl yunshu_grpc::actions::Actions for Reboots {
         _: &Object<BucketSpec>,
         _: &str,
     ) -> yunshu_core::Result<()> {
-        Err(yunshu_core::Error::internal("not used"))
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_reboot_reboots_once() {
-    let reboots = Arc::new(Reboots::default());
+    let reboots = Arc::new(Foundation::default());
     let s = common::start_with(Some(reboots.clone())).await;
     department(&*s.store, "health", 48).await;
     let mut c = InstanceServiceClient::new(s.channel.clone());
@@ -76,14 +88,103 @@ async fn a_retried_reboot_reboots_once() {
             .await
             .expect("reboot");
     }
-    assert_eq!(reboots.0.load(Ordering::SeqCst), 1, "a retry reboots again");
+    assert_eq!(
+        reboots.reboots.load(Ordering::SeqCst),
+        1,
+        "a retry reboots again"
+    );
     c.reboot_instance(as_(ALICE, reboot("boot-2")))
         .await
         .expect("another reboot");
-    assert_eq!(reboots.0.load(Ordering::SeqCst), 2);
+    assert_eq!(reboots.reboots.load(Ordering::SeqCst), 2);
     let err = c
         .reboot_instance(as_(ALICE, reboot("")))
         .await
         .expect_err("no request id");
     common::assert_names_field(err, "request_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foundation_refusing_yunshu_is_unavailable_not_unauthenticated() {
+    let actions = Arc::new(Foundation::default());
+    actions.refuse.store(true, Ordering::SeqCst);
+    let s = common::start_with(Some(actions.clone())).await;
+    department(&*s.store, "health", 48).await;
+    let mut c = InstanceServiceClient::new(s.channel.clone());
+    c.create_instance(as_(
+        ALICE,
+        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
+    ))
+    .await
+    .expect("create");
+    let key = keys::object(Kind::Instance, Some("health"), "web-1");
+    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+        o.status.phase = Phase::Ready;
+        o.status.placement.foundation = Some("kunpeng-1".into());
+    })
+    .await;
+    let err = c
+        .reboot_instance(as_(
+            ALICE,
+            pb::RebootInstanceRequest {
+                name: "departments/health/instances/web-1".into(),
+                request_id: "boot-1".into(),
+            },
+        ))
+        .await
+        .expect_err("the foundation refuses");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("an admin must fix"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_credentials_needs_a_request_id() {
+    use yunshu_proto::api::v1::bucket_service_client::BucketServiceClient;
+    let actions = Arc::new(Foundation::default());
+    let s = common::start_with(Some(actions.clone())).await;
+    department(&*s.store, "health", 48).await;
+    let mut c = BucketServiceClient::new(s.channel.clone());
+    c.create_bucket(as_(
+        ALICE,
+        pb::CreateBucketRequest {
+            parent: "departments/health".into(),
+            bucket_id: "logs".into(),
+            bucket: Some(pb::Bucket {
+                metadata: None,
+                spec: Some(pb::BucketSpec {
+                    quota_bytes: 1 << 30,
+                    ..Default::default()
+                }),
+                status: None,
+            }),
+            request_id: "create-logs".into(),
+        },
+    ))
+    .await
+    .expect("create");
+    let key = keys::object(Kind::Bucket, Some("health"), "logs");
+    common::change_stored::<BucketSpec>(&*s.store, &key, |o| {
+        o.status.phase = Phase::Ready;
+        o.status.placement.foundation = Some("object-store".into());
+    })
+    .await;
+    let revoke = |request_id: &str| pb::RevokeBucketCredentialsRequest {
+        name: "departments/health/buckets/logs".into(),
+        access_key_id: "AKIA0001".into(),
+        request_id: request_id.into(),
+    };
+    let err = c
+        .revoke_bucket_credentials(as_(ALICE, revoke("")))
+        .await
+        .expect_err("no request id");
+    common::assert_names_field(err, "request_id");
+    assert_eq!(
+        actions.revokes.load(Ordering::SeqCst),
+        0,
+        "nothing was revoked"
+    );
+    c.revoke_bucket_credentials(as_(ALICE, revoke("revoke-1")))
+        .await
+        .expect("revoke");
+    assert_eq!(actions.revokes.load(Ordering::SeqCst), 1);
 }

@@ -4,15 +4,15 @@
 //! This file: the life of an instance, and quota. `access.rs`: isolation
 //! between departments and the viewer role; `lists.rs`: pages and watches;
 //! `placement.rs`: placement and health; `buckets.rs`: deleting buckets;
-//! `reboot.rs`: reboots and their request ids.
+//! `actions.rs`: reboots, credentials, and actions a foundation refuses.
 
 mod access;
+mod actions;
 mod buckets;
 #[path = "../common/mod.rs"]
 mod common;
 mod lists;
 mod placement;
-mod reboot;
 
 use std::time::Duration;
 
