@@ -124,6 +124,33 @@ impl Inner {
         w.commit().map_err(db_err("commit"))
     }
 
+    /// Brings every deadline later than `now` plus its ttl down to that: a
+    /// deadline so far off was written before the system clock went back
+    /// while the store was closed, and would keep its keys too long.
+    pub(super) fn bound_lease_deadlines(&self, now: i64) -> Result<()> {
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
+        {
+            let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
+            let mut late = Vec::new();
+            for item in leases.iter().map_err(db_err("scan leases"))? {
+                let (id, v) = item.map_err(db_err("scan leases"))?;
+                let (ttl_ms, deadline) = v.value();
+                if deadline > now.saturating_add(ttl_ms) {
+                    late.push((id.value(), ttl_ms));
+                }
+            }
+            for (id, ttl_ms) in late {
+                leases
+                    .insert(id, (ttl_ms, now.saturating_add(ttl_ms)))
+                    .map_err(db_err("write a lease"))?;
+            }
+        }
+        w.commit().map_err(db_err("commit"))
+    }
+
     pub(super) fn expire_leases(&self, now: i64) -> Result<()> {
         self.revoke(None, now)
     }

@@ -33,10 +33,10 @@ mod watch;
 use std::{
     path::Path,
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use async_trait::async_trait;
@@ -102,10 +102,22 @@ fn db_err<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// Milliseconds on the store's clock, the unit of lease deadlines: the
+/// wall clock read once, then advanced by the monotonic clock. A step of
+/// the system clock while the store runs neither expires leases early nor
+/// keeps them late, as on etcd. Deadlines persist in this unit so leases
+/// run out across a restart; a step while the store was closed cannot be
+/// seen, so opening bounds every deadline by its ttl
+/// ([`Inner::bound_lease_deadlines`]).
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    static ANCHOR: OnceLock<(i64, Instant)> = OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        (wall, Instant::now())
+    });
+    wall.saturating_add(i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
 }
 
 impl EmbeddedStore {
@@ -147,6 +159,7 @@ impl EmbeddedStore {
         wal.prefill_active()?;
         let mem = checkpoint::load(&db)?;
         let store = Self::with_parts(db, Some(wal), mem, limits);
+        store.inner.bound_lease_deadlines(now_ms())?;
         store.inner.prefill_in_background();
         Ok(store)
     }

@@ -148,6 +148,49 @@ async fn leases_and_compaction_span_checkpoints() {
     );
 }
 
+/// A deadline written before the system clock went back a day while the
+/// store was closed runs out within its ttl of opening, not a day later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_outlives_no_clock_step_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("leases.redb");
+    {
+        let store = EmbeddedStore::open(&path).expect("open");
+        let lease = store
+            .lease_grant(Duration::from_secs(2))
+            .await
+            .expect("grant");
+        store
+            .txn(Txn::new().and_then([Op::Put {
+                key: "/l/held".into(),
+                value: b"x".to_vec(),
+                lease: Some(lease),
+            }]))
+            .await
+            .expect("put");
+        let w = store.inner.db.begin_write().expect("write");
+        {
+            use redb::ReadableTable;
+            let mut leases = w.open_table(super::LEASES).expect("table");
+            let (ttl, deadline) = leases.get(lease).expect("read").expect("lease").value();
+            leases
+                .insert(lease, (ttl, deadline + 86_400_000))
+                .expect("write");
+        }
+        w.commit().expect("commit");
+    }
+    let store = EmbeddedStore::open(&path).expect("reopen");
+    assert!(store.get("/l/held").await.expect("get").is_some());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.get("/l/held").await.expect("get").is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lease did not run out within its ttl of opening"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_event_log_of_earlier_builds_is_converted() {
     use redb::{Database, TableDefinition};
