@@ -21,6 +21,7 @@ use yunshu_core::{
     model::{
         AdapterKind, BucketSpec, FoundationSpec, Health, InstanceSpec, TenantMapping, VolumeSpec,
     },
+    resources::ResourceClass,
 };
 
 mod provision;
@@ -207,7 +208,17 @@ impl Adapter for OpenStackAdapter {
                 .query("limit", "1"),
         );
         let providers = placement::providers(&self.session);
-        let (keystone, nova, providers) = tokio::join!(keystone, nova, providers);
+        let pools = cinder::pools(&self.session);
+        let (keystone, nova, providers, pools) = tokio::join!(keystone, nova, providers, pools);
+        // Block storage is measured where Cinder can tell; otherwise the
+        // declared capacity counts. Cinder's trouble shows on volume calls.
+        let volumes = match pools {
+            Ok(p) => cinder::pool_inventory(&p),
+            Err(e) => {
+                debug!(foundation = %self.foundation, error = %e, "storage pools not read");
+                None
+            }
+        };
         let latency = start.elapsed();
         for (service, r) in [("keystone", keystone.err()), ("nova", nova.err())] {
             if let Some(e) = r {
@@ -225,7 +236,8 @@ impl Adapter for OpenStackAdapter {
         }
         match providers {
             Ok(p) => {
-                let (inventory, traits) = placement::aggregate(&p);
+                let (mut inventory, traits) = placement::aggregate(&p);
+                inventory.extend(volumes.map(|v| (ResourceClass::VolumeGib, v)));
                 self.cache().measured_arches = arch_values(&traits);
                 debug!(foundation = %self.foundation, ?latency, providers = p.len(), "probed");
                 Ok(Probe {

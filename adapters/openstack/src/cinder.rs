@@ -235,3 +235,123 @@ mod tests {
         );
     }
 }
+
+/// One storage pool as Cinder's scheduler reports it (admin only).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pool {
+    /// What the pool says of itself.
+    pub capabilities: PoolCapabilities,
+}
+
+/// The sizes a pool reports, in GiB. Cinder sends numbers, numeric
+/// strings, or `infinite` and `unknown` for backends that cannot tell.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PoolCapabilities {
+    /// The pool's size.
+    #[serde(default)]
+    pub total_capacity_gb: serde_json::Value,
+    /// Given to volumes so far.
+    #[serde(default)]
+    pub allocated_capacity_gb: serde_json::Value,
+    /// Held back by the operator, in percent of the total.
+    #[serde(default)]
+    pub reserved_percentage: serde_json::Value,
+}
+
+/// A pool figure as a whole number of GiB; `None` for `infinite`,
+/// `unknown` or anything else that is not a number.
+fn gib(v: &serde_json::Value) -> Option<u64> {
+    let f = match v {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    // Truncation is intended: a whole number of GiB, never more than there is.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (f.is_finite() && f >= 0.0).then(|| f.floor() as u64)
+}
+
+/// Block storage inventory from Cinder's pools: the total, the operator's
+/// reserve, what volumes were given, and the most one new volume can get
+/// (the freest pool). `None` when there is no pool or any pool cannot say
+/// its size, as thin or fake backends answer `infinite`: then nothing is
+/// measured and the foundation's declared `volume_gib` capacity counts.
+/// Volumes are never overcommitted here; an admin's `allocationRatios`
+/// entry for `volume_gib` applies on top.
+pub fn pool_inventory(pools: &[Pool]) -> Option<yunshu_core::model::InventoryRecord> {
+    if pools.is_empty() {
+        return None;
+    }
+    let (mut total, mut reserved, mut used, mut max_unit) = (0u64, 0u64, 0u64, 0u64);
+    for p in pools {
+        let c = &p.capabilities;
+        let size = gib(&c.total_capacity_gb)?;
+        let held = size.saturating_mul(gib(&c.reserved_percentage).unwrap_or(0).min(100)) / 100;
+        let given = gib(&c.allocated_capacity_gb).unwrap_or(0);
+        total += size;
+        reserved += held;
+        used += given;
+        max_unit = max_unit.max(size.saturating_sub(held).saturating_sub(given));
+    }
+    Some(yunshu_core::model::InventoryRecord {
+        total,
+        reserved,
+        allocation_ratio: 1.0,
+        used,
+        max_unit,
+    })
+}
+
+/// Every pool of the cloud's Cinder, with its capabilities.
+pub(crate) async fn pools(session: &Session) -> Result<Vec<Pool>> {
+    #[derive(Deserialize)]
+    struct Pools {
+        #[serde(default)]
+        pools: Vec<Pool>,
+    }
+    let call = Call::new(
+        Method::GET,
+        Service::Volume,
+        "/scheduler-stats/get_pools",
+        "list storage pools",
+    )
+    .query("detail", "true");
+    let body: Pools = session.send(&Scope::Admin, &call).await?.json(&call.what)?;
+    Ok(body.pools)
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    fn pools(json: serde_json::Value) -> Vec<Pool> {
+        serde_json::from_value(json).expect("pools")
+    }
+
+    #[test]
+    fn pools_add_up_and_the_freest_bounds_one_volume() {
+        let p = pools(json!([
+            { "capabilities": { "total_capacity_gb": 1000, "allocated_capacity_gb": 300, "reserved_percentage": 10 } },
+            { "capabilities": { "total_capacity_gb": "500.7", "allocated_capacity_gb": "0", "reserved_percentage": 0 } },
+        ]));
+        let r = pool_inventory(&p).expect("measured");
+        assert_eq!((r.total, r.reserved, r.used), (1500, 100, 300));
+        assert_eq!(
+            r.max_unit, 600,
+            "the first pool: 1000 - 100 reserved - 300 given"
+        );
+        assert_eq!(r.capacity(), 1400);
+    }
+
+    #[test]
+    fn a_pool_that_cannot_say_its_size_measures_nothing() {
+        for total in [json!("infinite"), json!("unknown"), json!(null)] {
+            let p = pools(json!([
+                { "capabilities": { "total_capacity_gb": 1000 } },
+                { "capabilities": { "total_capacity_gb": total } },
+            ]));
+            assert!(pool_inventory(&p).is_none(), "{p:?}");
+        }
+        assert!(pool_inventory(&[]).is_none());
+    }
+}

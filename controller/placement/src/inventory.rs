@@ -112,7 +112,10 @@ pub fn declared_inventory(spec: &FoundationSpec) -> Inventory {
         .collect()
 }
 
-/// A foundation's health and capacity as placement sees them.
+/// A foundation's health and capacity as placement sees them. What the
+/// probe measured wins; a declared class the probe does not measure (an
+/// OpenStack cloud whose Cinder cannot tell its size, say) is taken from
+/// the declaration.
 pub fn observed(f: &Foundation) -> (Health, Inventory) {
     let probed = f.status.last_probe.is_some() || !f.status.inventory.is_empty();
     if !probed && f.spec.capacity.is_some() {
@@ -124,6 +127,9 @@ pub fn observed(f: &Foundation) -> (Health, Inventory) {
             record.allocation_ratio = *ratio;
         }
         record.used = 0;
+    }
+    for (class, record) in declared_inventory(&f.spec) {
+        inventory.entry(class).or_insert(record);
     }
     (f.status.health, inventory)
 }

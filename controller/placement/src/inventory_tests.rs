@@ -94,6 +94,34 @@ fn a_probe_wins_over_the_declaration_but_not_over_the_admins_ratio() {
 }
 
 #[test]
+fn a_declared_class_the_probe_does_not_measure_still_counts() {
+    let mut f = Foundation::new(
+        None,
+        "f",
+        spec(
+            Some(Resources::from_pairs([
+                (ResourceClass::Vcpu, 10),
+                (ResourceClass::VolumeGib, 500),
+            ])),
+            &[],
+        ),
+    );
+    f.status = FoundationStatus {
+        health: Health::Ready,
+        last_probe: Some(Utc::now()),
+        inventory: BTreeMap::from([(ResourceClass::Vcpu, record(64, 0, 1.0, 16))]),
+        ..FoundationStatus::default()
+    };
+    let (_, inv) = observed(&f);
+    assert_eq!(inv[&ResourceClass::Vcpu].capacity(), 64, "measured wins");
+    assert_eq!(
+        inv[&ResourceClass::VolumeGib].capacity(),
+        500,
+        "declared fills in"
+    );
+}
+
+#[test]
 fn the_largest_unit_is_capped_by_what_is_free() {
     let r = record(100, 0, 1.0, 32);
     assert_eq!(effective(&r, 10).max_unit, 32);

@@ -10,7 +10,7 @@ use yunshu_core::{
     Error, ErrorKind, Result, codec,
     keys::{object, objects, objects_of_kind},
     meta::{Kind, condition_types},
-    model::Instance,
+    model::{Instance, Phase},
     store::{EventKind, Store},
 };
 use yunshu_scheduler::Request;
@@ -142,8 +142,9 @@ impl Scheduler {
     }
 
     /// The decision the scheduler would make now for `request` of
-    /// `department`, without writing anything. An instance's group members
-    /// are looked up in the department. The department's overall quota is
+    /// `department`, without writing anything. An instance's group members,
+    /// and the instance a volume attaches to, are looked up in the
+    /// department. The department's overall quota is
     /// admission's business and is not checked.
     pub async fn dry_run(&self, department: &str, request: Request) -> Result<Report> {
         let store = &self.inner.store;
@@ -158,6 +159,18 @@ impl Scheduler {
                 o.status.placement.foundation
             });
             request = request.with_group_members(members.collect::<Vec<_>>());
+        }
+        if let Some(instance) = request.attach_to.as_ref().map(|a| a.instance.clone()) {
+            let key = yunshu_core::keys::object(Kind::Instance, Some(department), &instance);
+            let at = match store.get(&key).await? {
+                Some(kv) => {
+                    let o: Instance = codec::decode_object(&kv)?;
+                    let placed = !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable);
+                    o.status.placement.foundation.filter(|_| placed)
+                }
+                None => None,
+            };
+            request = request.with_instance_on(at);
         }
         let decided = cache
             .decide(department, request)

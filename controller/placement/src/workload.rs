@@ -96,7 +96,16 @@ impl Workload {
         }
     }
 
-    /// The scheduler's request for it; group members are added by the caller.
+    /// For a volume to attach, the instance's name.
+    pub fn attach_to(&self) -> Option<&str> {
+        match self {
+            Self::Volume(o) => o.spec.attach_to.as_deref(),
+            Self::Instance(_) | Self::Bucket(_) => None,
+        }
+    }
+
+    /// The scheduler's request for it; group members and the foundation of
+    /// the instance a volume attaches to are added by the caller.
     pub fn request(&self) -> Request {
         match self {
             Self::Instance(o) => Request::instance(&o.spec),

@@ -279,6 +279,80 @@ async fn volumes_and_buckets_go_where_their_kind_is_served() {
     env.shutdown().await;
 }
 
+/// A volume to attach waits Unschedulable until its instance is placed,
+/// then goes to the instance's foundation, even when spreading would pick
+/// the other one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_volume_follows_its_instance() {
+    let env = env().await;
+    for (name, traits, vcpu) in [
+        ("x86-phase1", &["arch:x86_64"][..], 32),
+        (
+            "kunpeng",
+            &["arch:aarch64", "cpu:kunpeng", "xinchuang"][..],
+            16,
+        ),
+    ] {
+        let mut f = foundation(traits, vcpu, 1.0, 256);
+        if let Some(c) = f.capacity.as_mut() {
+            c.set(ResourceClass::VolumeGib, 500);
+        }
+        put_foundation(&*env.store, name, f).await;
+    }
+    let volume = |name: &str, to: &str| {
+        Volume::new(
+            Some("health"),
+            name,
+            VolumeSpec {
+                size_gib: 10,
+                attach_to: Some(to.into()),
+                constraints: Default::default(),
+            },
+        )
+    };
+    env.admission
+        .create("req-d1", volume("d1", "arm-vm"))
+        .await
+        .expect("admitted");
+    let key = yunshu_core::keys::object(Kind::Volume, Some("health"), "d1");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let kv = env.store.get(&key).await.expect("get").expect("stored");
+        let v: Volume = codec::decode_object(&kv).expect("decode");
+        if v.status.phase == Phase::Unschedulable {
+            assert!(
+                v.status.placement.per_foundation["kunpeng"]
+                    .contains("instance `arm-vm` to attach to is not placed yet"),
+                "{:?}",
+                v.status.placement
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{v:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.create("arm-vm", 2, &["arch:aarch64"]).await;
+    let v: Volume = wait_for(&env.store, Kind::Volume, "d1").await;
+    assert_eq!(v.status.placement.foundation.as_deref(), Some("kunpeng"));
+
+    env.create("x86-vm", 2, &["arch:x86_64"]).await;
+    wait_phase(&env.store, "health", "x86-vm", Phase::Scheduled, WAIT).await;
+    for i in 0..3 {
+        let name = format!("d-x86-{i}");
+        env.admission
+            .create(&format!("req-{name}"), volume(&name, "x86-vm"))
+            .await
+            .expect("admitted");
+        let v: Volume = wait_for(&env.store, Kind::Volume, &name).await;
+        assert_eq!(v.status.placement.foundation.as_deref(), Some("x86-phase1"));
+        assert_eq!(
+            v.status.placement.per_foundation["kunpeng"],
+            "rejected by zone: instance `x86-vm` to attach to is on `x86-phase1`"
+        );
+    }
+    env.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_scheduler_releases_what_was_deleted_while_it_was_down() {
     let env = env().await;

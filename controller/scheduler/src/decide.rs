@@ -116,7 +116,7 @@ pub fn decide(
     }
     let mut cheapest = f64::INFINITY;
     for (i, (c, s)) in fleet.candidates.iter().zip(tenancy.standings()).enumerate() {
-        match filter::check(c, s, policy.allow_degraded, &p) {
+        match filter::check(c, i, s, policy.allow_degraded, &p) {
             Err(reason) => d.verdicts.push(Verdict::Rejected(reason)),
             Ok(()) => {
                 let scores = score::partial(c, i, policy.strategy, &p);

@@ -127,6 +127,23 @@ impl<'a> Explanation<'a> {
                     None => f.write_str("foundation declares no region"),
                 }
             }
+            Reason::InstanceElsewhere => {
+                let a = self.request.attach_to.as_ref();
+                write!(
+                    f,
+                    "instance `{}` to attach to is on `{}`",
+                    a.map_or("?", |a| a.instance.as_str()),
+                    a.and_then(|a| a.foundation.as_deref()).unwrap_or("?")
+                )
+            }
+            Reason::InstanceNotPlaced => write!(
+                f,
+                "instance `{}` to attach to is not placed yet",
+                self.request
+                    .attach_to
+                    .as_ref()
+                    .map_or("?", |a| a.instance.as_str())
+            ),
             Reason::MissingTrait { index } => {
                 write!(
                     f,

@@ -17,7 +17,8 @@ pub enum Filter {
     Health,
     /// The department may use the foundation.
     Allowed,
-    /// The requested zone and region.
+    /// The requested zone and region, and for an attached volume its
+    /// instance's foundation.
     Zone,
     /// Required traits present, forbidden traits absent, security level high enough.
     Traits,
@@ -76,6 +77,10 @@ pub enum Reason {
     ZoneNotOffered,
     /// The foundation is not in the requested region.
     RegionMismatch,
+    /// The instance the volume attaches to is on another foundation.
+    InstanceElsewhere,
+    /// The instance the volume attaches to is not placed yet.
+    InstanceNotPlaced,
     /// A required trait is missing.
     MissingTrait {
         /// Its position in [`Request::required_traits`](crate::Request::required_traits).
@@ -138,7 +143,10 @@ impl Reason {
             Self::Unsupported { .. } => Filter::Capability,
             Self::Unhealthy { .. } => Filter::Health,
             Self::NotAllowed | Self::StaleTenancy => Filter::Allowed,
-            Self::ZoneNotOffered | Self::RegionMismatch => Filter::Zone,
+            Self::ZoneNotOffered
+            | Self::RegionMismatch
+            | Self::InstanceElsewhere
+            | Self::InstanceNotPlaced => Filter::Zone,
             Self::MissingTrait { .. }
             | Self::ForbiddenTrait { .. }
             | Self::SecurityLevel { .. } => Filter::Traits,
@@ -154,6 +162,7 @@ impl Reason {
 #[inline]
 pub(crate) fn check(
     c: &Candidate,
+    index: usize,
     s: &Standing,
     allow_degraded: bool,
     p: &Prepared,
@@ -170,6 +179,11 @@ pub(crate) fn check(
         return Err(Reason::NotAllowed);
     }
     zone(c, p)?;
+    match p.attach_to {
+        Some(None) => return Err(Reason::InstanceNotPlaced),
+        Some(Some(at)) if at != index => return Err(Reason::InstanceElsewhere),
+        _ => {}
+    }
     traits(c, p)?;
     capacity(c, p)?;
     quota(s, p)

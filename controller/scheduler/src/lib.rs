@@ -65,6 +65,6 @@ pub use decide::{Decision, Verdict, decide};
 pub use explain::{Explanation, Line, Summary};
 pub use filter::{Filter, Reason};
 pub use fleet::{Candidate, ClassInventory, Fleet, FoundationInput};
-pub use request::{GroupRequest, Request};
+pub use request::{AttachTo, GroupRequest, Request};
 pub use score::{EffectiveWeights, Scores};
 pub use tenancy::{Standing, Tenancy};

@@ -30,6 +30,18 @@ pub struct Request {
     pub region: Option<String>,
     /// The affinity or spread group, with where its members already are.
     pub group: Option<GroupRequest>,
+    /// For a volume to attach: the instance, which it must share a
+    /// foundation with.
+    pub attach_to: Option<AttachTo>,
+}
+
+/// The instance a volume is to be attached to, and where it was placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachTo {
+    /// The instance's name.
+    pub instance: String,
+    /// Its foundation; `None` until it is placed (no foundation fits then).
+    pub foundation: Option<String>,
 }
 
 /// A group and the foundations its existing members were placed on.
@@ -52,6 +64,7 @@ impl Request {
             zone: None,
             region: None,
             group: None,
+            attach_to: None,
         }
     }
 
@@ -66,10 +79,25 @@ impl Request {
         r
     }
 
-    /// A volume's request.
+    /// A volume's request; the foundation of the instance it attaches to,
+    /// if any, is added by the caller ([`Request::with_instance_on`]).
     pub fn volume(spec: &VolumeSpec) -> Self {
         use yunshu_core::model::Charge;
-        Self::new(Kind::Volume, spec.charge()).with_constraints(&spec.constraints)
+        let mut r = Self::new(Kind::Volume, spec.charge()).with_constraints(&spec.constraints);
+        r.attach_to = spec.attach_to.clone().map(|instance| AttachTo {
+            instance,
+            foundation: None,
+        });
+        r
+    }
+
+    /// Records where the instance a volume attaches to was placed.
+    #[must_use]
+    pub fn with_instance_on(mut self, foundation: Option<String>) -> Self {
+        if let Some(a) = &mut self.attach_to {
+            a.foundation = foundation;
+        }
+        self
     }
 
     /// A bucket's request.
@@ -119,6 +147,9 @@ pub(crate) struct Prepared {
     pub zone: Option<Option<u32>>,
     /// `Some(None)`: a region was asked for that no foundation is in.
     pub region: Option<Option<u32>>,
+    /// The one foundation an attached volume may go to; `Some(None)` when
+    /// its instance is not placed (or on no foundation of the fleet).
+    pub attach_to: Option<Option<usize>>,
     pub group: Option<GroupPolicy>,
     /// Members per foundation index (empty when the group has none placed).
     pub members: Vec<u32>,
@@ -163,6 +194,10 @@ impl Prepared {
             min_security,
             zone: r.zone.as_deref().map(|z| fleet.zones.id(z)),
             region: r.region.as_deref().map(|z| fleet.regions.id(z)),
+            attach_to: r
+                .attach_to
+                .as_ref()
+                .map(|a| a.foundation.as_deref().and_then(|f| fleet.index_of(f))),
             group: r.group.as_ref().map(|g| g.group.policy),
             members,
             most_members,
@@ -216,6 +251,20 @@ mod tests {
         assert_eq!(
             (v.kind, v.resources.get(ResourceClass::VolumeGib)),
             (Kind::Volume, 100)
+        );
+        assert_eq!(v.attach_to, None);
+        let v = Request::volume(&VolumeSpec {
+            size_gib: 100,
+            attach_to: Some("web-1".into()),
+            constraints: Constraints::default(),
+        })
+        .with_instance_on(Some("a".into()));
+        assert_eq!(
+            v.attach_to,
+            Some(AttachTo {
+                instance: "web-1".into(),
+                foundation: Some("a".into())
+            })
         );
     }
 

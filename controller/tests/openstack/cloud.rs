@@ -56,7 +56,7 @@ impl Yunshu {
             std::fs::write(&creds, serde_json::to_string(&map).expect("json"))
                 .expect("write creds");
             foundations.push_str(&format!(
-                "  - name: {name}\n    spec:\n      adapter: openstack\n      endpoint: \"{}\"\n      region: {}\n      traits: [\"arch:{arch}\"]\n      credentials: {{ path: \"{}\" }}\n      budget: {{ requestsPerSecond: 50, burst: 100 }}\n",
+                "  - name: {name}\n    spec:\n      adapter: openstack\n      endpoint: \"{}\"\n      region: {}\n      traits: [\"arch:{arch}\"]\n      credentials: {{ path: \"{}\" }}\n      budget: {{ requestsPerSecond: 50, burst: 100 }}\n      capacity: {{ volume_gib: 1000 }}\n",
                 c["auth_url"].as_str().expect("auth_url"),
                 c["region_name"].as_str().expect("region"),
                 creds.display()
@@ -65,7 +65,7 @@ impl Yunshu {
         let (token, identity, _) = mint(dir.path(), department, "operator");
         let (_, admin_identity, admin_token) = mint(dir.path(), "ops", "admin");
         let config = format!(
-            "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c1m1, vcpu: 1, memoryMib: 1024 }}\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n    - {{ name: c128m256, vcpu: 128, memoryMib: 262144 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64, aarch64] }}\n    - {{ name: openeuler-22.03, architectures: [x86_64, aarch64] }}\ndepartments:\n  - name: {department}\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 400, memory_mib: 1048576, disk_gib: 2000 }} }}\n  - name: ops\n    spec:\n      identities:\n        - {admin_identity}\n      quota: {{ hard: {{ vcpu: 1 }} }}\nfoundations:\n{foundations}"
+            "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c1m1, vcpu: 1, memoryMib: 1024 }}\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n    - {{ name: c128m256, vcpu: 128, memoryMib: 262144 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64, aarch64] }}\n    - {{ name: openeuler-22.03, architectures: [x86_64, aarch64] }}\ndepartments:\n  - name: {department}\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 400, memory_mib: 1048576, disk_gib: 2000, volume_gib: 100 }} }}\n  - name: ops\n    spec:\n      identities:\n        - {admin_identity}\n      quota: {{ hard: {{ vcpu: 1 }} }}\nfoundations:\n{foundations}"
         );
         std::fs::write(dir.path().join("yunshu.yaml"), config).expect("config");
         let mut y = Self {
@@ -117,6 +117,16 @@ impl Yunshu {
                 .status();
             let _ = c.wait();
         }
+    }
+
+    /// The embedded store's file; open it only while `yunshu` is stopped.
+    pub(super) fn store_file(&self) -> PathBuf {
+        self.dir.path().join("data").join("yunshu.redb")
+    }
+
+    /// The department the test acts as.
+    pub(super) fn department(&self) -> &str {
+        &self.department
     }
 
     pub(super) fn logs(&self) -> String {

@@ -9,6 +9,7 @@
 //! CI, where that is a failure. They share the clouds, so they take a lock
 //! and each uses its own department.
 
+mod attach;
 mod cloud;
 #[path = "../common/mod.rs"]
 mod common;

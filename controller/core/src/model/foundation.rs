@@ -95,7 +95,8 @@ pub struct FoundationSpec {
     /// API rate budget.
     #[serde(default)]
     pub budget: Budget,
-    /// Declared inventory, used when the adapter cannot measure one (standalone mode).
+    /// Declared inventory: used until the adapter probes, and afterwards for
+    /// every class the probe does not measure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Resources>,
     /// Adapter-specific settings (e.g. the S3 admin dialect).

@@ -66,6 +66,7 @@ impl Worker {
             }
         };
         self.index_group(key, workload.as_ref());
+        self.index_instance(key, workload.as_ref());
         let Some(w) = workload else {
             self.objects.remove(key);
             self.forget(key);
@@ -173,6 +174,43 @@ impl Worker {
         }
     }
 
+    /// Keeps the index of placed instances; an instance placed just now
+    /// wakes the volumes parked until it was.
+    fn index_instance(&mut self, key: &str, w: Option<&Workload>) {
+        let placed = w
+            .filter(|w| matches!(w, Workload::Instance(_)))
+            .and_then(|w| {
+                let placed = !matches!(w.status().phase, Phase::Pending | Phase::Unschedulable);
+                w.status().placement.foundation.clone().filter(|_| placed)
+            });
+        let Some(foundation) = placed else {
+            self.instances_at.remove(key);
+            return;
+        };
+        if self
+            .instances_at
+            .insert(key.to_owned(), foundation)
+            .is_some()
+        {
+            return;
+        }
+        let waking: Vec<String> = self
+            .parked
+            .iter()
+            .filter(|v| {
+                self.objects
+                    .get(*v)
+                    .and_then(|t| t.waiting.as_ref())
+                    .is_some_and(|w| w.attach_to().is_some_and(|i| instance_key(w, i) == key))
+            })
+            .cloned()
+            .collect();
+        for v in waking {
+            self.parked.remove(&v);
+            self.enqueue(&v);
+        }
+    }
+
     /// Drops a key from the queue and the parked set.
     fn forget(&mut self, key: &str) {
         self.parked.remove(key);
@@ -243,4 +281,13 @@ impl Worker {
         self.releasing.insert(claim_key.to_owned());
         self.committers.send(Some(&foundation), Job::Release(job));
     }
+}
+
+/// The store key of the instance `name` in the department of `w`.
+pub(super) fn instance_key(w: &Workload, name: &str) -> String {
+    yunshu_core::keys::object(
+        yunshu_core::meta::Kind::Instance,
+        Some(w.department()),
+        name,
+    )
 }

@@ -62,6 +62,15 @@ impl Worker {
         if let Some(members) = members {
             request = request.with_group_members(members);
         }
+        if let Some(instance) = w.attach_to() {
+            let ikey = super::apply::instance_key(w, instance);
+            let at = self
+                .instances_at
+                .get(&ikey)
+                .cloned()
+                .or_else(|| self.in_flight.get(&ikey).and_then(|f| f.target.clone()));
+            request = request.with_instance_on(at);
+        }
         let Some(decided) = self.cache.decide(&department, request) else {
             tracing::warn!(key, department, "department of a waiting object not found");
             self.parked.insert(key);

@@ -86,6 +86,9 @@ pub(crate) struct Worker {
     groups: HashMap<(String, String), HashMap<String, String>>,
     /// The group each placed member is indexed under.
     group_of: HashMap<String, (String, String)>,
+    /// Placed instances: object key → foundation, where the volumes
+    /// attached to them must go.
+    instances_at: HashMap<String, String>,
     queue: VecDeque<String>,
     queued: HashSet<String>,
     parked: BTreeSet<String>,
@@ -118,6 +121,7 @@ impl Worker {
             claims: HashMap::new(),
             groups: HashMap::new(),
             group_of: HashMap::new(),
+            instances_at: HashMap::new(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
             parked: BTreeSet::new(),
@@ -182,6 +186,7 @@ impl Worker {
         self.claims.clear();
         self.groups.clear();
         self.group_of.clear();
+        self.instances_at.clear();
         self.queue.clear();
         self.queued.clear();
         self.parked.clear();

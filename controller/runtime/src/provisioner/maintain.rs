@@ -99,13 +99,23 @@ impl Provisioner {
         v: &Object<VolumeSpec>,
         client: &FoundationClient,
     ) -> Result<Next> {
+        let attached_to = v
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ATTACHED && c.status == ConditionStatus::True)
+            .map(|c| c.message.as_str());
+        if let Some(old) = attached_to
+            && Some(old) != v.spec.attach_to.as_deref()
+        {
+            // The spec no longer names the instance it is attached to
+            // (cleared, or changed through its CR): detach first.
+            return self.detach(key, v, old, client).await;
+        }
         let Some(target) = &v.spec.attach_to else {
             return Ok(Next::Done);
         };
-        let attached = v.status.conditions.iter().any(|c| {
-            c.type_ == ATTACHED && c.status == ConditionStatus::True && c.message == *target
-        });
-        if attached {
+        if attached_to.is_some() {
             return Ok(Next::Done);
         }
         let department = v.meta.department.clone().unwrap_or_default();
@@ -160,5 +170,46 @@ impl Provisioner {
         })
         .await?;
         Ok(Next::Done)
+    }
+
+    /// Detaches a volume from `from`, the instance its Attached condition
+    /// names, and marks it detached. A new target is attached on the next
+    /// pass, once the cloud has let go (an attach while detaching would be
+    /// refused).
+    async fn detach(
+        &self,
+        key: &str,
+        v: &Object<VolumeSpec>,
+        from: &str,
+        client: &FoundationClient,
+    ) -> Result<Next> {
+        match client.detach_volume(&owner_of(v)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let (uid, from) = (v.meta.uid.clone(), from.to_owned());
+        mutate::<VolumeSpec>(&*self.store, key, |o| {
+            if o.meta.uid != uid {
+                return false;
+            }
+            let generation = o.meta.generation;
+            set_condition(
+                &mut o.status.conditions,
+                condition(
+                    ATTACHED,
+                    ConditionStatus::False,
+                    "Detached",
+                    format!("detached from {from}"),
+                    generation,
+                ),
+            );
+            true
+        })
+        .await?;
+        Ok(match v.spec.attach_to {
+            Some(_) => Next::After(self.config.poll_min * 2),
+            None => Next::Done,
+        })
     }
 }
