@@ -365,6 +365,44 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         t.contains("request_id") && t.contains("were revoked"),
         "{t}"
     );
+
+    // Keys that run out are revoked by the sweep, and their request id is
+    // refused from then on too.
+    let short = [
+        "-o",
+        "json",
+        "credentials",
+        "issue",
+        "bucket",
+        reports,
+        "--ttl",
+        "1s",
+        "--request-id=short-1",
+    ];
+    let issue = y.ctl("alpha", &short);
+    assert!(issue.status.success(), "{}\n{}", text(&issue), y.logs());
+    let issued: Value = serde_json::from_slice(&issue.stdout).expect("credentials json");
+    let key = issued["accessKeyId"].as_str().expect("key").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !y
+        .logs()
+        .lines()
+        .any(|l| l.contains("expire-credentials") && l.contains(&key))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sweep did not expire {key}\n{}",
+            y.logs()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let refused = y.ctl("alpha", &short);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("have expired"),
+        "{}",
+        text(&refused)
+    );
     for (d, b) in [("alpha", reports), ("beta", other)] {
         let purge = y.ctl(
             d,

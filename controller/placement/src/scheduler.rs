@@ -162,15 +162,15 @@ impl Scheduler {
         }
         if let Some(instance) = request.attach_to.as_ref().map(|a| a.instance.clone()) {
             let key = yunshu_core::keys::object(Kind::Instance, Some(department), &instance);
-            let at = match store.get(&key).await? {
+            let (exists, at) = match store.get(&key).await? {
                 Some(kv) => {
                     let o: Instance = codec::decode_object(&kv)?;
                     let placed = !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable);
-                    o.status.placement.foundation.filter(|_| placed)
+                    (true, o.status.placement.foundation.filter(|_| placed))
                 }
-                None => None,
+                None => (false, None),
             };
-            request = request.with_instance_on(at);
+            request = request.with_instance(exists, at);
         }
         let decided = cache
             .decide(department, request)

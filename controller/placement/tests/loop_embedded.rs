@@ -322,7 +322,7 @@ async fn an_attached_volume_follows_its_instance() {
         if v.status.phase == Phase::Unschedulable {
             assert!(
                 v.status.placement.per_foundation["kunpeng"]
-                    .contains("instance `arm-vm` to attach to is not placed yet"),
+                    .contains("instance `arm-vm` to attach to does not exist"),
                 "{:?}",
                 v.status.placement
             );

@@ -136,13 +136,18 @@ impl<'a> Explanation<'a> {
                     a.and_then(|a| a.foundation.as_deref()).unwrap_or("?")
                 )
             }
-            Reason::InstanceNotPlaced => write!(
+            Reason::InstanceNotPlaced | Reason::InstanceMissing => write!(
                 f,
-                "instance `{}` to attach to is not placed yet",
+                "instance `{}` to attach to {}",
                 self.request
                     .attach_to
                     .as_ref()
-                    .map_or("?", |a| a.instance.as_str())
+                    .map_or("?", |a| a.instance.as_str()),
+                if *reason == Reason::InstanceMissing {
+                    "does not exist"
+                } else {
+                    "is not placed yet"
+                }
             ),
             Reason::MissingTrait { index } => {
                 write!(

@@ -6,7 +6,11 @@
 
 use yunshu_core::{meta::Kind, model::Health, resources::ResourceClass};
 
-use crate::{fleet::Candidate, request::Prepared, tenancy::Standing};
+use crate::{
+    fleet::Candidate,
+    request::{Attach, Prepared},
+    tenancy::Standing,
+};
 
 /// A filter, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -81,6 +85,8 @@ pub enum Reason {
     InstanceElsewhere,
     /// The instance the volume attaches to is not placed yet.
     InstanceNotPlaced,
+    /// The department has no instance of the name the volume attaches to.
+    InstanceMissing,
     /// A required trait is missing.
     MissingTrait {
         /// Its position in [`Request::required_traits`](crate::Request::required_traits).
@@ -146,7 +152,8 @@ impl Reason {
             Self::ZoneNotOffered
             | Self::RegionMismatch
             | Self::InstanceElsewhere
-            | Self::InstanceNotPlaced => Filter::Zone,
+            | Self::InstanceNotPlaced
+            | Self::InstanceMissing => Filter::Zone,
             Self::MissingTrait { .. }
             | Self::ForbiddenTrait { .. }
             | Self::SecurityLevel { .. } => Filter::Traits,
@@ -180,8 +187,9 @@ pub(crate) fn check(
     }
     zone(c, p)?;
     match p.attach_to {
-        Some(None) => return Err(Reason::InstanceNotPlaced),
-        Some(Some(at)) if at != index => return Err(Reason::InstanceElsewhere),
+        Some(Attach::Missing) => return Err(Reason::InstanceMissing),
+        Some(Attach::NotPlaced) => return Err(Reason::InstanceNotPlaced),
+        Some(Attach::On(at)) if at != Some(index) => return Err(Reason::InstanceElsewhere),
         _ => {}
     }
     traits(c, p)?;

@@ -220,30 +220,37 @@ fn zone_and_region() {
 
 #[test]
 fn an_attached_volume_goes_where_its_instance_is() {
-    let volume = |on: Option<&str>| {
+    let volume = |exists: bool, on: Option<&str>| {
         let mut r = Request::new(Kind::Volume, Resources::from_pairs([(VolumeGib, 10)]));
         r.attach_to = Some(crate::AttachTo {
             instance: "web-1".into(),
+            exists,
             foundation: on.map(str::to_owned),
         });
         r
     };
-    let rows: [(Option<&str>, Result<(), Reason>); 4] = [
-        (Some("a"), Ok(())),
-        (Some("z"), Err(Reason::InstanceElsewhere)),
-        (Some("gone"), Err(Reason::InstanceNotPlaced)),
-        (None, Err(Reason::InstanceNotPlaced)),
+    let rows: [(bool, Option<&str>, Result<(), Reason>); 5] = [
+        (true, Some("a"), Ok(())),
+        (true, Some("z"), Err(Reason::InstanceElsewhere)),
+        (true, Some("gone"), Err(Reason::InstanceElsewhere)),
+        (true, None, Err(Reason::InstanceNotPlaced)),
+        (false, None, Err(Reason::InstanceMissing)),
     ];
-    for (on, want) in rows {
+    for (exists, on, want) in rows {
         let a = F::new("a").roomy().inv(VolumeGib, 100, 0, 100);
-        assert_eq!(verdict(a, &volume(on)), want, "instance on {on:?}");
+        assert_eq!(verdict(a, &volume(exists, on)), want, "instance on {on:?}");
     }
     let fleet = fleet_of(&[F::new("a").roomy().inv(VolumeGib, 100, 0, 100), companion()]);
-    for (on, says) in [
-        (Some("z"), "instance `web-1` to attach to is on `z`"),
-        (None, "instance `web-1` to attach to is not placed yet"),
+    for (exists, on, says) in [
+        (true, Some("z"), "instance `web-1` to attach to is on `z`"),
+        (
+            true,
+            None,
+            "instance `web-1` to attach to is not placed yet",
+        ),
+        (false, None, "instance `web-1` to attach to does not exist"),
     ] {
-        let r = volume(on);
+        let r = volume(exists, on);
         let d = crate::testkit::decide_plain(&fleet, &r);
         let text = d.explain(&fleet, &r).to_placement().per_foundation["a"].clone();
         assert!(text.contains(says), "{text}");

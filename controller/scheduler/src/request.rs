@@ -40,8 +40,21 @@ pub struct Request {
 pub struct AttachTo {
     /// The instance's name.
     pub instance: String,
+    /// Whether the department has such an instance.
+    pub exists: bool,
     /// Its foundation; `None` until it is placed (no foundation fits then).
     pub foundation: Option<String>,
+}
+
+/// An attached volume's constraint compiled against a fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attach {
+    /// No such instance.
+    Missing,
+    /// The instance is not placed yet.
+    NotPlaced,
+    /// The instance's foundation (`None`: not in this fleet).
+    On(Option<usize>),
 }
 
 /// A group and the foundations its existing members were placed on.
@@ -86,15 +99,18 @@ impl Request {
         let mut r = Self::new(Kind::Volume, spec.charge()).with_constraints(&spec.constraints);
         r.attach_to = spec.attach_to.clone().map(|instance| AttachTo {
             instance,
+            exists: false,
             foundation: None,
         });
         r
     }
 
-    /// Records where the instance a volume attaches to was placed.
+    /// Records whether the instance a volume attaches to exists, and where
+    /// it was placed.
     #[must_use]
-    pub fn with_instance_on(mut self, foundation: Option<String>) -> Self {
+    pub fn with_instance(mut self, exists: bool, foundation: Option<String>) -> Self {
         if let Some(a) = &mut self.attach_to {
+            a.exists = exists;
             a.foundation = foundation;
         }
         self
@@ -147,9 +163,8 @@ pub(crate) struct Prepared {
     pub zone: Option<Option<u32>>,
     /// `Some(None)`: a region was asked for that no foundation is in.
     pub region: Option<Option<u32>>,
-    /// The one foundation an attached volume may go to; `Some(None)` when
-    /// its instance is not placed (or on no foundation of the fleet).
-    pub attach_to: Option<Option<usize>>,
+    /// Where an attached volume may go.
+    pub attach_to: Option<Attach>,
     pub group: Option<GroupPolicy>,
     /// Members per foundation index (empty when the group has none placed).
     pub members: Vec<u32>,
@@ -194,10 +209,11 @@ impl Prepared {
             min_security,
             zone: r.zone.as_deref().map(|z| fleet.zones.id(z)),
             region: r.region.as_deref().map(|z| fleet.regions.id(z)),
-            attach_to: r
-                .attach_to
-                .as_ref()
-                .map(|a| a.foundation.as_deref().and_then(|f| fleet.index_of(f))),
+            attach_to: r.attach_to.as_ref().map(|a| match &a.foundation {
+                Some(f) => Attach::On(fleet.index_of(f)),
+                None if a.exists => Attach::NotPlaced,
+                None => Attach::Missing,
+            }),
             group: r.group.as_ref().map(|g| g.group.policy),
             members,
             most_members,
@@ -258,11 +274,12 @@ mod tests {
             attach_to: Some("web-1".into()),
             constraints: Constraints::default(),
         })
-        .with_instance_on(Some("a".into()));
+        .with_instance(true, Some("a".into()));
         assert_eq!(
             v.attach_to,
             Some(AttachTo {
                 instance: "web-1".into(),
+                exists: true,
                 foundation: Some("a".into())
             })
         );

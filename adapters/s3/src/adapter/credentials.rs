@@ -102,9 +102,11 @@ impl S3Adapter {
             return Ok(());
         };
         if !user.starts_with(&prefix) {
-            return Err(Error::PermissionDenied {
-                message: format!("access key {access_key} was not issued for bucket {bucket}"),
-            });
+            // The caller's mistake, not a permission Yunshu lacks.
+            return Err(Error::invalid(
+                "access_key_id",
+                format!("access key {access_key} was not issued for bucket {bucket}"),
+            ));
         }
         self.admin.delete_user(&user).await?;
         let (_, client) = self.operator(&owner.department).await?;

@@ -78,6 +78,22 @@ impl Worker {
         let waiting = w.wants_placement();
         let phase = w.status().phase;
         let uid = w.meta().uid.clone();
+        // A volume waiting on its instance: decided again once that is
+        // placed, or now if it already is (after a relist, say).
+        let instance_placed = match w.attach_to().filter(|_| waiting) {
+            Some(i) => {
+                let ikey = instance_key(&w, i);
+                let placed = self.instances_at.contains_key(&ikey);
+                if !placed {
+                    self.attach_waiters
+                        .entry(ikey)
+                        .or_default()
+                        .insert(key.to_owned());
+                }
+                placed
+            }
+            None => false,
+        };
         self.objects.insert(
             key.to_owned(),
             Tracked {
@@ -88,7 +104,7 @@ impl Worker {
         );
         if !waiting {
             self.forget(key);
-        } else if phase == Phase::Pending || recheck {
+        } else if phase == Phase::Pending || recheck || instance_placed {
             self.parked.remove(key);
             self.enqueue(key);
         } else if !self.in_flight.contains_key(key) && !self.queued.contains(key) {
@@ -185,6 +201,9 @@ impl Worker {
             });
         let Some(foundation) = placed else {
             self.instances_at.remove(key);
+            if w.is_none() {
+                self.attach_waiters.remove(key);
+            }
             return;
         };
         if self
@@ -194,20 +213,22 @@ impl Worker {
         {
             return;
         }
-        let waking: Vec<String> = self
-            .parked
-            .iter()
-            .filter(|v| {
-                self.objects
-                    .get(*v)
-                    .and_then(|t| t.waiting.as_ref())
-                    .is_some_and(|w| w.attach_to().is_some_and(|i| instance_key(w, i) == key))
-            })
-            .cloned()
-            .collect();
-        for v in waking {
-            self.parked.remove(&v);
-            self.enqueue(&v);
+        for v in self.attach_waiters.remove(key).unwrap_or_default() {
+            let still = self
+                .objects
+                .get(&v)
+                .and_then(|t| t.waiting.as_ref())
+                .is_some_and(|w| w.attach_to().is_some_and(|i| instance_key(w, i) == key));
+            if !still {
+                continue;
+            }
+            if self.in_flight.contains_key(&v) {
+                // Its decision (Unschedulable) is being written: decide
+                // again once it lands.
+                self.recheck.insert(v);
+            } else if self.parked.remove(&v) {
+                self.enqueue(&v);
+            }
         }
     }
 

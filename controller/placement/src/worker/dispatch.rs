@@ -63,13 +63,13 @@ impl Worker {
             request = request.with_group_members(members);
         }
         if let Some(instance) = w.attach_to() {
+            // Only a committed placement counts: one still in flight may
+            // bounce and land elsewhere, and volumes never move.
             let ikey = super::apply::instance_key(w, instance);
-            let at = self
-                .instances_at
-                .get(&ikey)
-                .cloned()
-                .or_else(|| self.in_flight.get(&ikey).and_then(|f| f.target.clone()));
-            request = request.with_instance_on(at);
+            request = request.with_instance(
+                self.objects.contains_key(&ikey),
+                self.instances_at.get(&ikey).cloned(),
+            );
         }
         let Some(decided) = self.cache.decide(&department, request) else {
             tracing::warn!(key, department, "department of a waiting object not found");

@@ -89,6 +89,9 @@ pub(crate) struct Worker {
     /// Placed instances: object key → foundation, where the volumes
     /// attached to them must go.
     instances_at: HashMap<String, String>,
+    /// Volumes that waited for placement with `attach_to`, by the
+    /// instance's key; checked again, and dropped, when it is placed.
+    attach_waiters: HashMap<String, BTreeSet<String>>,
     queue: VecDeque<String>,
     queued: HashSet<String>,
     parked: BTreeSet<String>,
@@ -122,6 +125,7 @@ impl Worker {
             groups: HashMap::new(),
             group_of: HashMap::new(),
             instances_at: HashMap::new(),
+            attach_waiters: HashMap::new(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
             parked: BTreeSet::new(),
@@ -187,6 +191,7 @@ impl Worker {
         self.groups.clear();
         self.group_of.clear();
         self.instances_at.clear();
+        self.attach_waiters.clear();
         self.queue.clear();
         self.queued.clear();
         self.parked.clear();

@@ -105,19 +105,18 @@ impl Provisioner {
             .iter()
             .find(|c| c.type_ == ATTACHED && c.status == ConditionStatus::True)
             .map(|c| c.message.as_str());
-        if let Some(old) = attached_to
-            && Some(old) != v.spec.attach_to.as_deref()
-        {
-            // The spec no longer names the instance it is attached to
-            // (cleared, or changed through its CR): detach first.
-            return self.detach(key, v, old, client).await;
-        }
         let Some(target) = &v.spec.attach_to else {
-            return Ok(Next::Done);
+            // Cleared: detach from the instance it is on, if any.
+            return match attached_to {
+                Some(old) => self.detach(key, v, old, client).await,
+                None => Ok(Next::Done),
+            };
         };
-        if attached_to.is_some() {
+        if attached_to == Some(target.as_str()) {
             return Ok(Next::Done);
         }
+        // Attach to `target`; while it is not Ready here, the volume stays
+        // where it is, so a change to an instance elsewhere strands nothing.
         let department = v.meta.department.clone().unwrap_or_default();
         let ikey = keys::object(Kind::Instance, Some(&department), target);
         let instance = match self.store.get(&ikey).await? {
@@ -132,9 +131,23 @@ impl Provisioner {
                     .await;
             }
         };
-        if instance.status.phase != Phase::Ready
-            || instance.status.placement.foundation.as_deref() != Some(client.name())
+        let on = instance.status.placement.foundation.as_deref();
+        if on.is_some_and(|f| f != client.name())
+            && !matches!(instance.status.phase, Phase::Pending | Phase::Unschedulable)
         {
+            return self
+                .wait_with_message::<VolumeSpec>(
+                    key,
+                    &v.meta.uid,
+                    format!(
+                        "cannot attach to instance {target}: it is on foundation {}, this volume on {}; volumes do not move between foundations",
+                        on.unwrap_or_default(),
+                        client.name()
+                    ),
+                )
+                .await;
+        }
+        if instance.status.phase != Phase::Ready || on != Some(client.name()) {
             return self
                 .wait_with_message::<VolumeSpec>(
                     key,
@@ -145,6 +158,11 @@ impl Provisioner {
                     ),
                 )
                 .await;
+        }
+        if let Some(old) = attached_to {
+            // Moving to another instance here: detach first; the attach
+            // follows on the next pass.
+            return self.detach(key, v, old, client).await;
         }
         client
             .attach_volume(&owner_of(v), &owner_of(&instance))
