@@ -134,6 +134,27 @@ fn a_volume_follows_its_attach_to() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
+    // Moved to an instance on another foundation: it cannot follow, stays
+    // attached where it is, and says why.
+    let (out, _) = create(&y, "att-x", "x86_64", ("1", "1Gi"), true);
+    assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+    let x86_uid = uid_of(&y.instance("att-x"));
+    y.kill9();
+    set_attach_to(&y, "vol-1", Some("att-x"));
+    y.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = y.ctl(&["-o", "json", "get", "volume", "vol-1"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let message = v["status"]["message"].as_str().unwrap_or_default();
+        if message.contains("volumes do not move between foundations") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}\n{}", y.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(attached_to(&y, &volume_id, &instances), ["att-b"]);
+
     // No instance named: detached, and the condition says so.
     y.kill9();
     set_attach_to(&y, "vol-1", None);
@@ -148,4 +169,5 @@ fn a_volume_follows_its_attach_to() {
     for (name, uid) in &instances {
         delete_and_wait_gone(&y, name, "kunpeng-cloud", uid);
     }
+    delete_and_wait_gone(&y, "att-x", "x86-cloud", &x86_uid);
 }
