@@ -59,10 +59,15 @@ impl yunshu_grpc::actions::Actions for Foundation {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retried_reboot_reboots_once() {
-    let reboots = Arc::new(Foundation::default());
-    let s = common::start_with(Some(reboots.clone())).await;
+/// A server with `actions`, and instance `web-1` of `health` Ready on
+/// `kunpeng-1`, as the provisioner would leave it.
+async fn ready_instance(
+    actions: Arc<Foundation>,
+) -> (
+    common::Server,
+    InstanceServiceClient<tonic::transport::Channel>,
+) {
+    let s = common::start_with(Some(actions)).await;
     department(&*s.store, "health", 48).await;
     let mut c = InstanceServiceClient::new(s.channel.clone());
     c.create_instance(as_(
@@ -71,13 +76,19 @@ async fn a_retried_reboot_reboots_once() {
     ))
     .await
     .expect("create");
-    // Ready, as the provisioner would leave it.
     let key = keys::object(Kind::Instance, Some("health"), "web-1");
     common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
         o.status.phase = Phase::Ready;
         o.status.placement.foundation = Some("kunpeng-1".into());
     })
     .await;
+    (s, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_reboot_reboots_once() {
+    let reboots = Arc::new(Foundation::default());
+    let (_s, mut c) = ready_instance(reboots.clone()).await;
 
     let reboot = |request_id: &str| pb::RebootInstanceRequest {
         name: "departments/health/instances/web-1".into(),
@@ -108,21 +119,7 @@ async fn a_retried_reboot_reboots_once() {
 async fn a_foundation_refusing_yunshu_is_unavailable_not_unauthenticated() {
     let actions = Arc::new(Foundation::default());
     actions.refuse.store(true, Ordering::SeqCst);
-    let s = common::start_with(Some(actions.clone())).await;
-    department(&*s.store, "health", 48).await;
-    let mut c = InstanceServiceClient::new(s.channel.clone());
-    c.create_instance(as_(
-        ALICE,
-        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
-    ))
-    .await
-    .expect("create");
-    let key = keys::object(Kind::Instance, Some("health"), "web-1");
-    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
-        o.status.phase = Phase::Ready;
-        o.status.placement.foundation = Some("kunpeng-1".into());
-    })
-    .await;
+    let (_s, mut c) = ready_instance(actions).await;
     let err = c
         .reboot_instance(as_(
             ALICE,
@@ -144,24 +141,7 @@ async fn revoking_credentials_needs_a_request_id() {
     let s = common::start_with(Some(actions.clone())).await;
     department(&*s.store, "health", 48).await;
     let mut c = BucketServiceClient::new(s.channel.clone());
-    c.create_bucket(as_(
-        ALICE,
-        pb::CreateBucketRequest {
-            parent: "departments/health".into(),
-            bucket_id: "logs".into(),
-            bucket: Some(pb::Bucket {
-                metadata: None,
-                spec: Some(pb::BucketSpec {
-                    quota_bytes: 1 << 30,
-                    ..Default::default()
-                }),
-                status: None,
-            }),
-            request_id: "create-logs".into(),
-        },
-    ))
-    .await
-    .expect("create");
+    super::buckets::create_logs(&mut c).await;
     let key = keys::object(Kind::Bucket, Some("health"), "logs");
     common::change_stored::<BucketSpec>(&*s.store, &key, |o| {
         o.status.phase = Phase::Ready;

@@ -26,14 +26,8 @@ fn delete(request_id: &str, purge: bool) -> pb::DeleteBucketRequest {
     }
 }
 
-/// A delete without purge may be held up by what the bucket holds; asking
-/// again with purge must reach the provisioner, not be dropped because the
-/// bucket is already being deleted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purge_asked_for_after_a_plain_delete_is_marked_on_the_bucket() {
-    let s = start().await;
-    department(&*s.store, "health", 48).await;
-    let mut c = BucketServiceClient::new(s.channel.clone());
+/// Creates bucket `logs` of `health` (1 GiB).
+pub(super) async fn create_logs(c: &mut BucketServiceClient<tonic::transport::Channel>) {
     c.create_bucket(as_(
         ALICE,
         pb::CreateBucketRequest {
@@ -52,6 +46,17 @@ async fn purge_asked_for_after_a_plain_delete_is_marked_on_the_bucket() {
     ))
     .await
     .expect("create");
+}
+
+/// A delete without purge may be held up by what the bucket holds; asking
+/// again with purge must reach the provisioner, not be dropped because the
+/// bucket is already being deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_asked_for_after_a_plain_delete_is_marked_on_the_bucket() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let mut c = BucketServiceClient::new(s.channel.clone());
+    create_logs(&mut c).await;
     // The provisioner holds the bucket, as once it is created in a cloud.
     let mut held = stored(&*s.store).await;
     held.meta.finalizers.push("yunshu.io/provisioner".into());

@@ -113,21 +113,28 @@ async fn file_store_survives_reopen_between_checkpoints() {
     assert_eq!(store.current_revision().await.expect("revision"), last);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leases_and_compaction_span_checkpoints() {
-    let store = EmbeddedStore::in_memory_with(tiny()).expect("open");
-    let lease = store
-        .lease_grant(Duration::from_secs(60))
-        .await
-        .expect("grant");
+/// Writes `key` attached to a new lease of `ttl`; returns the lease.
+async fn held_by_a_lease(
+    store: &EmbeddedStore,
+    key: &str,
+    ttl: Duration,
+) -> yunshu_core::store::LeaseId {
+    let lease = store.lease_grant(ttl).await.expect("grant");
     store
         .txn(Txn::new().and_then([Op::Put {
-            key: "/l/held".into(),
+            key: key.into(),
             value: b"x".to_vec(),
             lease: Some(lease),
         }]))
         .await
         .expect("put");
+    lease
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_and_compaction_span_checkpoints() {
+    let store = EmbeddedStore::in_memory_with(tiny()).expect("open");
+    let lease = held_by_a_lease(&store, "/l/held", Duration::from_secs(60)).await;
     store.inner.checkpoint().expect("checkpoint");
     let old = store.put("/l/other", b"1".to_vec()).await.expect("put");
     store.lease_revoke(lease).await.expect("revoke");
@@ -156,18 +163,7 @@ async fn a_lease_outlives_no_clock_step_across_a_restart() {
     let path = dir.path().join("leases.redb");
     {
         let store = EmbeddedStore::open(&path).expect("open");
-        let lease = store
-            .lease_grant(Duration::from_secs(2))
-            .await
-            .expect("grant");
-        store
-            .txn(Txn::new().and_then([Op::Put {
-                key: "/l/held".into(),
-                value: b"x".to_vec(),
-                lease: Some(lease),
-            }]))
-            .await
-            .expect("put");
+        let lease = held_by_a_lease(&store, "/l/held", Duration::from_secs(2)).await;
         let w = store.inner.db.begin_write().expect("write");
         {
             use redb::ReadableTable;
