@@ -93,7 +93,7 @@ impl Request {
     }
 
     /// A volume's request; the foundation of the instance it attaches to,
-    /// if any, is added by the caller ([`Request::with_instance_on`]).
+    /// if any, is added by the caller ([`Request::with_instance`]).
     pub fn volume(spec: &VolumeSpec) -> Self {
         use yunshu_core::model::Charge;
         let mut r = Self::new(Kind::Volume, spec.charge()).with_constraints(&spec.constraints);

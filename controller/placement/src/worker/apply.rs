@@ -67,6 +67,7 @@ impl Worker {
         };
         self.index_group(key, workload.as_ref());
         self.index_instance(key, workload.as_ref());
+        self.stop_waiting(key);
         let Some(w) = workload else {
             self.objects.remove(key);
             self.forget(key);
@@ -86,14 +87,19 @@ impl Worker {
                 let placed = self.instances_at.contains_key(&ikey);
                 if !placed {
                     self.attach_waiters
-                        .entry(ikey)
+                        .entry(ikey.clone())
                         .or_default()
                         .insert(key.to_owned());
+                    self.waits_on.insert(key.to_owned(), ikey);
                 }
                 placed
             }
             None => false,
         };
+        if instance_placed && let Some(f) = self.in_flight.get_mut(key) {
+            // Decided before its instance was placed: decide again.
+            f.again = true;
+        }
         self.objects.insert(
             key.to_owned(),
             Tracked {
@@ -202,7 +208,9 @@ impl Worker {
         let Some(foundation) = placed else {
             self.instances_at.remove(key);
             if w.is_none() {
-                self.attach_waiters.remove(key);
+                for v in self.attach_waiters.remove(key).unwrap_or_default() {
+                    self.waits_on.remove(&v);
+                }
             }
             return;
         };
@@ -222,12 +230,26 @@ impl Worker {
             if !still {
                 continue;
             }
-            if self.in_flight.contains_key(&v) {
+            self.waits_on.remove(&v);
+            if let Some(f) = self.in_flight.get_mut(&v) {
                 // Its decision (Unschedulable) is being written: decide
-                // again once it lands.
-                self.recheck.insert(v);
+                // again once it is answered.
+                f.again = true;
             } else if self.parked.remove(&v) {
                 self.enqueue(&v);
+            }
+        }
+    }
+
+    /// Drops a volume from the waiters of the instance it waited on; its
+    /// current version, if still waiting, registers again.
+    fn stop_waiting(&mut self, key: &str) {
+        if let Some(ikey) = self.waits_on.remove(key)
+            && let Some(waiters) = self.attach_waiters.get_mut(&ikey)
+        {
+            waiters.remove(key);
+            if waiters.is_empty() {
+                self.attach_waiters.remove(&ikey);
             }
         }
     }

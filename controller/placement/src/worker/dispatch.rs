@@ -83,10 +83,12 @@ impl Worker {
             .chosen()
             .and_then(|i| fleet.candidates().get(i))
             .map(|c| c.name().to_owned());
+        let placement = explanation.to_placement();
         if chosen.is_none() {
             let status = w.status();
             if status.phase == Phase::Unschedulable
-                && status.placement.summary == explanation.summary().to_string()
+                && status.placement.summary == placement.summary
+                && status.placement.per_foundation == placement.per_foundation
             {
                 // Nothing new to say: stay parked without a write.
                 self.parked.insert(key);
@@ -98,7 +100,6 @@ impl Worker {
         {
             observer.unschedulable(unschedulable_reason(&decided.decision));
         }
-        let placement = explanation.to_placement();
         let (target, written) = match chosen {
             Some(f) => (Some(f), w.scheduled(placement)),
             None => (None, w.unschedulable(placement)),
@@ -144,6 +145,7 @@ impl Worker {
                 cancel,
                 held,
                 epoch: self.epoch,
+                again: false,
                 group,
                 decided_at,
             },
@@ -221,7 +223,7 @@ impl Worker {
                 self.retry_parked();
             }
         }
-        let epoch_moved = f.epoch != self.epoch;
+        let epoch_moved = f.epoch != self.epoch || f.again;
         let newer = self
             .objects
             .get(&key)

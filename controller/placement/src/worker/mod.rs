@@ -63,6 +63,9 @@ struct InFlight {
     held: bool,
     /// The retry epoch when it was decided.
     epoch: u64,
+    /// Decide again once answered: something it depended on changed (the
+    /// instance a volume attaches to was placed).
+    again: bool,
     group: Option<(String, String)>,
     /// When the decision started, for the latency the observer sees.
     decided_at: tokio::time::Instant,
@@ -92,6 +95,8 @@ pub(crate) struct Worker {
     /// Volumes that waited for placement with `attach_to`, by the
     /// instance's key; checked again, and dropped, when it is placed.
     attach_waiters: HashMap<String, BTreeSet<String>>,
+    /// The instance key each volume in `attach_waiters` waits under.
+    waits_on: HashMap<String, String>,
     queue: VecDeque<String>,
     queued: HashSet<String>,
     parked: BTreeSet<String>,
@@ -126,6 +131,7 @@ impl Worker {
             group_of: HashMap::new(),
             instances_at: HashMap::new(),
             attach_waiters: HashMap::new(),
+            waits_on: HashMap::new(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
             parked: BTreeSet::new(),
@@ -192,6 +198,7 @@ impl Worker {
         self.group_of.clear();
         self.instances_at.clear();
         self.attach_waiters.clear();
+        self.waits_on.clear();
         self.queue.clear();
         self.queued.clear();
         self.parked.clear();

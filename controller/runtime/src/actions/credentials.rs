@@ -17,9 +17,12 @@
 //! tombstone stay, marked revoked, for [`RETENTION`] after the expiry; then
 //! [`expire`] deletes both, and the request id may be used again.
 //!
-//! Crash windows: keys minted but not yet recorded were never returned and
-//! run out on the server; recorded but not yet sealed, a retry mints new
-//! ones and [`expire`] revokes the first at their expiry.
+//! Crash windows: keys recorded but not yet sealed were never returned; a
+//! retry mints new ones and [`expire`] revokes the first at their expiry.
+//! Keys minted but not recorded (the record could not be written) are
+//! revoked at once; only a crash in that instant leaves keys no record
+//! names, which the server's own expiry ends where it has one (RGW's policy
+//! condition).
 
 use std::{sync::Arc, time::Duration};
 
@@ -142,13 +145,18 @@ async fn audit(store: &dyn Store, department: &str, record: &AuditRecord) -> Res
     Ok(())
 }
 
-/// Replaces what the vault holds under `name` with a tombstone.
+/// Replaces what the vault holds under `name` with a tombstone, unless it
+/// holds the keys of another issue under the same request id (two issues
+/// can share one: a crash between record and seal, then a retry).
 async fn tombstone(
     vault: &dyn SecretVault,
     name: &str,
     access_key: &str,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<()> {
+    if sealed_for_another(vault, name, access_key).await? {
+        return Ok(());
+    }
     let t = serde_json::to_vec(&Sealed {
         access_key: access_key.to_owned(),
         secret_key: String::new(),
@@ -157,6 +165,16 @@ async fn tombstone(
     })
     .map_err(|_| Error::internal("cannot encode a credential tombstone"))?;
     vault.put(name, &t).await
+}
+
+/// Whether the vault's entry under `name` belongs to another access key.
+async fn sealed_for_another(vault: &dyn SecretVault, name: &str, access_key: &str) -> Result<bool> {
+    Ok(match vault.get(name).await? {
+        Some(bytes) => {
+            serde_json::from_slice::<Sealed>(&bytes).is_ok_and(|s| s.access_key != access_key)
+        }
+        None => false,
+    })
 }
 
 /// Marks a record revoked, unless it changed since it was read (a
@@ -261,12 +279,27 @@ impl RuntimeActions {
             request_id: request_id.to_owned(),
             revoked: false,
         };
-        self.store
-            .put(
-                &credential_key(&department, name, &issued.access_key),
-                codec::encode(&record)?,
-            )
-            .await?;
+        let written = match codec::encode(&record) {
+            Ok(value) => {
+                self.store
+                    .put(
+                        &credential_key(&department, name, &issued.access_key),
+                        value,
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // Unrecorded keys would never be revoked: take them back now.
+            if let Err(undo) = client
+                .revoke_credentials(&owner_of(bucket), &issued.access_key)
+                .await
+            {
+                tracing::error!(access_key = %issued.access_key, error = %undo, "issued credentials could be neither recorded nor revoked");
+            }
+            return Err(e);
+        }
         let sealed = serde_json::to_vec(&Sealed {
             access_key: issued.access_key.clone(),
             secret_key: issued.secret_key.clone(),
@@ -345,7 +378,8 @@ impl RuntimeActions {
 
 /// Revokes every issued credential past its expiry and drops the records
 /// and tombstones [`RETENTION`] past it; returns how many were revoked. A
-/// failure with one credential is logged and the sweep goes on.
+/// failure with one credential is logged and the sweep goes on; a
+/// credential whose foundation is not registered waits for it.
 pub async fn expire(
     store: &Arc<dyn Store>,
     registry: &Registry,
@@ -361,55 +395,90 @@ pub async fn expire(
         let Some(expires_at) = record.expires_at.filter(|t| *t <= now) else {
             continue;
         };
-        let rest = kv.key.trim_start_matches(&credentials_prefix());
-        let mut parts = rest.splitn(3, '/');
-        let (Some(department), Some(bucket), Some(access_key)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let sealed = sealed_name(department, bucket, &record.bucket_uid, &record.request_id);
-        if record.revoked {
-            if expires_at + retention <= now {
-                if let Err(e) = vault.delete(&sealed).await {
-                    tracing::warn!(access_key, error = %e, "cannot drop a credential tombstone yet");
-                    continue;
-                }
-                store.delete(&kv.key).await?;
-            }
-            continue;
-        }
-        match revoke_at_foundation(store, registry, department, bucket, access_key, &record).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(access_key, error = %e, "cannot revoke expired credentials yet");
+        let step = if record.revoked {
+            if expires_at + retention > now {
                 continue;
             }
+            drop_retained(&**store, vault, &kv, &record).await
+        } else {
+            expire_one(store, registry, vault, &kv, &record).await
+        };
+        match step {
+            Ok(true) => revoked += usize::from(!record.revoked),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(key = %kv.key, error = %e, "credential expiry: will try again")
+            }
         }
-        if let Err(e) = tombstone(vault, &sealed, access_key, record.expires_at).await {
-            tracing::warn!(access_key, error = %e, "cannot replace an expired secret yet");
-            continue;
-        }
-        mark_revoked(&**store, &kv, record.clone()).await?;
-        audit(
-            &**store,
-            department,
-            &AuditRecord {
-                time: Utc::now(),
-                action: "expire-credentials".into(),
-                actor: "yunshu".into(),
-                resource: resource_name(department, bucket),
-                access_key: access_key.to_owned(),
-                expires_at: record.expires_at,
-            },
-        )
-        .await?;
-        revoked += 1;
     }
     Ok(revoked)
 }
 
-/// Revokes expired credentials on the foundation that issued them.
+/// The department, bucket and access key a record's key names, and the
+/// vault name of its issue.
+fn parts_of<'a>(
+    kv: &'a KeyValue,
+    record: &CredentialRecord,
+) -> Option<(&'a str, &'a str, &'a str, String)> {
+    let rest = kv.key.strip_prefix(&credentials_prefix())?;
+    let mut parts = rest.splitn(3, '/');
+    let (department, bucket, access_key) = (parts.next()?, parts.next()?, parts.next()?);
+    let sealed = sealed_name(department, bucket, &record.bucket_uid, &record.request_id);
+    Some((department, bucket, access_key, sealed))
+}
+
+/// Deletes a revoked record and its tombstone after the retention.
+async fn drop_retained(
+    store: &dyn Store,
+    vault: &dyn SecretVault,
+    kv: &KeyValue,
+    record: &CredentialRecord,
+) -> Result<bool> {
+    let Some((_, _, access_key, sealed)) = parts_of(kv, record) else {
+        return Ok(false);
+    };
+    if !sealed_for_another(vault, &sealed, access_key).await? {
+        vault.delete(&sealed).await?;
+    }
+    store.delete(&kv.key).await?;
+    Ok(true)
+}
+
+/// Revokes one expired credential; `false` while its foundation is not
+/// registered (it is tried again on the next sweep).
+async fn expire_one(
+    store: &Arc<dyn Store>,
+    registry: &Registry,
+    vault: &dyn SecretVault,
+    kv: &KeyValue,
+    record: &CredentialRecord,
+) -> Result<bool> {
+    let Some((department, bucket, access_key, sealed)) = parts_of(kv, record) else {
+        return Ok(false);
+    };
+    if !revoke_at_foundation(store, registry, department, bucket, access_key, record).await? {
+        return Ok(false);
+    }
+    tombstone(vault, &sealed, access_key, record.expires_at).await?;
+    mark_revoked(&**store, kv, record.clone()).await?;
+    audit(
+        &**store,
+        department,
+        &AuditRecord {
+            time: Utc::now(),
+            action: "expire-credentials".into(),
+            actor: "yunshu".into(),
+            resource: resource_name(department, bucket),
+            access_key: access_key.to_owned(),
+            expires_at: record.expires_at,
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Revokes expired credentials on the foundation that issued them;
+/// `false` if that foundation is not registered now.
 async fn revoke_at_foundation(
     store: &Arc<dyn Store>,
     registry: &Registry,
@@ -417,11 +486,10 @@ async fn revoke_at_foundation(
     bucket: &str,
     access_key: &str,
     record: &CredentialRecord,
-) -> Result<()> {
+) -> Result<bool> {
     let fkey = keys::object(Kind::Foundation, None, &record.foundation);
     let Some(fkv) = store.get(&fkey).await? else {
-        // The foundation was removed, and its keys with it.
-        return Ok(());
+        return Ok(false);
     };
     let f = codec::decode_object::<FoundationSpec>(&fkv)?;
     let Some(client) = registry.client(&f).await? else {
@@ -439,6 +507,6 @@ async fn revoke_at_foundation(
     };
     match client.revoke_credentials(&owner, access_key).await {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        _ => Ok(true),
     }
 }

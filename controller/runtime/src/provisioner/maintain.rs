@@ -113,6 +113,11 @@ impl Provisioner {
             };
         };
         if attached_to == Some(target.as_str()) {
+            // Back to the instance it is on: no waiting message stays.
+            if !v.status.message.is_empty() {
+                self.wait_with_message::<VolumeSpec>(key, &v.meta.uid, String::new())
+                    .await?;
+            }
             return Ok(Next::Done);
         }
         // Attach to `target`; while it is not Ready here, the volume stays
@@ -211,6 +216,7 @@ impl Provisioner {
             if o.meta.uid != uid {
                 return false;
             }
+            o.status.message = String::new();
             let generation = o.meta.generation;
             set_condition(
                 &mut o.status.conditions,
