@@ -172,7 +172,21 @@ impl Provisioner {
         client
             .attach_volume(&owner_of(v), &owner_of(&instance))
             .await?;
-        let (uid, target) = (v.meta.uid.clone(), target.clone());
+        self.set_attached(key, v, ConditionStatus::True, "Attached", target.clone())
+            .await?;
+        Ok(Next::Done)
+    }
+
+    /// Writes the volume's Attached condition and clears its message.
+    async fn set_attached(
+        &self,
+        key: &str,
+        v: &Object<VolumeSpec>,
+        status: ConditionStatus,
+        reason: &str,
+        message: String,
+    ) -> Result<()> {
+        let uid = v.meta.uid.clone();
         mutate::<VolumeSpec>(&*self.store, key, |o| {
             if o.meta.uid != uid {
                 return false;
@@ -181,18 +195,12 @@ impl Provisioner {
             let generation = o.meta.generation;
             set_condition(
                 &mut o.status.conditions,
-                condition(
-                    ATTACHED,
-                    ConditionStatus::True,
-                    "Attached",
-                    target.clone(),
-                    generation,
-                ),
+                condition(ATTACHED, status, reason, message.clone(), generation),
             );
             true
         })
         .await?;
-        Ok(Next::Done)
+        Ok(())
     }
 
     /// Detaches a volume from `from`, the instance its Attached condition
@@ -211,25 +219,13 @@ impl Provisioner {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let (uid, from) = (v.meta.uid.clone(), from.to_owned());
-        mutate::<VolumeSpec>(&*self.store, key, |o| {
-            if o.meta.uid != uid {
-                return false;
-            }
-            o.status.message = String::new();
-            let generation = o.meta.generation;
-            set_condition(
-                &mut o.status.conditions,
-                condition(
-                    ATTACHED,
-                    ConditionStatus::False,
-                    "Detached",
-                    format!("detached from {from}"),
-                    generation,
-                ),
-            );
-            true
-        })
+        self.set_attached(
+            key,
+            v,
+            ConditionStatus::False,
+            "Detached",
+            format!("detached from {from}"),
+        )
         .await?;
         Ok(match v.spec.attach_to {
             Some(_) => Next::After(self.config.poll_min * 2),
