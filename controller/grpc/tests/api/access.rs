@@ -8,13 +8,7 @@ async fn departments_are_isolated_and_viewers_cannot_mutate() {
     let s = start().await;
     department(&*s.store, "health", 48).await;
     department(&*s.store, "transport", 48).await;
-    let mut c = InstanceServiceClient::new(s.channel.clone());
-    c.create_instance(as_(
-        ALICE,
-        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
-    ))
-    .await
-    .expect("create");
+    let mut c = common::create_web_1(&s.channel).await;
     let name = "departments/health/instances/web-1".to_owned();
 
     let bob = "transport:operator:bob";

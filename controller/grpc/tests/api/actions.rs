@@ -69,13 +69,7 @@ async fn ready_instance(
 ) {
     let s = common::start_with(Some(actions)).await;
     department(&*s.store, "health", 48).await;
-    let mut c = InstanceServiceClient::new(s.channel.clone());
-    c.create_instance(as_(
-        ALICE,
-        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
-    ))
-    .await
-    .expect("create");
+    let c = common::create_web_1(&s.channel).await;
     let key = keys::object(Kind::Instance, Some("health"), "web-1");
     common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
         o.status.phase = Phase::Ready;

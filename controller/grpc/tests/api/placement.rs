@@ -114,13 +114,7 @@ async fn placement_explains_and_dry_runs_and_health_is_served() {
         .expect_err("no spec");
     assert_eq!(bad.code(), Code::InvalidArgument);
 
-    let mut c = InstanceServiceClient::new(s.channel.clone());
-    c.create_instance(as_(
-        ALICE,
-        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
-    ))
-    .await
-    .expect("create");
+    common::create_web_1(&s.channel).await;
     let err = placement
         .explain_placement(as_(
             ALICE,

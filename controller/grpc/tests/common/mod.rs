@@ -163,6 +163,22 @@ pub fn create(id: &str, request_id: &str, i: pb::Instance) -> pb::CreateInstance
     }
 }
 
+/// Creates instance `web-1` of `health` as Alice (2 vCPU, 4 GiB,
+/// kylin-v10); returns the client that did.
+pub async fn create_web_1(
+    channel: &Channel,
+) -> yunshu_proto::api::v1::instance_service_client::InstanceServiceClient<Channel> {
+    let mut c =
+        yunshu_proto::api::v1::instance_service_client::InstanceServiceClient::new(channel.clone());
+    c.create_instance(as_(
+        ALICE,
+        create("web-1", "r1", instance(2, 4096, "kylin-v10")),
+    ))
+    .await
+    .expect("create");
+    c
+}
+
 /// Changes a stored object in place, as another loop would (placement,
 /// the provisioner): reads `key`, applies `change`, writes it back.
 pub async fn change_stored<S: yunshu_core::meta::Spec>(

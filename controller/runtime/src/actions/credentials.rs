@@ -157,6 +157,16 @@ async fn tombstone(
     if sealed_for_another(vault, name, access_key).await? {
         return Ok(());
     }
+    write_tombstone(vault, name, access_key, expires_at).await
+}
+
+/// Writes a tombstone under `name`, whatever the vault holds there.
+async fn write_tombstone(
+    vault: &dyn SecretVault,
+    name: &str,
+    access_key: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<()> {
     let t = serde_json::to_vec(&Sealed {
         access_key: access_key.to_owned(),
         secret_key: String::new(),
@@ -229,7 +239,9 @@ impl RuntimeActions {
             if !live {
                 if !s.revoked {
                     // Dead keys, or keys no record accounts for: keep no secret.
-                    tombstone(&*self.vault, &sealed_name, &s.access_key, s.expires_at).await?;
+                    // The entry just read is this one: no need to check it.
+                    write_tombstone(&*self.vault, &sealed_name, &s.access_key, s.expires_at)
+                        .await?;
                 }
                 return Err(Error::invalid(
                     "request_id",

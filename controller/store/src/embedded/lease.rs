@@ -128,13 +128,10 @@ impl Inner {
     /// deadline so far off was written before the system clock went back
     /// while the store was closed, and would keep its keys too long.
     pub(super) fn bound_lease_deadlines(&self, now: i64) -> Result<()> {
-        let w = self
-            .db
-            .begin_write()
-            .map_err(db_err("begin a transaction"))?;
+        let mut late = Vec::new();
         {
-            let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
-            let mut late = Vec::new();
+            let r = self.db.begin_read().map_err(db_err("begin a read"))?;
+            let leases = r.open_table(LEASES).map_err(db_err("open a table"))?;
             for item in leases.iter().map_err(db_err("scan leases"))? {
                 let (id, v) = item.map_err(db_err("scan leases"))?;
                 let (ttl_ms, deadline) = v.value();
@@ -142,6 +139,17 @@ impl Inner {
                     late.push((id.value(), ttl_ms));
                 }
             }
+        }
+        // Most opens find nothing to change and make no durable commit.
+        if late.is_empty() {
+            return Ok(());
+        }
+        let w = self
+            .db
+            .begin_write()
+            .map_err(db_err("begin a transaction"))?;
+        {
+            let mut leases = w.open_table(LEASES).map_err(db_err("open a table"))?;
             for (id, ttl_ms) in late {
                 leases
                     .insert(id, (ttl_ms, now.saturating_add(ttl_ms)))
