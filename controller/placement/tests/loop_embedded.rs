@@ -71,6 +71,24 @@ impl Env {
             .expect("admitted");
     }
 
+    /// Gives both foundations room for volumes.
+    async fn add_volume_capacity(&self) {
+        for (name, traits, vcpu) in [
+            ("x86-phase1", &["arch:x86_64"][..], 32),
+            (
+                "kunpeng",
+                &["arch:aarch64", "cpu:kunpeng", "xinchuang"][..],
+                16,
+            ),
+        ] {
+            let mut f = foundation(traits, vcpu, 1.0, 256);
+            if let Some(c) = f.capacity.as_mut() {
+                c.set(ResourceClass::VolumeGib, 500);
+            }
+            put_foundation(&*self.store, name, f).await;
+        }
+    }
+
     async fn shutdown(self) {
         self.stop.send(true).expect("loop listening");
         tokio::time::timeout(WAIT, self.task)
@@ -285,52 +303,17 @@ async fn volumes_and_buckets_go_where_their_kind_is_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attached_volume_follows_its_instance() {
     let env = env().await;
-    for (name, traits, vcpu) in [
-        ("x86-phase1", &["arch:x86_64"][..], 32),
-        (
-            "kunpeng",
-            &["arch:aarch64", "cpu:kunpeng", "xinchuang"][..],
-            16,
-        ),
-    ] {
-        let mut f = foundation(traits, vcpu, 1.0, 256);
-        if let Some(c) = f.capacity.as_mut() {
-            c.set(ResourceClass::VolumeGib, 500);
-        }
-        put_foundation(&*env.store, name, f).await;
-    }
-    let volume = |name: &str, to: &str| {
-        Volume::new(
-            Some("health"),
-            name,
-            VolumeSpec {
-                size_gib: 10,
-                attach_to: Some(to.into()),
-                constraints: Default::default(),
-            },
-        )
-    };
+    env.add_volume_capacity().await;
     env.admission
-        .create("req-d1", volume("d1", "arm-vm"))
+        .create("req-d1", attached_volume("d1", "arm-vm"))
         .await
         .expect("admitted");
-    let key = yunshu_core::keys::object(Kind::Volume, Some("health"), "d1");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let kv = env.store.get(&key).await.expect("get").expect("stored");
-        let v: Volume = codec::decode_object(&kv).expect("decode");
-        if v.status.phase == Phase::Unschedulable {
-            assert!(
-                v.status.placement.per_foundation["kunpeng"]
-                    .contains("instance `arm-vm` to attach to does not exist"),
-                "{:?}",
-                v.status.placement
-            );
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{v:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_volume_reason(
+        &env.store,
+        "d1",
+        "instance `arm-vm` to attach to does not exist",
+    )
+    .await;
     env.create("arm-vm", 2, &["arch:aarch64"]).await;
     let v: Volume = wait_for(&env.store, Kind::Volume, "d1").await;
     assert_eq!(v.status.placement.foundation.as_deref(), Some("kunpeng"));
@@ -340,7 +323,7 @@ async fn an_attached_volume_follows_its_instance() {
     for i in 0..3 {
         let name = format!("d-x86-{i}");
         env.admission
-            .create(&format!("req-{name}"), volume(&name, "x86-vm"))
+            .create(&format!("req-{name}"), attached_volume(&name, "x86-vm"))
             .await
             .expect("admitted");
         let v: Volume = wait_for(&env.store, Kind::Volume, &name).await;
@@ -350,6 +333,51 @@ async fn an_attached_volume_follows_its_instance() {
             "rejected by zone: instance `x86-vm` to attach to is on `x86-phase1`"
         );
     }
+    env.shutdown().await;
+}
+
+/// A volume waiting on an instance that cannot be placed hears at once
+/// that the instance was deleted, and is placed at once when an instance
+/// of that name is created again and placed — not at the next periodic
+/// retry (30 s, longer than `WAIT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_volume_hears_when_its_instance_is_deleted_and_made_again() {
+    let env = env().await;
+    env.add_volume_capacity().await;
+    // 64 vCPUs fit no aarch64 foundation (kunpeng has 16).
+    env.create("arm-vm", 64, &["arch:aarch64"]).await;
+    wait_phase(&env.store, "health", "arm-vm", Phase::Unschedulable, WAIT).await;
+    env.admission
+        .create("req-d1", attached_volume("d1", "arm-vm"))
+        .await
+        .expect("admitted");
+    wait_volume_reason(
+        &env.store,
+        "d1",
+        "instance `arm-vm` to attach to is not placed yet",
+    )
+    .await;
+
+    let vm = read_instance(&*env.store, "health", "arm-vm")
+        .await
+        .expect("stored");
+    env.admission.release(&vm).await.expect("deleted");
+    wait_volume_reason(
+        &env.store,
+        "d1",
+        "instance `arm-vm` to attach to does not exist",
+    )
+    .await;
+
+    env.admission
+        .create(
+            "req-arm-vm-again",
+            instance("health", "arm-vm", 2, &["arch:aarch64"]),
+        )
+        .await
+        .expect("admitted");
+    let v: Volume = wait_for(&env.store, Kind::Volume, "d1").await;
+    assert_eq!(v.status.placement.foundation.as_deref(), Some("kunpeng"));
     env.shutdown().await;
 }
 
@@ -421,6 +449,44 @@ async fn wait_for<S: Spec<Status = WorkloadStatus>>(
                 "{name} not scheduled: {o:?}"
             );
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A 10 GiB volume of department `health` to attach to instance `to`.
+fn attached_volume(name: &str, to: &str) -> Volume {
+    Volume::new(
+        Some("health"),
+        name,
+        VolumeSpec {
+            size_gib: 10,
+            attach_to: Some(to.into()),
+            constraints: Default::default(),
+        },
+    )
+}
+
+/// Waits until volume `name` is Unschedulable and says `why` of kunpeng.
+async fn wait_volume_reason(store: &Arc<dyn Store>, name: &str, why: &str) {
+    let key = yunshu_core::keys::object(Kind::Volume, Some("health"), name);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let kv = store.get(&key).await.expect("get").expect("stored");
+        let v: Volume = codec::decode_object(&kv).expect("decode");
+        if v.status.phase == Phase::Unschedulable
+            && v.status
+                .placement
+                .per_foundation
+                .get("kunpeng")
+                .is_some_and(|r| r.contains(why))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "volume {name} never said {why:?}: {:?}",
+            v.status
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

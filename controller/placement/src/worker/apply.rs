@@ -86,11 +86,7 @@ impl Worker {
                 let ikey = instance_key(&w, i);
                 let placed = self.instances_at.contains_key(&ikey);
                 if !placed {
-                    self.attach_waiters
-                        .entry(ikey.clone())
-                        .or_default()
-                        .insert(key.to_owned());
-                    self.waits_on.insert(key.to_owned(), ikey);
+                    self.wait_on(key, ikey);
                 }
                 placed
             }
@@ -196,8 +192,8 @@ impl Worker {
         }
     }
 
-    /// Keeps the index of placed instances; an instance placed just now
-    /// wakes the volumes parked until it was.
+    /// Keeps the index of placed instances; an instance placed or deleted
+    /// just now wakes the volumes parked on it.
     fn index_instance(&mut self, key: &str, w: Option<&Workload>) {
         let placed = w
             .filter(|w| matches!(w, Workload::Instance(_)))
@@ -208,9 +204,9 @@ impl Worker {
         let Some(foundation) = placed else {
             self.instances_at.remove(key);
             if w.is_none() {
-                for v in self.attach_waiters.remove(key).unwrap_or_default() {
-                    self.waits_on.remove(&v);
-                }
+                // Deleted: its volumes now say so, and wait for an
+                // instance of the same name.
+                self.wake_waiters(key);
             }
             return;
         };
@@ -221,6 +217,12 @@ impl Worker {
         {
             return;
         }
+        self.wake_waiters(key);
+    }
+
+    /// Decides again the volumes waiting on instance `key`, which was just
+    /// placed or deleted.
+    fn wake_waiters(&mut self, key: &str) {
         for v in self.attach_waiters.remove(key).unwrap_or_default() {
             let still = self
                 .objects
@@ -239,6 +241,15 @@ impl Worker {
                 self.enqueue(&v);
             }
         }
+    }
+
+    /// Registers a volume as waiting on instance `ikey`.
+    pub(super) fn wait_on(&mut self, key: &str, ikey: String) {
+        self.attach_waiters
+            .entry(ikey.clone())
+            .or_default()
+            .insert(key.to_owned());
+        self.waits_on.insert(key.to_owned(), ikey);
     }
 
     /// Drops a volume from the waiters of the instance it waited on; its

@@ -36,15 +36,25 @@ impl Worker {
     }
 
     fn decide_one(&mut self, key: String) {
+        if self.in_flight.contains_key(&key) {
+            return;
+        }
+        // A volume whose instance is not placed is decided again when it
+        // is placed or deleted, whether or not this decision is written.
+        let unplaced = self.objects.get(&key).and_then(|t| {
+            let w = t.waiting.as_ref()?;
+            let ikey = super::apply::instance_key(w, w.attach_to()?);
+            (!self.instances_at.contains_key(&ikey)).then_some(ikey)
+        });
+        if let Some(ikey) = unplaced {
+            self.wait_on(&key, ikey);
+        }
         let Some(t) = self.objects.get(&key) else {
             return;
         };
         let Some(w) = t.waiting.as_ref() else {
             return;
         };
-        if self.in_flight.contains_key(&key) {
-            return;
-        }
         // An earlier object of this name still holds a claim: wait for its
         // release (the claim's deletion queues this object again).
         if let Some(claim_key) = keys::claim_for(&key)
