@@ -30,8 +30,9 @@
 //!   `aws:CurrentTime` condition, so the *server* refuses the key after
 //!   `expires_at`; on SeaweedFS by an inline user policy (its policy engine
 //!   refuses time conditions), so expiry there is enforced by revocation:
-//!   [`S3Adapter::revoke_expired_credentials`], which the runtime runs
-//!   periodically, finds expired users from their names alone.
+//!   `Adapter::revoke_expired_credentials`, which the runtime's credential
+//!   sweep runs, finds expired users from their names alone — also those
+//!   minted just before a crash, which no record of Yunshu's names.
 //!
 //! # Server differences (measured on RGW 16.2 and SeaweedFS 4.48)
 //!

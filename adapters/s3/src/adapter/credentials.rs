@@ -14,11 +14,11 @@ use super::S3Adapter;
 use crate::{admin::IssuedGrant, naming, policy, s3};
 
 impl S3Adapter {
-    /// Deletes every issued credential past its expiry; returns how many.
-    /// On RGW the bucket policy already refuses expired credentials; on
-    /// SeaweedFS this sweep is what ends them, so the runtime should run it
-    /// periodically.
-    pub async fn revoke_expired_credentials(&self) -> Result<usize> {
+    /// The body of `Adapter::revoke_expired_credentials`: deletes every
+    /// issued user whose name says it has expired. On RGW the bucket policy
+    /// already refuses expired keys, and this removes their users; on
+    /// SeaweedFS this sweep is what ends them.
+    pub(super) async fn revoke_expired(&self) -> Result<usize> {
         let now = Utc::now();
         let mut revoked = 0;
         for user in self.admin.list_users(naming::USER_PREFIX).await? {

@@ -443,4 +443,8 @@ impl Adapter for S3Adapter {
     async fn revoke_credentials(&self, owner: &Owner, access_key: &str) -> Result<()> {
         self.revoke(owner, access_key).await
     }
+
+    async fn revoke_expired_credentials(&self) -> Result<usize> {
+        self.revoke_expired().await
+    }
 }

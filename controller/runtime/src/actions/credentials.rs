@@ -20,9 +20,9 @@
 //! Crash windows: keys recorded but not yet sealed were never returned; a
 //! retry mints new ones and [`expire`] revokes the first at their expiry.
 //! Keys minted but not recorded (the record could not be written) are
-//! revoked at once; only a crash in that instant leaves keys no record
-//! names, which the server's own expiry ends where it has one (RGW's policy
-//! condition).
+//! revoked at once; a crash in that instant leaves keys no record names,
+//! which [`expire`] still revokes at their expiry by asking the foundation
+//! for its expired issued credentials.
 
 use std::{sync::Arc, time::Duration};
 
@@ -389,8 +389,10 @@ impl RuntimeActions {
 }
 
 /// Revokes every issued credential past its expiry and drops the records
-/// and tombstones [`RETENTION`] past it; returns how many were revoked. A
-/// failure with one credential is logged and the sweep goes on; a
+/// and tombstones [`RETENTION`] past it; then has every foundation that
+/// issues credentials revoke the expired ones still on it that no record
+/// named ([`expire_unrecorded`]). Returns how many were revoked. A failure
+/// with one credential or foundation is logged and the sweep goes on; a
 /// credential whose foundation is not registered waits for it.
 pub async fn expire(
     store: &Arc<dyn Store>,
@@ -420,6 +422,40 @@ pub async fn expire(
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(key = %kv.key, error = %e, "credential expiry: will try again")
+            }
+        }
+    }
+    Ok(revoked + expire_unrecorded(store, registry).await?)
+}
+
+/// Has every registered foundation that issues credentials revoke those on
+/// it past their expiry, found from the server's own list: keys minted in
+/// the instant before a crash, before their record was written, end too.
+/// Runs after the records' sweep, so it finds only such keys (or keys whose
+/// revocation above failed; their records are marked on the next sweep).
+async fn expire_unrecorded(store: &Arc<dyn Store>, registry: &Registry) -> Result<usize> {
+    let mut revoked = 0;
+    for kv in store
+        .range_all(&keys::objects(Kind::Foundation, None), 500)
+        .await?
+    {
+        let swept = async {
+            let f = codec::decode_object::<FoundationSpec>(&kv)?;
+            match registry.client(&f).await? {
+                Some(c) if c.capabilities().issues_credentials => {
+                    c.revoke_expired_credentials().await
+                }
+                _ => Ok(0),
+            }
+        };
+        match swept.await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(key = %kv.key, revoked = n, "expired credentials that no record named were revoked");
+                revoked += n;
+            }
+            Err(e) => {
+                tracing::warn!(key = %kv.key, error = %e, "credential expiry on the foundation: will try again")
             }
         }
     }

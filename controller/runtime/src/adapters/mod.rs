@@ -314,6 +314,17 @@ impl FoundationClient {
         })
         .await
     }
+
+    /// Revokes every issued credential past its expiry, as the server
+    /// knows them; how many.
+    pub async fn revoke_expired_credentials(&self) -> Result<usize> {
+        self.call(
+            "revoke_expired_credentials",
+            Priority::Background,
+            |a| async move { a.revoke_expired_credentials().await },
+        )
+        .await
+    }
 }
 
 /// Builds an adapter for a foundation.

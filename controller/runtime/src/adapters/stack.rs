@@ -445,7 +445,7 @@ where
 }
 
 /// Every operation label the stack uses.
-pub const OPERATIONS: [&str; 13] = [
+pub const OPERATIONS: [&str; 14] = [
     "probe",
     "ensure_tenant",
     "create_instance",
@@ -459,6 +459,7 @@ pub const OPERATIONS: [&str; 13] = [
     "list_owned",
     "issue_credentials",
     "revoke_credentials",
+    "revoke_expired_credentials",
 ];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
