@@ -230,4 +230,7 @@ pub trait SecretVault: Send + Sync + fmt::Debug {
 
     /// Removes the value under `name`; succeeds if absent.
     async fn delete(&self, name: &str) -> Result<()>;
+
+    /// The names of the values whose names start with `prefix`, in order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
 }

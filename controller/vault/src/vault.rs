@@ -176,4 +176,14 @@ impl SecretVault for Vault {
         StoreExt::delete(self.store.as_ref(), &store_key(name)).await?;
         Ok(())
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .range_all(&store_key(prefix), 500)
+            .await?
+            .into_iter()
+            .filter_map(|kv| kv.key.strip_prefix(PREFIX).map(str::to_owned))
+            .collect())
+    }
 }

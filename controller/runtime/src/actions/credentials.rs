@@ -1,7 +1,7 @@
 //! Bucket credentials: issued by the bucket's foundation, scoped to the
 //! department (and to the bucket where the server supports it), and:
 //! - recorded without their secret at `/yunshu/credentials/{department}/{bucket}/{access key}`
-//!   with their expiry, before anyone sees them, so [`expire`] revokes
+//!   with their expiry, before anyone sees them, so [`expire`](super::expire) revokes
 //!   them when they run out;
 //! - kept for idempotent retries only sealed in the vault, under the
 //!   request id, so a repeated `IssueBucketCredentials` returns the same
@@ -15,16 +15,16 @@
 //! id is refused instead of minting keys behind the revocation. A sealed
 //! copy whose record is gone or revoked counts as dead too. Record and
 //! tombstone stay, marked revoked, for [`RETENTION`] after the expiry; then
-//! [`expire`] deletes both, and the request id may be used again.
+//! [`expire`](super::expire) deletes both, and the request id may be used again.
 //!
 //! Crash windows: keys recorded but not yet sealed were never returned; a
-//! retry mints new ones and [`expire`] revokes the first at their expiry.
+//! retry mints new ones and [`expire`](super::expire) revokes the first at their expiry.
 //! Keys minted but not recorded (the record could not be written) are
 //! revoked at once; a crash in that instant leaves keys no record names,
-//! which [`expire`] still revokes at their expiry by asking the foundation
+//! which [`expire`](super::expire) still revokes at their expiry by asking the foundation
 //! for its expired issued credentials.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -33,14 +33,14 @@ use yunshu_core::{
     codec,
     error::{Error, ErrorKind, Result},
     keys,
-    meta::{Kind, Object},
-    model::{BucketSpec, FoundationSpec},
+    meta::Object,
+    model::BucketSpec,
     principal::Principal,
     store::{Compare, KeyValue, Op, Store, StoreExt, Txn},
 };
 
 use super::RuntimeActions;
-use crate::{adapters::Registry, provisioner::owner_of};
+use crate::provisioner::owner_of;
 
 /// How long a record and tombstone outlive the credentials' expiry: a
 /// retried issue under their request id is refused for that long.
@@ -89,27 +89,35 @@ pub struct AuditRecord {
 /// What the vault keeps under a request id: the issued keys, or once they
 /// are dead a tombstone with an empty secret.
 #[derive(Serialize, Deserialize)]
-struct Sealed {
-    access_key: String,
-    secret_key: String,
-    expires_at: Option<DateTime<Utc>>,
+pub(super) struct Sealed {
+    pub(super) access_key: String,
+    pub(super) secret_key: String,
+    pub(super) expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
-    revoked: bool,
+    pub(super) revoked: bool,
 }
+
+/// Where in the vault issues keep what they returned.
+pub(super) const SEALED_PREFIX: &str = "credentials/";
 
 /// The vault name of what an issue under `request_id` returned.
-fn sealed_name(department: &str, bucket: &str, bucket_uid: &str, request_id: &str) -> String {
-    format!("credentials/{department}/{bucket}/{bucket_uid}/{request_id}")
+pub(super) fn sealed_name(
+    department: &str,
+    bucket: &str,
+    bucket_uid: &str,
+    request_id: &str,
+) -> String {
+    format!("{SEALED_PREFIX}{department}/{bucket}/{bucket_uid}/{request_id}")
 }
 
-fn credential_key(department: &str, bucket: &str, access_key: &str) -> String {
+pub(super) fn credential_key(department: &str, bucket: &str, access_key: &str) -> String {
     format!(
         "{}credentials/{department}/{bucket}/{access_key}",
         keys::ROOT
     )
 }
 
-fn credentials_prefix() -> String {
+pub(super) fn credentials_prefix() -> String {
     format!("{}credentials/", keys::ROOT)
 }
 
@@ -121,12 +129,12 @@ fn audit_key(department: &str, time: DateTime<Utc>, access_key: &str) -> String 
     )
 }
 
-fn resource_name(department: &str, bucket: &str) -> String {
+pub(super) fn resource_name(department: &str, bucket: &str) -> String {
     format!("departments/{department}/buckets/{bucket}")
 }
 
 /// Writes an audit entry to the log and the store.
-async fn audit(store: &dyn Store, department: &str, record: &AuditRecord) -> Result<()> {
+pub(super) async fn audit(store: &dyn Store, department: &str, record: &AuditRecord) -> Result<()> {
     tracing::info!(
         target: "yunshu::audit",
         action = %record.action,
@@ -148,7 +156,7 @@ async fn audit(store: &dyn Store, department: &str, record: &AuditRecord) -> Res
 /// Replaces what the vault holds under `name` with a tombstone, unless it
 /// holds the keys of another issue under the same request id (two issues
 /// can share one: a crash between record and seal, then a retry).
-async fn tombstone(
+pub(super) async fn tombstone(
     vault: &dyn SecretVault,
     name: &str,
     access_key: &str,
@@ -161,7 +169,7 @@ async fn tombstone(
 }
 
 /// Writes a tombstone under `name`, whatever the vault holds there.
-async fn write_tombstone(
+pub(super) async fn write_tombstone(
     vault: &dyn SecretVault,
     name: &str,
     access_key: &str,
@@ -178,7 +186,11 @@ async fn write_tombstone(
 }
 
 /// Whether the vault's entry under `name` belongs to another access key.
-async fn sealed_for_another(vault: &dyn SecretVault, name: &str, access_key: &str) -> Result<bool> {
+pub(super) async fn sealed_for_another(
+    vault: &dyn SecretVault,
+    name: &str,
+    access_key: &str,
+) -> Result<bool> {
     Ok(match vault.get(name).await? {
         Some(bytes) => {
             serde_json::from_slice::<Sealed>(&bytes).is_ok_and(|s| s.access_key != access_key)
@@ -189,7 +201,7 @@ async fn sealed_for_another(vault: &dyn SecretVault, name: &str, access_key: &st
 
 /// Marks a record revoked, unless it changed since it was read (a
 /// concurrent revoke wrote the same; expiry may have removed it).
-async fn mark_revoked(
+pub(super) async fn mark_revoked(
     store: &dyn Store,
     kv: &KeyValue,
     mut record: CredentialRecord,
@@ -385,176 +397,5 @@ impl RuntimeActions {
             },
         )
         .await
-    }
-}
-
-/// Revokes every issued credential past its expiry and drops the records
-/// and tombstones [`RETENTION`] past it; then has every foundation that
-/// issues credentials revoke the expired ones still on it that no record
-/// named ([`expire_unrecorded`]). Returns how many were revoked. A failure
-/// with one credential or foundation is logged and the sweep goes on; a
-/// credential whose foundation is not registered waits for it.
-pub async fn expire(
-    store: &Arc<dyn Store>,
-    registry: &Registry,
-    vault: &dyn SecretVault,
-) -> Result<usize> {
-    let mut revoked = 0;
-    let now = Utc::now();
-    let retention = chrono::Duration::from_std(RETENTION).unwrap_or_default();
-    for kv in store.range_all(&credentials_prefix(), 500).await? {
-        let Ok(record) = codec::decode::<CredentialRecord>(&kv.key, &kv.value) else {
-            continue;
-        };
-        let Some(expires_at) = record.expires_at.filter(|t| *t <= now) else {
-            continue;
-        };
-        let step = if record.revoked {
-            if expires_at + retention > now {
-                continue;
-            }
-            drop_retained(&**store, vault, &kv, &record).await
-        } else {
-            expire_one(store, registry, vault, &kv, &record).await
-        };
-        match step {
-            Ok(true) => revoked += usize::from(!record.revoked),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(key = %kv.key, error = %e, "credential expiry: will try again")
-            }
-        }
-    }
-    Ok(revoked + expire_unrecorded(store, registry).await?)
-}
-
-/// Has every registered foundation that issues credentials revoke those on
-/// it past their expiry, found from the server's own list: keys minted in
-/// the instant before a crash, before their record was written, end too.
-/// Runs after the records' sweep, so it finds only such keys (or keys whose
-/// revocation above failed; their records are marked on the next sweep).
-async fn expire_unrecorded(store: &Arc<dyn Store>, registry: &Registry) -> Result<usize> {
-    let mut revoked = 0;
-    for kv in store
-        .range_all(&keys::objects(Kind::Foundation, None), 500)
-        .await?
-    {
-        let swept = async {
-            let f = codec::decode_object::<FoundationSpec>(&kv)?;
-            match registry.client(&f).await? {
-                Some(c) if c.capabilities().issues_credentials => {
-                    c.revoke_expired_credentials().await
-                }
-                _ => Ok(0),
-            }
-        };
-        match swept.await {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(key = %kv.key, revoked = n, "expired credentials that no record named were revoked");
-                revoked += n;
-            }
-            Err(e) => {
-                tracing::warn!(key = %kv.key, error = %e, "credential expiry on the foundation: will try again")
-            }
-        }
-    }
-    Ok(revoked)
-}
-
-/// The department, bucket and access key a record's key names, and the
-/// vault name of its issue.
-fn parts_of<'a>(
-    kv: &'a KeyValue,
-    record: &CredentialRecord,
-) -> Option<(&'a str, &'a str, &'a str, String)> {
-    let rest = kv.key.strip_prefix(&credentials_prefix())?;
-    let mut parts = rest.splitn(3, '/');
-    let (department, bucket, access_key) = (parts.next()?, parts.next()?, parts.next()?);
-    let sealed = sealed_name(department, bucket, &record.bucket_uid, &record.request_id);
-    Some((department, bucket, access_key, sealed))
-}
-
-/// Deletes a revoked record and its tombstone after the retention.
-async fn drop_retained(
-    store: &dyn Store,
-    vault: &dyn SecretVault,
-    kv: &KeyValue,
-    record: &CredentialRecord,
-) -> Result<bool> {
-    let Some((_, _, access_key, sealed)) = parts_of(kv, record) else {
-        return Ok(false);
-    };
-    if !sealed_for_another(vault, &sealed, access_key).await? {
-        vault.delete(&sealed).await?;
-    }
-    store.delete(&kv.key).await?;
-    Ok(true)
-}
-
-/// Revokes one expired credential; `false` while its foundation is not
-/// registered (it is tried again on the next sweep).
-async fn expire_one(
-    store: &Arc<dyn Store>,
-    registry: &Registry,
-    vault: &dyn SecretVault,
-    kv: &KeyValue,
-    record: &CredentialRecord,
-) -> Result<bool> {
-    let Some((department, bucket, access_key, sealed)) = parts_of(kv, record) else {
-        return Ok(false);
-    };
-    if !revoke_at_foundation(store, registry, department, bucket, access_key, record).await? {
-        return Ok(false);
-    }
-    tombstone(vault, &sealed, access_key, record.expires_at).await?;
-    mark_revoked(&**store, kv, record.clone()).await?;
-    audit(
-        &**store,
-        department,
-        &AuditRecord {
-            time: Utc::now(),
-            action: "expire-credentials".into(),
-            actor: "yunshu".into(),
-            resource: resource_name(department, bucket),
-            access_key: access_key.to_owned(),
-            expires_at: record.expires_at,
-        },
-    )
-    .await?;
-    Ok(true)
-}
-
-/// Revokes expired credentials on the foundation that issued them;
-/// `false` if that foundation is not registered now.
-async fn revoke_at_foundation(
-    store: &Arc<dyn Store>,
-    registry: &Registry,
-    department: &str,
-    bucket: &str,
-    access_key: &str,
-    record: &CredentialRecord,
-) -> Result<bool> {
-    let fkey = keys::object(Kind::Foundation, None, &record.foundation);
-    let Some(fkv) = store.get(&fkey).await? else {
-        return Ok(false);
-    };
-    let f = codec::decode_object::<FoundationSpec>(&fkv)?;
-    let Some(client) = registry.client(&f).await? else {
-        return Err(Error::Conflict {
-            message: format!(
-                "foundation {} has no adapter credentials",
-                record.foundation
-            ),
-        });
-    };
-    let owner = yunshu_core::adapter::Owner {
-        department: department.to_owned(),
-        name: bucket.to_owned(),
-        uid: record.bucket_uid.clone(),
-    };
-    match client.revoke_credentials(&owner, access_key).await {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-        _ => Ok(true),
     }
 }

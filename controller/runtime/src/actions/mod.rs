@@ -2,6 +2,7 @@
 //! credentials ([`credentials`]), through the adapter registry.
 
 mod credentials;
+mod expiry;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,7 +19,8 @@ use yunshu_core::{
 };
 use yunshu_grpc::actions::Actions;
 
-pub use credentials::{AuditRecord, CredentialRecord, RETENTION, expire};
+pub use credentials::{AuditRecord, CredentialRecord, RETENTION};
+pub use expiry::expire;
 
 use crate::{
     adapters::{FoundationClient, Priority, Registry},
