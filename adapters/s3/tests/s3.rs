@@ -9,7 +9,10 @@ mod common;
 use std::{panic::AssertUnwindSafe, time::Duration};
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::{Backend, LogCapture, Setup, backend, eventually, plain_client, run_id, setup};
+use common::{
+    Backend, LogCapture, Setup, admin_credentials, backend, eventually, plain_client, run_id,
+    setup, setup_with,
+};
 use futures::FutureExt;
 use yunshu_adapter_s3::{S3Adapter, error::from_sdk};
 use yunshu_core::{
@@ -107,6 +110,39 @@ async fn seaweedfs_as_a_department_sees_it() {
     if let Some(b) = backend("YUNSHU_S3_SEAWEEDFS_STATE", "seaweedfs") {
         scenario(&b).await;
     }
+}
+
+/// RGW answers 403 both for an access key nobody holds and to an admin
+/// that may not look: a revoke of an unknown key succeeds, but with broken
+/// admin credentials it fails instead of reporting the key gone.
+#[tokio::test]
+async fn ceph_rgw_revoke_tells_an_unknown_key_from_a_refused_admin() {
+    let Some(b) = backend("YUNSHU_S3_CEPH_STATE", "ceph") else {
+        return;
+    };
+    let o = owner(&format!("t{}r", run_id()), "docs");
+    let s = setup(&b, "ceph-test");
+    s.adapter
+        .revoke_credentials(&o, "AKIANOBODYHOLDSTHIS0")
+        .await
+        .expect("an unknown key is already revoked");
+    let mut broken = admin_credentials(&b);
+    broken
+        .0
+        .insert("secret_key".to_owned(), "not-the-admin-secret".to_owned());
+    let s = setup_with(&b, "ceph-broken", broken);
+    let e = s
+        .adapter
+        .revoke_credentials(&o, "AKIANOBODYHOLDSTHIS0")
+        .await
+        .expect_err("broken admin credentials");
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::Unauthorized | ErrorKind::PermissionDenied
+        ),
+        "{e}"
+    );
 }
 
 /// Runs the steps; whatever happens, removes what they made, then passes

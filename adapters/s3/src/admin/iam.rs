@@ -273,15 +273,7 @@ impl AdminApi for IamAdmin {
     }
 
     async fn key_owner(&self, access_key: &str, prefix: &str) -> Result<Option<String>> {
-        for user in self.list_users(prefix).await? {
-            match self.access_keys(&user).await {
-                Ok(keys) if keys.iter().any(|k| k == access_key) => return Ok(Some(user)),
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(None)
+        self.owner_among(access_key, prefix).await
     }
 
     fn issued_grant(&self) -> IssuedGrant {

@@ -18,7 +18,7 @@ pub mod weed;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use yunshu_core::Result;
+use yunshu_core::{ErrorKind, Result};
 
 use crate::config::{Dialect, KeyPair};
 
@@ -97,6 +97,20 @@ pub trait AdminApi: Send + Sync + std::fmt::Debug {
     /// The user holding `access_key`, looked for among users starting with
     /// `prefix` where the server cannot look a key up directly.
     async fn key_owner(&self, access_key: &str, prefix: &str) -> Result<Option<String>>;
+
+    /// The user starting with `prefix` that holds `access_key`, found by
+    /// listing them and their keys; fails if the admin may not list.
+    async fn owner_among(&self, access_key: &str, prefix: &str) -> Result<Option<String>> {
+        for user in self.list_users(prefix).await? {
+            match self.access_keys(&user).await {
+                Ok(keys) if keys.iter().any(|k| k == access_key) => return Ok(Some(user)),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
 
     /// How issued credentials are confined to a bucket.
     fn issued_grant(&self) -> IssuedGrant;

@@ -291,7 +291,7 @@ impl AdminApi for RgwAdmin {
         }
     }
 
-    async fn key_owner(&self, access_key: &str, _prefix: &str) -> Result<Option<String>> {
+    async fn key_owner(&self, access_key: &str, prefix: &str) -> Result<Option<String>> {
         match self
             .call(
                 Method::GET,
@@ -303,16 +303,19 @@ impl AdminApi for RgwAdmin {
             .await
         {
             Ok(v) => Ok(v.get("user_id").and_then(Value::as_str).map(str::to_owned)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             // RGW 16 answers 403 AccessDenied for a key no user holds (the
-            // same call for an existing key succeeds with these caps, which
-            // `health` checks).
+            // same call for an existing key succeeds with these caps), but
+            // also to an admin that may not look. Looking through the
+            // issued users tells the two apart: it fails if the admin's
+            // credentials or caps do.
             Err(e)
                 if matches!(
                     e.kind(),
-                    ErrorKind::NotFound | ErrorKind::Unauthorized | ErrorKind::PermissionDenied
+                    ErrorKind::Unauthorized | ErrorKind::PermissionDenied
                 ) =>
             {
-                Ok(None)
+                self.owner_among(access_key, prefix).await
             }
             Err(e) => Err(e),
         }

@@ -117,11 +117,17 @@ pub struct Setup {
 
 /// Builds the adapter for foundation `foundation` on `b`.
 pub fn setup(b: &Backend, foundation: &str) -> Setup {
+    setup_with(b, foundation, admin_credentials(b))
+}
+
+/// Builds the adapter for foundation `foundation` on `b`, acting with
+/// `credentials`.
+pub fn setup_with(b: &Backend, foundation: &str, credentials: Credentials) -> Setup {
     let keys = tempfile::tempdir().expect("tempdir");
     let ring = KeyRing::generate_dir(keys.path().join("ring")).expect("key ring");
     let store = Arc::new(EmbeddedStore::in_memory().expect("in-memory store"));
     let vault = Arc::new(Vault::new(store, ring));
-    let adapter = S3Adapter::new(foundation, &spec(b), admin_credentials(b), vault.clone())
+    let adapter = S3Adapter::new(foundation, &spec(b), credentials, vault.clone())
         .expect("adapter from a valid spec");
     Setup {
         _keys: keys,
