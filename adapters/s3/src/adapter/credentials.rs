@@ -17,18 +17,32 @@ impl S3Adapter {
     /// The body of `Adapter::revoke_expired_credentials`: deletes every
     /// issued user whose name says it has expired. On RGW the bucket policy
     /// already refuses expired keys, and this removes their users; on
-    /// SeaweedFS this sweep is what ends them.
+    /// SeaweedFS this sweep is what ends them. A user that cannot be
+    /// deleted is logged and the others still are; the first such failure
+    /// is returned after them.
     pub(super) async fn revoke_expired(&self) -> Result<usize> {
         let now = Utc::now();
         let mut revoked = 0;
+        let mut failed = None;
         for user in self.admin.list_users(naming::USER_PREFIX).await? {
-            if naming::issued_expiry(&user).is_some_and(|t| t <= now) {
-                self.admin.delete_user(&user).await?;
-                tracing::info!(foundation = %self.foundation, %user, "expired credentials revoked");
-                revoked += 1;
+            if naming::issued_expiry(&user).is_none_or(|t| t > now) {
+                continue;
+            }
+            match self.admin.delete_user(&user).await {
+                Ok(()) => {
+                    tracing::info!(foundation = %self.foundation, %user, "expired credentials revoked");
+                    revoked += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(foundation = %self.foundation, %user, error = %e, "expired credentials not revoked");
+                    failed.get_or_insert(e);
+                }
             }
         }
-        Ok(revoked)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(revoked),
+        }
     }
 
     /// The body of `Adapter::issue_credentials`.

@@ -229,10 +229,12 @@ impl Worker {
                 .get(&v)
                 .and_then(|t| t.waiting.as_ref())
                 .is_some_and(|w| w.attach_to().is_some_and(|i| instance_key(w, i) == key));
+            if self.waits_on.get(&v).is_some_and(|k| k == key) {
+                self.waits_on.remove(&v);
+            }
             if !still {
                 continue;
             }
-            self.waits_on.remove(&v);
             if let Some(f) = self.in_flight.get_mut(&v) {
                 // Its decision (Unschedulable) is being written: decide
                 // again once it is answered.

@@ -64,7 +64,7 @@ struct InFlight {
     /// The retry epoch when it was decided.
     epoch: u64,
     /// Decide again once answered: something it depended on changed (the
-    /// instance a volume attaches to was placed).
+    /// instance a volume attaches to was placed or deleted).
     again: bool,
     group: Option<(String, String)>,
     /// When the decision started, for the latency the observer sees.
@@ -92,8 +92,10 @@ pub(crate) struct Worker {
     /// Placed instances: object key → foundation, where the volumes
     /// attached to them must go.
     instances_at: HashMap<String, String>,
-    /// Volumes that waited for placement with `attach_to`, by the
-    /// instance's key; checked again, and dropped, when it is placed.
+    /// Volumes decided while the instance they attach to was not placed,
+    /// by the instance's key (registered at each such decision and each
+    /// new version); decided again, and dropped, when it is placed or
+    /// deleted.
     attach_waiters: HashMap<String, BTreeSet<String>>,
     /// The instance key each volume in `attach_waiters` waits under.
     waits_on: HashMap<String, String>,

@@ -63,7 +63,12 @@ pub async fn expire(
             }
         }
     }
-    revoked += expire_unrecorded(store, registry).await?;
+    match expire_unrecorded(store, registry).await {
+        Ok(n) => revoked += n,
+        Err(e) => {
+            tracing::warn!(error = %e, "asking foundations for expired credentials: will try again")
+        }
+    }
     match sweep_sealed(&**store, vault).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
@@ -80,40 +85,50 @@ pub async fn expire(
 /// (the keys are dead, and a retry of their request id is refused), and
 /// tombstones whose record is gone are deleted [`RETENTION`] after their
 /// expiry, as [`drop_retained`] does for those with a record. Returns how
-/// many it changed. Issues write the record before the sealed copy, so a
-/// live issue always has its record by the time its copy is seen here.
+/// many it changed; a failure with one is logged and the sweep goes on.
 async fn sweep_sealed(store: &dyn Store, vault: &dyn SecretVault) -> Result<usize> {
-    let now = Utc::now();
-    let retention = chrono::Duration::from_std(RETENTION).unwrap_or_default();
     let mut changed = 0;
     for name in vault.list(SEALED_PREFIX).await? {
-        let mut parts = name.strip_prefix(SEALED_PREFIX).unwrap_or("").split('/');
-        let (Some(department), Some(bucket)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Some(bytes) = vault.get(&name).await? else {
-            continue;
-        };
-        let Ok(s) = serde_json::from_slice::<Sealed>(&bytes) else {
-            tracing::warn!(secret = %name, "a sealed credential does not parse; left as it is");
-            continue;
-        };
-        let record = store
-            .get(&credential_key(department, bucket, &s.access_key))
-            .await?
-            .map(|kv| codec::decode::<CredentialRecord>(&kv.key, &kv.value))
-            .transpose()?;
-        if !s.revoked {
-            if record.is_none_or(|r| r.revoked) {
-                write_tombstone(vault, &name, &s.access_key, s.expires_at).await?;
-                changed += 1;
+        match clear_sealed(store, vault, &name).await {
+            Ok(true) => changed += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "sealed credential sweep: will try again")
             }
-        } else if record.is_none() && s.expires_at.is_none_or(|t| t + retention <= now) {
-            vault.delete(&name).await?;
-            changed += 1;
         }
     }
     Ok(changed)
+}
+
+/// [`sweep_sealed`] for one vault entry; whether it changed it. Issues
+/// write the record before the sealed copy, so a live issue always has its
+/// record by the time its copy is seen here.
+async fn clear_sealed(store: &dyn Store, vault: &dyn SecretVault, name: &str) -> Result<bool> {
+    let mut parts = name.strip_prefix(SEALED_PREFIX).unwrap_or("").split('/');
+    let (Some(department), Some(bucket)) = (parts.next(), parts.next()) else {
+        return Ok(false);
+    };
+    let Some(bytes) = vault.get(name).await? else {
+        return Ok(false);
+    };
+    let s = serde_json::from_slice::<Sealed>(&bytes)
+        .map_err(|_| Error::internal("a sealed credential does not parse"))?;
+    let record = store
+        .get(&credential_key(department, bucket, &s.access_key))
+        .await?
+        .map(|kv| codec::decode::<CredentialRecord>(&kv.key, &kv.value))
+        .transpose()?;
+    let retention = chrono::Duration::from_std(RETENTION).unwrap_or_default();
+    if !s.revoked {
+        if record.is_none_or(|r| r.revoked) {
+            write_tombstone(vault, name, &s.access_key, s.expires_at).await?;
+            return Ok(true);
+        }
+    } else if record.is_none() && s.expires_at.is_none_or(|t| t + retention <= Utc::now()) {
+        vault.delete(name).await?;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Has every registered foundation that issues credentials revoke those on
@@ -304,6 +319,15 @@ mod tests {
         // A tombstone with its record is the records' sweep's to drop.
         seal(&vault, "kept", "K-KEPT", true, -24 * 8).await;
         record(&*store, "K-KEPT", true).await;
+        // A record that does not decode is logged; the others still go on.
+        seal(&vault, "bad", "K-BAD", false, 1).await;
+        store
+            .put(
+                &credential_key("health", "scans", "K-BAD"),
+                b"not a record".to_vec(),
+            )
+            .await
+            .expect("bad record");
 
         assert_eq!(sweep_sealed(&*store, &vault).await.expect("sweep"), 3);
         let state = |request: &'static str| {
@@ -324,6 +348,7 @@ mod tests {
         assert_eq!(state("old").await, None);
         assert_eq!(state("recent").await, Some((true, true)));
         assert_eq!(state("kept").await, Some((true, true)));
+        assert_eq!(state("bad").await, Some((false, false)));
         assert_eq!(sweep_sealed(&*store, &vault).await.expect("again"), 0);
     }
 }

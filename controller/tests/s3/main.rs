@@ -7,7 +7,9 @@
 //! `YUNSHU_S3_SEAWEEDFS_STATE`; without them the tests are skipped, except
 //! in CI, where that is a failure.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod unrecorded;
 
 use std::{
     collections::BTreeMap,
@@ -144,6 +146,20 @@ impl Yunshu {
             .collect()
     }
 
+    /// Waits up to `within` for a logged line that `matches`; `what` names
+    /// it when the wait fails.
+    fn wait_for_log(&self, within: Duration, what: &str, matches: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + within;
+        while !self.logs().lines().any(&matches) {
+            assert!(
+                Instant::now() < deadline,
+                "waited {within:?} for {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     fn ctl(&self, department: &str, args: &[&str]) -> Output {
         Command::new(CTL)
             .args([
@@ -196,6 +212,37 @@ def code(f):
         .arg(credentials.to_string())
         .output()
         .expect("python with boto3 (bash e2e/s3/install.sh client)")
+}
+
+/// Waits up to 30 s until listing the bucket with `credentials` (`what`)
+/// answers `want`: `true` for success, `false` for a refusal (401 or 403;
+/// anything else, a crashed client say, is neither).
+fn until_listing(credentials: &Value, want: bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let after = s3(
+            credentials,
+            r#"print(code(lambda: s3.list_objects_v2(Bucket=c["bucket"])))"#,
+        );
+        let out = String::from_utf8_lossy(&after.stdout);
+        let got = if out.trim() == "ok" {
+            Some(true)
+        } else if out.contains(" 403") || out.contains(" 401") {
+            Some(false)
+        } else {
+            None
+        };
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: wanted {}, got {}",
+            if want { "ok" } else { "a refusal" },
+            text(&after)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 fn end_to_end(state: &Path, backend: &str) {
@@ -368,18 +415,7 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         &["credentials", "revoke", "bucket", reports, access],
     );
     assert!(revoke.status.success(), "{}", text(&revoke));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let after = s3(
-            &alpha,
-            r#"print(code(lambda: s3.list_objects_v2(Bucket=c["bucket"])))"#,
-        );
-        if !String::from_utf8_lossy(&after.stdout).contains("ok") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "revoked credentials still work");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    until_listing(&alpha, false, "revoked credentials");
     // A revoke retried succeeds; an issue retried after the revocation is
     // refused rather than minting keys behind it.
     let revoke = y.ctl(
@@ -412,19 +448,11 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
     assert!(issue.status.success(), "{}\n{}", text(&issue), y.logs());
     let issued: Value = serde_json::from_slice(&issue.stdout).expect("credentials json");
     let key = issued["accessKeyId"].as_str().expect("key").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !y
-        .logs()
-        .lines()
-        .any(|l| l.contains("expire-credentials") && l.contains(&key))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the sweep did not expire {key}\n{}",
-            y.logs()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    y.wait_for_log(
+        Duration::from_secs(30),
+        &format!("the sweep to expire {key}"),
+        |l| l.contains("expire-credentials") && l.contains(&key),
+    );
     let refused = y.ctl("alpha", &short);
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
@@ -432,7 +460,7 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         "{}",
         text(&refused)
     );
-    unrecorded_keys_end_at_their_expiry(&mut y, reports);
+    unrecorded::keys_end_at_their_expiry(&mut y, reports);
     for (d, b) in [("alpha", reports), ("beta", other)] {
         let purge = y.ctl(
             d,
@@ -493,108 +521,4 @@ fn buckets_credentials_and_isolation_on_seaweedfs() {
         return;
     };
     end_to_end(&state, "seaweedfs");
-}
-
-/// Keys minted in the instant before a crash, before their record was
-/// written, are named by no record; the sweep still ends them at their
-/// expiry by asking the foundation for its expired issued users. The crash
-/// is made by killing `yunshu` and deleting the record and the sealed copy
-/// its issue wrote.
-fn unrecorded_keys_end_at_their_expiry(y: &mut Yunshu, bucket: &str) {
-    let issue = y.ctl(
-        "alpha",
-        &[
-            "-o",
-            "json",
-            "credentials",
-            "issue",
-            "bucket",
-            bucket,
-            "--ttl",
-            "8s",
-            "--request-id=unrecorded-1",
-        ],
-    );
-    assert!(issue.status.success(), "{}\n{}", text(&issue), y.logs());
-    let issued: Value = serde_json::from_slice(&issue.stdout).expect("credentials json");
-    let key = issued["accessKeyId"].as_str().expect("key").to_owned();
-    let expires =
-        chrono::DateTime::parse_from_rfc3339(issued["expireTime"].as_str().expect("expireTime"))
-            .expect("expireTime is RFC 3339");
-    y.stop();
-    forget_issue(
-        &y.dir.path().join("data").join("yunshu.redb"),
-        &key,
-        "unrecorded-1",
-    );
-    y.launch();
-
-    // The adapter names each issued user after its expiry (in hex seconds).
-    let expiry = format!("{:08x}", expires.timestamp());
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !y
-        .logs()
-        .lines()
-        .any(|l| l.contains("expired credentials revoked") && l.contains(&expiry))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the sweep did not revoke the unrecorded key {key}\n{}",
-            y.logs()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert!(
-        y.logs()
-            .contains("expired credentials that no record named were revoked"),
-        "{}",
-        y.logs()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let after = s3(
-            &issued,
-            r#"print(code(lambda: s3.list_objects_v2(Bucket=c["bucket"])))"#,
-        );
-        if !String::from_utf8_lossy(&after.stdout).contains("ok") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the unrecorded key still works");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Deletes what an issue under `request_id` recorded of `access_key`: its
-/// record and its sealed copy. `yunshu` must be stopped.
-fn forget_issue(store_file: &Path, access_key: &str, request_id: &str) {
-    use yunshu_core::store::StoreExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let store = yunshu_store::EmbeddedStore::open(store_file).expect("open the store");
-        let records = store
-            .range_all("/yunshu/credentials/alpha/", 100)
-            .await
-            .expect("records");
-        let sealed = store
-            .range_all("/yunshu/secrets/credentials/alpha/", 100)
-            .await
-            .expect("sealed copies");
-        let doomed: Vec<String> = records
-            .iter()
-            .filter(|kv| kv.key.ends_with(&format!("/{access_key}")))
-            .chain(
-                sealed
-                    .iter()
-                    .filter(|kv| kv.key.ends_with(&format!("/{request_id}"))),
-            )
-            .map(|kv| kv.key.clone())
-            .collect();
-        assert_eq!(doomed.len(), 2, "a record and a sealed copy: {doomed:?}");
-        for key in doomed {
-            store.delete(&key).await.expect("delete");
-        }
-    });
 }
