@@ -48,6 +48,22 @@ pub fn spawn_serve(
         .expect("spawn yunshu")
 }
 
+/// Waits up to 30 s until `yunshu` answers `/readyz` on `admin_port`; if
+/// `child` exits first or never gets ready, kills it and panics with
+/// `logs()`.
+pub fn wait_ready(admin_port: u16, child: &mut Child, logs: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(admin_port, "/readyz").map(|r| r.0) != Some(200) {
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("yunshu not ready ({exited:?}):\n{}", logs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A finished command's stdout and stderr, for assertion messages.
 pub fn text(o: &std::process::Output) -> String {
     format!(

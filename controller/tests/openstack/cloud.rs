@@ -87,27 +87,15 @@ impl Yunshu {
         self.starts += 1;
         let log =
             File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
-        let child = spawn_serve(
+        let mut child = spawn_serve(
             self.dir.path(),
             (self.admin_port, self.grpc_port),
             "3s",
             "info,yunshu_runtime=debug",
             log,
         );
+        wait_ready(self.admin_port, &mut child, || self.logs());
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(self.admin_port, "/readyz").map(|r| r.0) != Some(200) {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "yunshu not ready ({exited:?}):\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     pub(super) fn kill9(&mut self) {

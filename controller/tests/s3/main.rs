@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CTL, get, mint, spawn_serve, text};
+use common::{CTL, get, mint, spawn_serve, text, wait_ready};
 use serde_json::Value;
 
 fn state_dir(var: &str) -> Option<PathBuf> {
@@ -114,16 +114,7 @@ impl Yunshu {
             "debug",
             log,
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(self.admin_port, "/readyz").map(|r| r.0) != Some(200) {
-            let exited = child.try_wait().ok().flatten();
-            assert!(
-                exited.is_none() && Instant::now() < deadline,
-                "yunshu not ready ({exited:?}):\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_ready(self.admin_port, &mut child, || self.logs());
         self.child = Some(child);
     }
 
