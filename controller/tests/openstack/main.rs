@@ -24,7 +24,7 @@ use std::{
 };
 
 use cloud::*;
-use common::{CTL, get, mint, spawn_serve, text, wait_ready};
+use common::{CTL, mint, spawn_serve, text, wait_ready};
 use serde_json::Value;
 
 #[test]

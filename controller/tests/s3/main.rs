@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{CTL, get, mint, spawn_serve, text, wait_ready};
+use common::{CTL, mint, spawn_serve, text, wait_ready};
 use serde_json::Value;
 
 fn state_dir(var: &str) -> Option<PathBuf> {
