@@ -64,6 +64,108 @@ pub fn wait_ready(admin_port: u16, child: &mut Child, logs: impl Fn() -> String)
     }
 }
 
+/// A `yunshu serve` in a temporary directory that a test can kill, as a
+/// crash would, and start again on the same ports and data; each start
+/// logs to a file of its own. Write `yunshu.yaml` into [`Served::dir`]
+/// before the first [`Served::start`]. Killed when dropped.
+pub struct Served {
+    dir: tempfile::TempDir,
+    pub admin_port: u16,
+    pub grpc_port: u16,
+    sweep: &'static str,
+    filter: &'static str,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Served {
+    /// Not started yet: sweeping every `sweep`, logging at `filter`.
+    pub fn new(sweep: &'static str, filter: &'static str) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            admin_port: free_port().expect("port"),
+            grpc_port: free_port().expect("port"),
+            sweep,
+            filter,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Starts it and waits until it is ready.
+    pub fn start(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_file(self.starts)).expect("log");
+        let mut child = spawn_serve(
+            self.dir(),
+            (self.admin_port, self.grpc_port),
+            self.sweep,
+            self.filter,
+            log,
+        );
+        wait_ready(self.admin_port, &mut child, || self.logs());
+        self.child = Some(child);
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_file(&self, start: u32) -> std::path::PathBuf {
+        self.dir().join(format!("yunshu.{start}.log"))
+    }
+
+    /// What every start logged, in order.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| std::fs::read_to_string(self.log_file(i)).unwrap_or_default())
+            .collect()
+    }
+
+    /// The embedded store's file; open it only while killed.
+    pub fn store_file(&self) -> std::path::PathBuf {
+        self.dir().join("data").join("yunshu.redb")
+    }
+
+    /// Runs `yunshuctl` against it as `department` with `token_file`.
+    pub fn ctl(
+        &self,
+        department: &str,
+        token_file: &std::path::Path,
+        args: &[&str],
+    ) -> std::process::Output {
+        Command::new(CTL)
+            .args([
+                "--endpoint",
+                &format!("http://127.0.0.1:{}", self.grpc_port),
+                "--department",
+                department,
+                "--token-file",
+            ])
+            .arg(token_file)
+            .args(args)
+            .env_remove("YUNSHU_TOKEN")
+            .env_remove("YUNSHUCTL_CONFIG")
+            .env("XDG_CONFIG_HOME", self.dir())
+            .output()
+            .expect("yunshuctl")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A finished command's stdout and stderr, for assertion messages.
 pub fn text(o: &std::process::Output) -> String {
     format!(

@@ -21,20 +21,17 @@ pub(super) fn state_dir() -> Option<PathBuf> {
 
 /// A running (or stopped) `yunshu` with the two clouds as foundations.
 pub(super) struct Yunshu {
-    dir: tempfile::TempDir,
+    served: Served,
     state: PathBuf,
     department: String,
     token: PathBuf,
     admin_token: String,
-    admin_port: u16,
-    grpc_port: u16,
-    child: Option<Child>,
-    starts: u32,
 }
 
 impl Yunshu {
     pub(super) fn new(state: &Path, department: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let served = Served::new("3s", "info,yunshu_runtime=debug");
+        let dir = served.dir().to_owned();
         let clouds: Value = serde_json::from_str(
             &std::fs::read_to_string(state.join("clouds.json")).expect("clouds.json"),
         )
@@ -42,7 +39,7 @@ impl Yunshu {
         let mut foundations = String::new();
         for (name, arch) in [("x86-cloud", "x86_64"), ("kunpeng-cloud", "aarch64")] {
             let c = &clouds[name];
-            let creds = dir.path().join(format!("{name}.credentials.yaml"));
+            let creds = dir.join(format!("{name}.credentials.yaml"));
             let mut map = BTreeMap::new();
             for key in [
                 "username",
@@ -62,54 +59,34 @@ impl Yunshu {
                 creds.display()
             ));
         }
-        let (token, identity, _) = mint(dir.path(), department, "operator");
-        let (_, admin_identity, admin_token) = mint(dir.path(), "ops", "admin");
+        let (token, identity, _) = mint(&dir, department, "operator");
+        let (_, admin_identity, admin_token) = mint(&dir, "ops", "admin");
         let config = format!(
             "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c1m1, vcpu: 1, memoryMib: 1024 }}\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n    - {{ name: c128m256, vcpu: 128, memoryMib: 262144 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64, aarch64] }}\n    - {{ name: openeuler-22.03, architectures: [x86_64, aarch64] }}\ndepartments:\n  - name: {department}\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 400, memory_mib: 1048576, disk_gib: 2000, volume_gib: 100 }} }}\n  - name: ops\n    spec:\n      identities:\n        - {admin_identity}\n      quota: {{ hard: {{ vcpu: 1 }} }}\nfoundations:\n{foundations}"
         );
-        std::fs::write(dir.path().join("yunshu.yaml"), config).expect("config");
+        std::fs::write(dir.join("yunshu.yaml"), config).expect("config");
         let mut y = Self {
+            served,
             state: state.to_owned(),
             department: department.to_owned(),
             token,
             admin_token,
-            admin_port: yunshu_testenv::free_port().expect("port"),
-            grpc_port: yunshu_testenv::free_port().expect("port"),
-            child: None,
-            starts: 0,
-            dir,
         };
         y.start();
         y
     }
 
     pub(super) fn start(&mut self) {
-        self.starts += 1;
-        let log =
-            File::create(self.dir.path().join(format!("yunshu.{}.log", self.starts))).expect("log");
-        let mut child = spawn_serve(
-            self.dir.path(),
-            (self.admin_port, self.grpc_port),
-            "3s",
-            "info,yunshu_runtime=debug",
-            log,
-        );
-        wait_ready(self.admin_port, &mut child, || self.logs());
-        self.child = Some(child);
+        self.served.start();
     }
 
     pub(super) fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
+        self.served.kill();
     }
 
     /// The embedded store's file; open it only while `yunshu` is stopped.
     pub(super) fn store_file(&self) -> PathBuf {
-        self.dir.path().join("data").join("yunshu.redb")
+        self.served.store_file()
     }
 
     /// The department the test acts as.
@@ -118,33 +95,13 @@ impl Yunshu {
     }
 
     pub(super) fn logs(&self) -> String {
-        let mut out = String::new();
-        for i in 1..=self.starts {
-            out.push_str(
-                &std::fs::read_to_string(self.dir.path().join(format!("yunshu.{i}.log")))
-                    .unwrap_or_default(),
-            );
-        }
+        let out = self.served.logs();
         let lines: Vec<&str> = out.lines().collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
     pub(super) fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(CTL)
-            .args([
-                "--endpoint",
-                &format!("http://127.0.0.1:{}", self.grpc_port),
-                "--department",
-                &self.department,
-                "--token-file",
-            ])
-            .arg(&self.token)
-            .args(args)
-            .env_remove("YUNSHU_TOKEN")
-            .env_remove("YUNSHUCTL_CONFIG")
-            .env("XDG_CONFIG_HOME", self.dir.path())
-            .output()
-            .expect("yunshuctl")
+        self.served.ctl(&self.department, &self.token, args)
     }
 
     pub(super) fn instance(&self, name: &str) -> Value {
@@ -180,7 +137,8 @@ impl Yunshu {
                 GetFoundationRequest, admin_service_client::AdminServiceClient,
             };
             let Ok(mut c) =
-                AdminServiceClient::connect(format!("http://127.0.0.1:{}", self.grpc_port)).await
+                AdminServiceClient::connect(format!("http://127.0.0.1:{}", self.served.grpc_port))
+                    .await
             else {
                 return String::new();
             };
@@ -240,15 +198,6 @@ impl Yunshu {
             .into_iter()
             .filter(|s| s["metadata"]["yunshu-uid"].as_str() == Some(uid))
             .collect()
-    }
-}
-
-impl Drop for Yunshu {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 

@@ -16,15 +16,14 @@ mod common;
 
 use std::{
     collections::{BTreeMap, HashSet},
-    fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Output},
+    process::{Command, Output},
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 use cloud::*;
-use common::{CTL, mint, spawn_serve, text, wait_ready};
+use common::{Served, mint, text};
 use serde_json::Value;
 
 #[test]

@@ -13,13 +13,12 @@ mod unrecorded;
 
 use std::{
     collections::BTreeMap,
-    fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Output},
+    process::{Command, Output},
     time::{Duration, Instant},
 };
 
-use common::{CTL, mint, spawn_serve, text, wait_ready};
+use common::{Served, mint, text};
 use serde_json::Value;
 
 fn state_dir(var: &str) -> Option<PathBuf> {
@@ -45,26 +44,16 @@ fn env_file(state: &Path) -> BTreeMap<String, String> {
 }
 
 struct Yunshu {
-    dir: tempfile::TempDir,
-    admin_port: u16,
-    grpc_port: u16,
-    child: Option<Child>,
-    /// How many times it was started; each start logs to a file of its own.
-    starts: u32,
+    served: Served,
     tokens: BTreeMap<String, PathBuf>,
-}
-
-impl Drop for Yunshu {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 impl Yunshu {
     fn start(state: &Path) -> Self {
         let env = env_file(state);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let creds = dir.path().join("s3.credentials.json");
+        let mut served = Served::new("5s", "debug");
+        let dir = served.dir().to_owned();
+        let creds = dir.join("s3.credentials.json");
         std::fs::write(
             &creds,
             serde_json::json!({
@@ -77,7 +66,7 @@ impl Yunshu {
         let mut tokens = BTreeMap::new();
         let mut departments = String::new();
         for d in ["alpha", "beta"] {
-            let (file, identity, _) = mint(dir.path(), d, "operator");
+            let (file, identity, _) = mint(&dir, d, "operator");
             departments.push_str(&format!(
                 "  - name: {d}\n    spec:\n      identities: [ {identity} ]\n      quota: {{ hard: {{ buckets: 10, bucket_bytes: 10737418240 }} }}\n"
             ));
@@ -90,51 +79,13 @@ impl Yunshu {
             env["S3_DIALECT"],
             creds.display()
         );
-        std::fs::write(dir.path().join("yunshu.yaml"), config).expect("config");
-        let mut y = Self {
-            dir,
-            admin_port: yunshu_testenv::free_port().expect("port"),
-            grpc_port: yunshu_testenv::free_port().expect("port"),
-            child: None,
-            starts: 0,
-            tokens,
-        };
-        y.launch();
-        y
+        std::fs::write(dir.join("yunshu.yaml"), config).expect("config");
+        served.start();
+        Self { served, tokens }
     }
 
-    /// Starts `yunshu serve` on this directory and waits until it is ready.
-    fn launch(&mut self) {
-        self.starts += 1;
-        let log = File::create(self.log_file(self.starts)).expect("log");
-        let mut child = spawn_serve(
-            self.dir.path(),
-            (self.admin_port, self.grpc_port),
-            "5s",
-            "debug",
-            log,
-        );
-        wait_ready(self.admin_port, &mut child, || self.logs());
-        self.child = Some(child);
-    }
-
-    /// Kills it, as a crash would.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_file(&self, start: u32) -> PathBuf {
-        self.dir.path().join(format!("yunshu.{start}.log"))
-    }
-
-    /// What every start logged, in order.
     fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|i| std::fs::read_to_string(self.log_file(i)).unwrap_or_default())
-            .collect()
+        self.served.logs()
     }
 
     /// Waits up to `within` for a logged line that `matches`; `what` names
@@ -152,21 +103,7 @@ impl Yunshu {
     }
 
     fn ctl(&self, department: &str, args: &[&str]) -> Output {
-        Command::new(CTL)
-            .args([
-                "--endpoint",
-                &format!("http://127.0.0.1:{}", self.grpc_port),
-                "--department",
-                department,
-                "--token-file",
-            ])
-            .arg(&self.tokens[department])
-            .args(args)
-            .env_remove("YUNSHU_TOKEN")
-            .env_remove("YUNSHUCTL_CONFIG")
-            .env("XDG_CONFIG_HOME", self.dir.path())
-            .output()
-            .expect("yunshuctl")
+        self.served.ctl(department, &self.tokens[department], args)
     }
 }
 
@@ -480,7 +417,6 @@ print(code(lambda: s3.put_object(Bucket=b, Key="big", Body=b"x" * (2 * 1024 * 10
         logs.contains("issue-credentials") && logs.contains("reissue-credentials"),
         "the issue and its retry are in the audit log"
     );
-    let _ = y.admin_port;
 }
 
 /// `credentials issue bucket B`, always under one request id.

@@ -29,13 +29,9 @@ pub(super) fn keys_end_at_their_expiry(y: &mut Yunshu, bucket: &str) {
         chrono::DateTime::parse_from_rfc3339(issued["expireTime"].as_str().expect("expireTime"))
             .expect("expireTime is RFC 3339");
     until_listing(&issued, true, "the fresh key");
-    y.stop();
-    forget_issue(
-        &y.dir.path().join("data").join("yunshu.redb"),
-        &key,
-        "unrecorded-1",
-    );
-    y.launch();
+    y.served.kill();
+    forget_issue(&y.served.store_file(), &key, "unrecorded-1");
+    y.served.start();
 
     // The adapter names each issued user after its expiry (in hex seconds).
     let expiry = format!("{:08x}", expires.timestamp());
