@@ -39,9 +39,13 @@ pub fn bucket_policy(bucket: &str, department_user: &str, existing: Option<&str>
 }
 
 /// `existing` plus a statement granting `bucket` to `user` until `expires_at`
-/// (the server refuses the user's requests after that time).
+/// (the server refuses the user's requests after that time). Issued
+/// statements that have expired are dropped, so a policy never collects
+/// them even where a sweep missed one.
 pub fn with_issued(existing: &str, bucket: &str, user: &str, expires_at: DateTime<Utc>) -> String {
     let mut doc = parse(existing);
+    let now = Utc::now();
+    statements_mut(&mut doc).retain(|s| !(is_issued(s) && expired(s, now)));
     let sid = format!(
         "{ISSUED_SID}{}",
         user.rsplit('.').next().unwrap_or_default()
@@ -58,13 +62,14 @@ pub fn with_issued(existing: &str, bucket: &str, user: &str, expires_at: DateTim
     doc.to_string()
 }
 
-/// `existing` without the statements naming `user`; `None` if there were none.
-pub fn without_user(existing: &str, user: &str) -> Option<String> {
+/// `existing` without the statements naming any of `users`; `None` if
+/// there were none.
+pub fn without_users(existing: &str, users: &[&str]) -> Option<String> {
     let mut doc = parse(existing);
-    let arn = principal(user);
+    let arns: Vec<String> = users.iter().map(|u| principal(u)).collect();
     let statements = statements_mut(&mut doc);
     let before = statements.len();
-    statements.retain(|s| !names_principal(s, &arn));
+    statements.retain(|s| !arns.iter().any(|arn| names_principal(s, arn)));
     (statements.len() != before).then(|| doc.to_string())
 }
 
@@ -84,13 +89,16 @@ fn issued_statements(existing: Option<&str>) -> Vec<Value> {
     let mut doc = parse(existing);
     std::mem::take(statements_mut(&mut doc))
         .into_iter()
-        .filter(|s| {
-            s.get("Sid")
-                .and_then(Value::as_str)
-                .is_some_and(|sid| sid.starts_with(ISSUED_SID))
-                && !expired(s, Utc::now())
-        })
+        .filter(|s| is_issued(s) && !expired(s, Utc::now()))
         .collect()
+}
+
+/// Whether Yunshu wrote `statement` for an issued user.
+fn is_issued(statement: &Value) -> bool {
+    statement
+        .get("Sid")
+        .and_then(Value::as_str)
+        .is_some_and(|sid| sid.starts_with(ISSUED_SID))
 }
 
 /// Whether an issued statement's time condition has passed; such
@@ -167,10 +175,11 @@ mod tests {
         let v: Value = serde_json::from_str(&rewritten).expect("json");
         assert_eq!(v["Statement"].as_array().map(Vec::len), Some(2));
 
-        let revoked = without_user(&rewritten, "yunshu-a.abcdef.0123456789ab").expect("changed");
+        let revoked =
+            without_users(&rewritten, &["yunshu-a.abcdef.0123456789ab"]).expect("changed");
         let v: Value = serde_json::from_str(&revoked).expect("json");
         assert_eq!(v["Statement"].as_array().map(Vec::len), Some(1));
-        assert!(without_user(&revoked, "yunshu-a.abcdef.0123456789ab").is_none());
+        assert!(without_users(&revoked, &["yunshu-a.abcdef.0123456789ab"]).is_none());
     }
 
     #[test]
@@ -180,6 +189,41 @@ mod tests {
         let issued = with_issued(&base, "b", "yunshu-a.abcdef.0123456789ab", past);
         let v: Value =
             serde_json::from_str(&bucket_policy("b", "yunshu-a", Some(&issued))).expect("json");
+        assert_eq!(v["Statement"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn issuing_drops_expired_statements_and_keeps_live_ones() {
+        let past = Utc.timestamp_opt(1_000_000_000, 0).single().expect("time");
+        let future = Utc.timestamp_opt(4_000_000_000, 0).single().expect("time");
+        let base = bucket_policy("b", "yunshu-a", None);
+        let doc = with_issued(&base, "b", "yunshu-a.abcdef.3b9aca000001", past);
+        let doc = with_issued(&doc, "b", "yunshu-a.abcdef.ee6b28000002", future);
+        let doc = with_issued(&doc, "b", "yunshu-a.abcdef.ee6b28000003", future);
+        let v: Value = serde_json::from_str(&doc).expect("json");
+        let sids: Vec<&str> = v["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert_eq!(
+            sids,
+            [
+                "YunshuDepartment",
+                "YunshuIssuedee6b28000002",
+                "YunshuIssuedee6b28000003"
+            ]
+        );
+        let two = without_users(
+            &doc,
+            &[
+                "yunshu-a.abcdef.ee6b28000002",
+                "yunshu-a.abcdef.ee6b28000003",
+            ],
+        )
+        .expect("changed");
+        let v: Value = serde_json::from_str(&two).expect("json");
         assert_eq!(v["Statement"].as_array().map(Vec::len), Some(1));
     }
 }

@@ -207,6 +207,16 @@ async fn steps(b: &Backend, s: &Setup, run: &str, oa: &Owner, ob: &Owner) {
         secrets.push(keys["secret_key"].as_str().expect("secret").to_owned());
     }
     assert!(!format!("{ta:?}").contains(&secrets[1]));
+    let a_dept = {
+        let sealed = s.vault.get(&adapter.vault_entry(&dept_a)).await;
+        let keys: serde_json::Value =
+            serde_json::from_slice(&sealed.expect("vault").expect("A's keys")).expect("json");
+        plain_client(
+            b,
+            keys["access_key"].as_str().expect("access key"),
+            &secrets[1],
+        )
+    };
 
     // A's bucket, created twice: one bucket.
     let quota = if rgw { 160 * KIB as u64 } else { 1 << 20 };
@@ -424,6 +434,29 @@ async fn steps(b: &Backend, s: &Setup, run: &str, oa: &Owner, ob: &Owner) {
             .expect_err("expired key");
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         eprintln!("[ceph] an expired key is refused by the server's policy condition");
+        // The sweep takes the expired statement out of the bucket's policy
+        // along with its user; the live key's statement stays.
+        let swept = adapter.revoke_expired_credentials().await.expect("sweep");
+        assert!(swept >= 1, "the sweep found {swept} expired users");
+        let doc = a_dept
+            .get_bucket_policy()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket policy");
+        let doc: serde_json::Value =
+            serde_json::from_str(doc.policy().expect("a policy")).expect("json");
+        let sids: Vec<&str> = doc["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter_map(|s| s["Sid"].as_str())
+            .collect();
+        assert_eq!(sids.len(), 2, "department and live key only: {sids:?}");
+        assert_eq!(sids[0], "YunshuDepartment", "{sids:?}");
+        get(&a, &bucket, "reports/q1.bin")
+            .await
+            .expect("the live key still works after the sweep");
     } else {
         let still = get(&sc, &bucket, "reports/q1.bin").await.is_ok();
         eprintln!("[seaweedfs] an expired key before the sweep still works: {still}");

@@ -10,24 +10,28 @@ use yunshu_core::{
     adapter::{IssuedCredentials, Owner},
 };
 
-use super::S3Adapter;
+use super::{S3Adapter, TAG_DEPARTMENT};
 use crate::{admin::IssuedGrant, naming, policy, s3};
 
 impl S3Adapter {
     /// The body of `Adapter::revoke_expired_credentials`: deletes every
     /// issued user whose name says it has expired. On RGW the bucket policy
-    /// already refuses expired keys, and this removes their users; on
-    /// SeaweedFS this sweep is what ends them. A user that cannot be
-    /// deleted is logged and the others still are; the first such failure
-    /// is returned after them.
+    /// already refuses expired keys, and this removes their statements and
+    /// users; on SeaweedFS this sweep is what ends them. A user that cannot
+    /// be revoked is logged and the others still are; the first such
+    /// failure is returned after them.
     pub(super) async fn revoke_expired(&self) -> Result<usize> {
         let now = Utc::now();
-        let mut revoked = 0;
+        let expired: Vec<String> = self
+            .admin
+            .list_users(naming::USER_PREFIX)
+            .await?
+            .into_iter()
+            .filter(|user| naming::issued_expiry(user).is_some_and(|t| t <= now))
+            .collect();
         let mut failed = None;
-        for user in self.admin.list_users(naming::USER_PREFIX).await? {
-            if naming::issued_expiry(&user).is_none_or(|t| t > now) {
-                continue;
-            }
+        let mut revoked = 0;
+        for user in self.unnamed_by_policies(expired, &mut failed).await {
             match self.admin.delete_user(&user).await {
                 Ok(()) => {
                     tracing::info!(foundation = %self.foundation, %user, "expired credentials revoked");
@@ -43,6 +47,55 @@ impl S3Adapter {
             Some(e) => Err(e),
             None => Ok(revoked),
         }
+    }
+
+    /// Of `users`, those no bucket policy names any more. On RGW their
+    /// statements are removed here first: a user deleted before its
+    /// statement would leave that statement behind with nothing left to
+    /// find it by. A bucket whose policy cannot be rewritten is logged and
+    /// its users wait for the next sweep (the policy's time condition
+    /// refuses them meanwhile).
+    async fn unnamed_by_policies(
+        &self,
+        mut users: Vec<String>,
+        failed: &mut Option<Error>,
+    ) -> Vec<String> {
+        if users.is_empty() || self.admin.issued_grant() != IssuedGrant::BucketPolicy {
+            return users;
+        }
+        let buckets = match self.admin.bucket_stats().await {
+            Ok(buckets) => buckets,
+            Err(e) => {
+                tracing::warn!(foundation = %self.foundation, error = %e, "expired credentials not revoked: buckets not listed");
+                failed.get_or_insert(e);
+                return Vec::new();
+            }
+        };
+        for stat in buckets {
+            let Some(department) = stat.tags.as_ref().and_then(|t| t.get(TAG_DEPARTMENT)) else {
+                continue;
+            };
+            let prefix = naming::issued_prefix(department, &stat.name);
+            let named: Vec<&str> = users
+                .iter()
+                .filter(|u| u.starts_with(&prefix))
+                .map(String::as_str)
+                .collect();
+            if named.is_empty() {
+                continue;
+            }
+            let dropped = async {
+                let (_, client) = self.operator(department).await?;
+                self.drop_from_policy(&client, &stat.name, &named).await
+            }
+            .await;
+            if let Err(e) = dropped {
+                tracing::warn!(foundation = %self.foundation, bucket = %stat.name, error = %e, "expired credentials not revoked: the bucket policy still names them");
+                failed.get_or_insert(e);
+                users.retain(|u| !u.starts_with(&prefix));
+            }
+        }
+        users
     }
 
     /// The body of `Adapter::issue_credentials`.
@@ -122,9 +175,11 @@ impl S3Adapter {
                 format!("access key {access_key} was not issued for bucket {bucket}"),
             ));
         }
-        self.admin.delete_user(&user).await?;
+        // The statement goes before the user: once the user is gone a retry
+        // finds no owner for the key, and would leave the statement behind.
         let (_, client) = self.operator(&owner.department).await?;
-        self.drop_from_policy(&client, &bucket, &user).await?;
+        self.drop_from_policy(&client, &bucket, &[&user]).await?;
+        self.admin.delete_user(&user).await?;
         tracing::info!(
             foundation = %self.foundation, department = %owner.department, %bucket, %user,
             %access_key, "credentials revoked"
@@ -132,13 +187,13 @@ impl S3Adapter {
         Ok(())
     }
 
-    /// Removes the statement naming `user` from the bucket's policy (RGW).
-    async fn drop_from_policy(&self, client: &Client, bucket: &str, user: &str) -> Result<()> {
+    /// Removes the statements naming `users` from the bucket's policy (RGW).
+    async fn drop_from_policy(&self, client: &Client, bucket: &str, users: &[&str]) -> Result<()> {
         if self.admin.issued_grant() != IssuedGrant::BucketPolicy {
             return Ok(());
         }
         match s3::policy(client, bucket).await {
-            Ok(Some(doc)) => match policy::without_user(&doc, user) {
+            Ok(Some(doc)) => match policy::without_users(&doc, users) {
                 Some(doc) => s3::put_policy(client, bucket, &doc).await,
                 None => Ok(()),
             },
