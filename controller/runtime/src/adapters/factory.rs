@@ -5,13 +5,14 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use yunshu_core::{
     adapter::{Adapter, Credentials, SecretVault},
-    error::{Error, Result},
+    error::Result,
     model::{AdapterKind, FoundationSpec},
 };
 
 use super::AdapterFactory;
 
-/// OpenStack and S3; `remote` adapters are not built in.
+/// OpenStack and S3 in process; `remote` reaches an adapter service over
+/// `yunshu.adapter.v1`, asking for its capabilities when built.
 #[derive(Debug, Clone)]
 pub struct Builtin {
     vault: Arc<dyn SecretVault>,
@@ -43,10 +44,10 @@ impl AdapterFactory for Builtin {
                     credentials,
                     vault,
                 )?) as Arc<dyn Adapter>),
-                AdapterKind::Remote => Err(Error::invalid(
-                    "spec.adapter",
-                    "remote adapters are not supported by this build; use openstack or s3",
-                )),
+                AdapterKind::Remote => Ok(Arc::new(
+                    yunshu_adapter_remote::RemoteAdapter::connect(&name, &spec, &credentials)
+                        .await?,
+                ) as Arc<dyn Adapter>),
             }
         })
     }

@@ -1,0 +1,184 @@
+//! `yunshu-adapter-conformance`: runs Yunshu's adapter conformance suite
+//! against an adapter service (`yunshu.adapter.v1`) at an endpoint, through
+//! the same client Yunshu uses for a Foundation with `adapter: remote`.
+//!
+//! ```text
+//! yunshu-adapter-conformance --endpoint http://127.0.0.1:50061 \
+//!     --instance vcpu=1,memory_mib=512,disk_gib=1,image=kylin-v10 \
+//!     --volume size_gib=1
+//! ```
+//!
+//! Exit status: 0 when every check passed, 1 when one failed (the failing
+//! check, its reason and what was left behind are printed), 2 for bad
+//! arguments.
+
+use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::Parser;
+use yunshu_adapter_remote::RemoteAdapter;
+use yunshu_adapter_testkit::{Fixture, Sample, run_conformance};
+use yunshu_core::{
+    adapter::Credentials,
+    model::{AdapterKind, BucketSpec, FoundationSpec, InstanceSpec, VolumeSpec},
+};
+
+/// Runs the adapter conformance suite against an adapter service.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The adapter service's URL, `http://host:port` or `https://…`.
+    #[arg(long, env = "YUNSHU_ADAPTER_ENDPOINT")]
+    endpoint: String,
+    /// A file holding the bearer token the service requires, if any.
+    #[arg(long, env = "YUNSHU_ADAPTER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// A PEM file of the CA that signed an https endpoint's certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The department the suite creates resources for.
+    #[arg(long, default_value = "tk-conformance")]
+    department: String,
+    /// An instance to try: `vcpu=N,memory_mib=N,disk_gib=N,image=NAME[,zone=Z]`.
+    #[arg(long, value_parser = instance)]
+    instance: Vec<InstanceSpec>,
+    /// A volume to try: `size_gib=N[,zone=Z]`.
+    #[arg(long, value_parser = volume)]
+    volume: Vec<VolumeSpec>,
+    /// A bucket to try: `quota_bytes=N[,quota_objects=N][,versioning=true]`.
+    #[arg(long, value_parser = bucket)]
+    bucket: Vec<BucketSpec>,
+    /// How long a resource may take to become ready or to be gone, in
+    /// seconds.
+    #[arg(long, default_value_t = 180)]
+    ready_timeout: u64,
+}
+
+fn fields(s: &str, allowed: &[&str]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("`{part}` is not key=value"))?;
+        if !allowed.contains(&k) {
+            return Err(format!("unknown key `{k}`; expected one of {allowed:?}"));
+        }
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+fn number(f: &BTreeMap<String, String>, key: &str) -> Result<u64, String> {
+    f.get(key)
+        .ok_or_else(|| format!("`{key}` is required"))?
+        .parse()
+        .map_err(|_| format!("`{key}` must be a whole number"))
+}
+
+fn instance(s: &str) -> Result<InstanceSpec, String> {
+    let f = fields(s, &["vcpu", "memory_mib", "disk_gib", "image", "zone"])?;
+    let mut spec = InstanceSpec {
+        vcpu: u32::try_from(number(&f, "vcpu")?).map_err(|_| "`vcpu` is too large")?,
+        memory_mib: number(&f, "memory_mib")?,
+        disk_gib: number(&f, "disk_gib")?,
+        image: f.get("image").cloned().ok_or("`image` is required")?,
+        constraints: Default::default(),
+        group: None,
+        power: Default::default(),
+    };
+    spec.constraints.zone = f.get("zone").cloned();
+    Ok(spec)
+}
+
+fn volume(s: &str) -> Result<VolumeSpec, String> {
+    let f = fields(s, &["size_gib", "zone"])?;
+    let mut spec = VolumeSpec {
+        size_gib: number(&f, "size_gib")?,
+        attach_to: None,
+        constraints: Default::default(),
+    };
+    spec.constraints.zone = f.get("zone").cloned();
+    Ok(spec)
+}
+
+fn bucket(s: &str) -> Result<BucketSpec, String> {
+    let f = fields(s, &["quota_bytes", "quota_objects", "versioning"])?;
+    Ok(BucketSpec {
+        quota_bytes: number(&f, "quota_bytes")?,
+        quota_objects: f
+            .contains_key("quota_objects")
+            .then(|| number(&f, "quota_objects"))
+            .transpose()?,
+        versioning: f.get("versioning").is_some_and(|v| v == "true"),
+        constraints: Default::default(),
+    })
+}
+
+fn read(path: &PathBuf, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("YUNSHU_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<String, String> {
+    let mut credentials = BTreeMap::new();
+    if let Some(path) = &args.token_file {
+        credentials.insert("token".to_owned(), read(path, "token file")?);
+    }
+    if let Some(path) = &args.ca_file {
+        credentials.insert("ca_pem".to_owned(), read(path, "CA file")?);
+    }
+    let spec = FoundationSpec {
+        adapter: AdapterKind::Remote,
+        endpoint: args.endpoint.clone(),
+        region: None,
+        zones: vec![],
+        credentials: None,
+        traits: vec![],
+        allocation_ratios: Default::default(),
+        tariff: Default::default(),
+        pue: None,
+        budget: Default::default(),
+        capacity: None,
+        settings: Default::default(),
+    };
+    let mut samples: Vec<Sample> = args.instance.into_iter().map(Sample::Instance).collect();
+    samples.extend(args.volume.into_iter().map(Sample::Volume));
+    samples.extend(args.bucket.into_iter().map(Sample::Bucket));
+    if samples.is_empty() {
+        return Err("give at least one --instance, --volume or --bucket to try".into());
+    }
+    let adapter = RemoteAdapter::connect("conformance", &spec, &Credentials(credentials))
+        .await
+        .map_err(|e| format!("cannot reach the adapter at {}: {e}", args.endpoint))?;
+    let fixture = Fixture {
+        department: args.department,
+        samples,
+        ready_timeout: Duration::from_secs(args.ready_timeout),
+    };
+    run_conformance(&adapter, &fixture)
+        .await
+        .map(|report| report.to_string())
+        .map_err(|failure| failure.to_string())
+}

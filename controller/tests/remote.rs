@@ -1,0 +1,119 @@
+//! Journey 4 end to end: a cloud with no in-tree adapter, served by the
+//! Python example adapter (`adapters/remote/examples/python`), registered
+//! as a Foundation with `adapter: remote`. A department creates, stops,
+//! attaches to and deletes on it with `yunshuctl` exactly as on any other
+//! foundation, and the adapter sees the same resources.
+
+mod common;
+#[path = "../../adapters/remote/tests/common/python.rs"]
+mod python;
+
+use std::time::{Duration, Instant};
+
+use common::{Served, mint, text};
+use python::PythonAdapter;
+use serde_json::Value;
+
+#[test]
+fn a_department_uses_a_cloud_served_by_a_python_adapter() {
+    let mut served = Served::new("3s", "info");
+    let dir = served.dir().to_owned();
+    let adapter_token = dir.join("adapter.token");
+    std::fs::write(&adapter_token, "vendor-adapter-token\n").expect("token");
+    let adapter = PythonAdapter::start(&adapter_token);
+    let credentials = dir.join("vendor.credentials.yaml");
+    std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
+
+    let (token, identity, _) = mint(&dir, "lin", "operator");
+    std::fs::write(
+        dir.join("yunshu.yaml"),
+        format!(
+            "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64] }}\n\
+             departments:\n  - name: gov\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 8, memory_mib: 16384, disk_gib: 100, volume_gib: 100 }} }}\n\
+             foundations:\n  - name: vendor-cloud\n    spec:\n      adapter: remote\n      endpoint: \"{}\"\n      traits: [\"arch:x86_64\"]\n      credentials: {{ path: \"{}\" }}\n",
+            adapter.endpoint(),
+            credentials.display()
+        ),
+    )
+    .expect("config");
+    served.start();
+    let ctl = |args: &[&str]| served.ctl("gov", &token, args);
+
+    let out = ctl(&[
+        "create",
+        "instance",
+        "web-1",
+        "--vcpu",
+        "2",
+        "--memory",
+        "4Gi",
+        "--disk",
+        "1Gi",
+        "--image",
+        "kylin-v10",
+        "--wait",
+        "--timeout",
+        "1m",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+    let web = get(&ctl, "instance", "web-1");
+    assert_eq!(web["status"]["phase"], "Ready", "{web}");
+    assert!(
+        web["status"]["foundation"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vendor-cloud"),
+        "{web}"
+    );
+    assert!(
+        web.to_string().contains("10.0.0."),
+        "the adapter's address is reported: {web}"
+    );
+
+    let out = ctl(&[
+        "create",
+        "volume",
+        "data-1",
+        "--size",
+        "1Gi",
+        "--attach-to",
+        "web-1",
+        "--wait",
+        "--timeout",
+        "1m",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+    let data = get(&ctl, "volume", "data-1");
+    assert_eq!(data["status"]["phase"], "Ready", "{data}");
+
+    let out = ctl(&["stop", "instance", "web-1", "--wait", "--timeout", "1m"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+
+    for (kind, name) in [("volume", "data-1"), ("instance", "web-1")] {
+        let out = ctl(&["delete", kind, name, "--wait", "--timeout", "1m"]);
+        assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ctl(&["-o", "json", "list", "instances"]);
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if listed.to_string().contains("web-1") {
+            assert!(Instant::now() < deadline, "web-1 never went: {listed}");
+            std::thread::sleep(Duration::from_millis(200));
+        } else {
+            break;
+        }
+    }
+    let logs = served.logs();
+    assert!(
+        logs.contains("remote adapter capabilities"),
+        "the capabilities were asked for: {logs}"
+    );
+    assert!(!logs.contains("vendor-adapter-token"), "{logs}");
+}
+
+fn get(ctl: &impl Fn(&[&str]) -> std::process::Output, kind: &str, name: &str) -> Value {
+    let out = ctl(&["-o", "json", "get", kind, name]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
