@@ -222,11 +222,21 @@ pub fn instance_spec(s: &InstanceSpec) -> pb::InstanceSpec {
     }
 }
 
+/// A foundation's resource name, `foundations/{foundation}`.
+pub fn foundation_name(foundation: &str) -> String {
+    format!("foundations/{foundation}")
+}
+
 /// An instance status for the wire.
 pub fn instance_status(s: &WorkloadStatus) -> pb::InstanceStatus {
     pb::InstanceStatus {
         phase: phase(s.phase) as i32,
-        foundation: s.placement.foundation.clone().unwrap_or_default(),
+        foundation: s
+            .placement
+            .foundation
+            .as_deref()
+            .map(foundation_name)
+            .unwrap_or_default(),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         addresses: s.addresses.clone(),
@@ -286,7 +296,12 @@ pub fn volume_spec(department: &str, s: &VolumeSpec) -> pb::VolumeSpec {
 pub fn volume_status(s: &WorkloadStatus) -> pb::VolumeStatus {
     pb::VolumeStatus {
         phase: phase(s.phase) as i32,
-        foundation: s.placement.foundation.clone().unwrap_or_default(),
+        foundation: s
+            .placement
+            .foundation
+            .as_deref()
+            .map(foundation_name)
+            .unwrap_or_default(),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         message: s.message.clone(),
@@ -322,7 +337,12 @@ pub fn bucket_spec(s: &BucketSpec) -> pb::BucketSpec {
 pub fn bucket_status(s: &WorkloadStatus) -> pb::BucketStatus {
     pb::BucketStatus {
         phase: phase(s.phase) as i32,
-        foundation: s.placement.foundation.clone().unwrap_or_default(),
+        foundation: s
+            .placement
+            .foundation
+            .as_deref()
+            .map(foundation_name)
+            .unwrap_or_default(),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         endpoints: s.addresses.clone(),

@@ -14,7 +14,14 @@ use yunshu_core::{
 };
 use yunshu_proto::api::v1::{self as pb, department_service_server::DepartmentService};
 
-use crate::{Api, admin::convert::health, authz, convert::class, names, status::to_status};
+use crate::{
+    Api,
+    admin::convert::health,
+    authz,
+    convert::{class, foundation_name},
+    names,
+    status::to_status,
+};
 
 impl Api {
     pub(crate) async fn department(
@@ -79,7 +86,7 @@ impl DepartmentService for Api {
                 None => Resources::ZERO,
             };
             foundations.push(pb::FoundationUsage {
-                foundation: format!("foundations/{f}"),
+                foundation: foundation_name(f),
                 resources: limits
                     .iter()
                     .map(|(c, l)| pb::ResourceUsage {
@@ -118,7 +125,7 @@ impl DepartmentService for Api {
             if !allowed.is_empty() && !allowed.contains(&f.meta.name) {
                 continue;
             }
-            let full = format!("foundations/{}", f.meta.name);
+            let full = foundation_name(&f.meta.name);
             for z in &f.spec.zones {
                 zones.entry(z.clone()).or_default().push(full.clone());
             }

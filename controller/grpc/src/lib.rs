@@ -43,4 +43,8 @@ pub struct Api {
     /// Reboots and bucket credentials; those calls answer
     /// `FAILED_PRECONDITION` without it.
     pub actions: Option<Arc<dyn actions::Actions>>,
+    /// Kubernetes mode: the CRDs are the source of truth for foundations,
+    /// departments and placement policies, so the admin service refuses
+    /// writes (the operator would overwrite them) and serves reads only.
+    pub crds_own_config: bool,
 }

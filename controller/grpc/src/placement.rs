@@ -47,7 +47,7 @@ pub fn explanation(r: &Report) -> pb::PlacementExplanation {
         foundation: r
             .foundation
             .as_ref()
-            .map(|f| format!("foundations/{f}"))
+            .map(|f| convert::foundation_name(f))
             .unwrap_or_default(),
         summary: r.summary.clone(),
         policy: r
@@ -59,7 +59,7 @@ pub fn explanation(r: &Report) -> pb::PlacementExplanation {
             .verdicts
             .iter()
             .map(|v| pb::FoundationVerdict {
-                foundation: format!("foundations/{}", v.foundation),
+                foundation: convert::foundation_name(&v.foundation),
                 outcome: Some(match &v.verdict {
                     VerdictReport::FilteredOut { filter, reason } => {
                         pb::foundation_verdict::Outcome::FilteredOut(pb::FilteredOut {

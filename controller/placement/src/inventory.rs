@@ -20,8 +20,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use yunshu_core::{
+    codec,
     model::{Foundation, FoundationSpec, Health, InventoryRecord},
     resources::{Limits, ResourceClass, Resources},
+    store::{Compare, Store, Txn},
 };
 
 /// Capacity per class, as a foundation reports or declares it.
@@ -72,6 +74,35 @@ impl AllocationRecord {
             .copied()
             .unwrap_or(Resources::ZERO)
     }
+}
+
+/// What deleting foundation `name` must add to its transaction: a guard
+/// that fails if anything is committed on the foundation meanwhile. `Err`
+/// says why it cannot be deleted now: resources are still allocated on it,
+/// and deleting it would strand them with no adapter to delete them by.
+pub async fn foundation_deletion(
+    store: &dyn Store,
+    name: &str,
+) -> yunshu_core::Result<Result<Txn, String>> {
+    let key = crate::keys::allocation(name);
+    let Some(kv) = store.get(&key).await? else {
+        return Ok(Ok(Txn::new().when([Compare::unchanged(&key, 0)])));
+    };
+    let record = codec::decode::<AllocationRecord>(&key, &kv.value)?;
+    if !record.used.is_zero() || !record.departments.is_empty() {
+        let holders = record
+            .departments
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Ok(Err(format!(
+            "foundation {name} still has resources allocated (departments: {holders}); delete them first"
+        )));
+    }
+    Ok(Ok(
+        Txn::new().when([Compare::unchanged(&key, kv.mod_revision)])
+    ))
 }
 
 /// One object's committed charge, stored at [`keys::claim_for`](crate::keys::claim_for)

@@ -58,7 +58,7 @@ mod worker;
 pub mod workload;
 
 pub use cache::adapter_kinds;
-pub use inventory::{AllocationRecord, ClaimRecord, declared_inventory};
+pub use inventory::{AllocationRecord, ClaimRecord, declared_inventory, foundation_deletion};
 pub use observe::{PlacementObserver, PlacementOutcome};
 pub use report::{Component, FoundationReport, Report, ScoreReport, VerdictReport};
 pub use scheduler::{Scheduler, SchedulerConfig};

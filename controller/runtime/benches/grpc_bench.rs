@@ -170,6 +170,7 @@ async fn start_ours(
         catalog: Arc::new(Catalog::default()),
         placement: None,
         actions: None,
+        crds_own_config: false,
     };
     let (l, addr) = listener().await?;
     let metrics = Arc::new(Metrics::new());

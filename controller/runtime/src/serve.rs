@@ -110,6 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog: Arc::new(config.catalog.clone().unwrap_or_default()),
         placement: Some(scheduler),
         actions: Some(drivers.actions.clone()),
+        crds_own_config: args.kubernetes,
     };
     let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
         public_paths: DEFAULT_PUBLIC_PATHS

@@ -164,6 +164,7 @@ pub async fn serve(
         // Reboots, bucket object counts and credentials need the runtime's
         // adapters; without them those calls answer FAILED_PRECONDITION.
         actions: None,
+        crds_own_config: false,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -15,7 +15,10 @@ use yunshu_core::{
 };
 use yunshu_proto::api::v1 as pb;
 
-use crate::convert::{class, class_from, conditions, meta, timestamp};
+use crate::{
+    convert::{class, class_from, conditions, foundation_name, meta, timestamp},
+    names::is_dns_label,
+};
 
 fn limits_from(path: &str, raw: &[pb::QuotaLimit], out: &mut Vec<FieldViolation>) -> Limits {
     let mut limits = Limits::new();
@@ -135,7 +138,11 @@ pub fn department_spec_from(
             .enumerate()
             .map(|(i, f)| {
                 (
-                    f.foundation.clone(),
+                    foundation_ref(
+                        &format!("{path}.quota.per_foundation[{i}].foundation"),
+                        &f.foundation,
+                        out,
+                    ),
                     limits_from(
                         &format!("{path}.quota.per_foundation[{i}].limits"),
                         &f.limits,
@@ -149,7 +156,28 @@ pub fn department_spec_from(
         display_name: s.display_name.clone(),
         identities,
         quota,
-        allowed_foundations: s.allowed_foundations.clone(),
+        allowed_foundations: s
+            .allowed_foundations
+            .iter()
+            .enumerate()
+            .map(|(i, f)| foundation_ref(&format!("{path}.allowed_foundations[{i}]"), f, out))
+            .collect(),
+    }
+}
+
+/// The foundation a `foundations/{foundation}` reference names; anything
+/// else is a field violation, since a bare or misspelt reference would
+/// silently match no foundation at all.
+fn foundation_ref(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> String {
+    match name.split_once('/') {
+        Some(("foundations", f)) if is_dns_label(f) => f.to_owned(),
+        _ => {
+            out.push(FieldViolation::new(
+                field,
+                format!("must be `foundations/{{foundation}}`, got `{name}`"),
+            ));
+            String::new()
+        }
     }
 }
 
@@ -202,12 +230,16 @@ pub fn department(o: &Object<DepartmentSpec>) -> pb::Department {
                     .per_foundation
                     .iter()
                     .map(|(f, l)| pb::FoundationQuota {
-                        foundation: f.clone(),
+                        foundation: foundation_name(f),
                         limits: limits(l),
                     })
                     .collect(),
             }),
-            allowed_foundations: s.allowed_foundations.clone(),
+            allowed_foundations: s
+                .allowed_foundations
+                .iter()
+                .map(|f| foundation_name(f))
+                .collect(),
         }),
         status: Some(pb::DepartmentStatus {
             usage: amounts(&o.status.usage),
@@ -216,7 +248,7 @@ pub fn department(o: &Object<DepartmentSpec>) -> pb::Department {
                 .tenants
                 .iter()
                 .map(|(f, t)| pb::TenantMapping {
-                    foundation: f.clone(),
+                    foundation: foundation_name(f),
                     tenant_id: t.tenant_id.clone(),
                     user: t.user.clone(),
                 })
@@ -336,7 +368,7 @@ pub fn foundation(o: &Object<FoundationSpec>) -> pb::Foundation {
     let s = &o.spec;
     let st = &o.status;
     pb::Foundation {
-        metadata: Some(meta(&o.meta, format!("foundations/{}", o.meta.name))),
+        metadata: Some(meta(&o.meta, foundation_name(&o.meta.name))),
         spec: Some(pb::FoundationSpec {
             adapter: match s.adapter {
                 AdapterKind::Openstack => pb::AdapterKind::Openstack,

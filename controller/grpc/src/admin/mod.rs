@@ -141,6 +141,7 @@ impl Api {
         m: Option<&K::Message>,
         request_id: &str,
     ) -> Result<Object<K>, Status> {
+        self.writable::<K>()?;
         let mut out = Vec::new();
         validate::object_name(&format!("{}_id", K::FIELD), id, &mut out);
         validate::request_id("request_id", request_id, &mut out);
@@ -232,6 +233,7 @@ impl Api {
         m: Option<&K::Message>,
         request_id: &str,
     ) -> Result<Object<K>, Status> {
+        self.writable::<K>()?;
         let mut out = Vec::new();
         validate::request_id("request_id", request_id, &mut out);
         let Some(m) = m else {
@@ -283,12 +285,25 @@ impl Api {
         Ok(object)
     }
 
+    /// Refuses admin writes in Kubernetes mode, where the CRDs own them.
+    fn writable<K: AdminKind>(&self) -> Result<(), Status> {
+        if self.crds_own_config {
+            return Err(Status::failed_precondition(format!(
+                "{} are managed through their Kubernetes resources in this deployment; \
+                 change them with kubectl",
+                K::COLLECTION
+            )));
+        }
+        Ok(())
+    }
+
     /// Deletes a cluster-scoped object.
     pub async fn admin_delete<K: AdminKind>(
         &self,
         full: &str,
         request_id: &str,
     ) -> Result<Object<K>, Status> {
+        self.writable::<K>()?;
         let mut out = Vec::new();
         validate::request_id("request_id", request_id, &mut out);
         if !out.is_empty() {
@@ -296,14 +311,17 @@ impl Api {
         }
         let name = names::parse_cluster_name("name", full, K::COLLECTION)?;
         let object = self.admin_read::<K>(&name).await?;
-        let base = if K::KIND == yunshu_core::meta::Kind::Department {
-            yunshu_core::admission::department_deletion(&*self.store, &name)
-                .await
-                .map_err(to_status)?
-                .map_err(Status::failed_precondition)?
-        } else {
-            Txn::new()
-        };
+        let base = match K::KIND {
+            yunshu_core::meta::Kind::Department => {
+                yunshu_core::admission::department_deletion(&*self.store, &name).await
+            }
+            yunshu_core::meta::Kind::Foundation => {
+                yunshu_placement::foundation_deletion(&*self.store, &name).await
+            }
+            _ => Ok(Ok(Txn::new())),
+        }
+        .map_err(to_status)?
+        .map_err(Status::failed_precondition)?;
         let key = keys::object(K::KIND, None, &name);
         let resp = self
             .store

@@ -8,6 +8,7 @@
 
 mod access;
 mod actions;
+mod admin;
 mod buckets;
 #[path = "../common/mod.rs"]
 mod common;

@@ -51,6 +51,18 @@ pub async fn start() -> Server {
 /// A server whose one-shot actions (reboot, bucket credentials) go to
 /// `actions`.
 pub async fn start_with(actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>) -> Server {
+    serve(actions, false).await
+}
+
+/// A server in Kubernetes mode, where the CRDs own the admin kinds.
+pub async fn start_kubernetes_mode() -> Server {
+    serve(None, true).await
+}
+
+async fn serve(
+    actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>,
+    crds_own_config: bool,
+) -> Server {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("store"));
     let api = Api {
         store: store.clone(),
@@ -61,6 +73,7 @@ pub async fn start_with(actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>)
             yunshu_placement::SchedulerConfig::default(),
         )),
         actions,
+        crds_own_config,
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,238 @@
+//! The admin service's writes: foundation references in a department are
+//! resource names, a foundation holding resources cannot be deleted, and in
+//! Kubernetes mode every write is refused.
+
+use super::*;
+
+const ROOT: &str = "platform:admin:root";
+
+fn foundation(name: &str) -> pb::Foundation {
+    pb::Foundation {
+        metadata: Some(pb::ObjectMeta {
+            name: format!("foundations/{name}"),
+            ..Default::default()
+        }),
+        spec: Some(pb::FoundationSpec {
+            adapter: pb::AdapterKind::Openstack as i32,
+            endpoint: "http://127.0.0.1:5000/v3".into(),
+            traits: vec!["arch:aarch64".into()],
+            capacity: vec![
+                pb::ResourceAmount {
+                    resource_class: pb::ResourceClass::Vcpu as i32,
+                    amount: 64,
+                },
+                pb::ResourceAmount {
+                    resource_class: pb::ResourceClass::MemoryMib as i32,
+                    amount: 262_144,
+                },
+                pb::ResourceAmount {
+                    resource_class: pb::ResourceClass::DiskGib as i32,
+                    amount: 4096,
+                },
+            ],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+fn edu(allowed: &str) -> pb::Department {
+    pb::Department {
+        metadata: Some(pb::ObjectMeta {
+            name: "departments/edu".into(),
+            ..Default::default()
+        }),
+        spec: Some(pb::DepartmentSpec {
+            display_name: "Education".into(),
+            allowed_foundations: vec![allowed.into()],
+            quota: Some(pb::Quota {
+                hard: vec![pb::QuotaLimit {
+                    resource_class: pb::ResourceClass::Vcpu as i32,
+                    limit: 16,
+                }],
+                per_foundation: vec![pb::FoundationQuota {
+                    foundation: allowed.into(),
+                    limits: vec![pb::QuotaLimit {
+                        resource_class: pb::ResourceClass::Vcpu as i32,
+                        limit: 8,
+                    }],
+                }],
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foundation_references_are_names_and_a_busy_foundation_stays() {
+    let s = start().await;
+    let mut admin = AdminServiceClient::new(s.channel.clone());
+    admin
+        .create_foundation(as_(
+            ROOT,
+            pb::CreateFoundationRequest {
+                foundation: Some(foundation("kunpeng-1")),
+                foundation_id: "kunpeng-1".into(),
+                request_id: "f-1".into(),
+            },
+        ))
+        .await
+        .expect("create foundation");
+
+    // A bare name would match no foundation: refused, naming both fields.
+    let err = admin
+        .create_department(as_(
+            ROOT,
+            pb::CreateDepartmentRequest {
+                department: Some(edu("kunpeng-1")),
+                department_id: "edu".into(),
+                request_id: "d-1".into(),
+            },
+        ))
+        .await
+        .expect_err("a bare foundation name");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "department.spec.quota.per_foundation[0].foundation",
+            "department.spec.allowed_foundations[0]"
+        ],
+        "{err:?}"
+    );
+
+    let created = admin
+        .create_department(as_(
+            ROOT,
+            pb::CreateDepartmentRequest {
+                department: Some(edu("foundations/kunpeng-1")),
+                department_id: "edu".into(),
+                request_id: "d-2".into(),
+            },
+        ))
+        .await
+        .expect("create department")
+        .into_inner()
+        .department
+        .expect("department");
+    let spec = created.spec.expect("spec");
+    assert_eq!(spec.allowed_foundations, ["foundations/kunpeng-1"]);
+    assert_eq!(
+        spec.quota.expect("quota").per_foundation[0].foundation,
+        "foundations/kunpeng-1"
+    );
+
+    // The department's instance lands on the foundation it may use, and
+    // its status names the foundation as a resource name.
+    let scheduler = yunshu_placement::Scheduler::new(
+        s.store.clone(),
+        yunshu_placement::SchedulerConfig::default(),
+    );
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move { scheduler.run(stopped).await });
+    let mut instances = InstanceServiceClient::new(s.channel.clone());
+    let mut web = instance(2, 4096, "kylin-v10");
+    web.spec.as_mut().expect("spec").constraints = Some(pb::Constraints {
+        required_traits: vec!["arch:aarch64".into()],
+        ..Default::default()
+    });
+    let mut request = create("web-1", "i-1", web);
+    request.parent = "departments/edu".into();
+    instances
+        .create_instance(as_("edu:operator:lin", request))
+        .await
+        .expect("create instance");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let placed = loop {
+        let got = instances
+            .get_instance(as_(
+                "edu:operator:lin",
+                pb::GetInstanceRequest {
+                    name: "departments/edu/instances/web-1".into(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner()
+            .instance
+            .and_then(|i| i.status)
+            .unwrap_or_default();
+        if !got.foundation.is_empty() {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "never placed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(placed.foundation, "foundations/kunpeng-1", "{placed:?}");
+
+    // Resources are allocated on it: the foundation cannot go.
+    let err = admin
+        .delete_foundation(as_(
+            ROOT,
+            pb::DeleteFoundationRequest {
+                name: "foundations/kunpeng-1".into(),
+                request_id: "f-del-1".into(),
+            },
+        ))
+        .await
+        .expect_err("busy foundation");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("edu"), "{}", err.message());
+    admin
+        .get_foundation(as_(
+            ROOT,
+            pb::GetFoundationRequest {
+                name: "foundations/kunpeng-1".into(),
+            },
+        ))
+        .await
+        .expect("still there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_mode_refuses_admin_writes_and_serves_reads() {
+    let s = common::start_kubernetes_mode().await;
+    department(&*s.store, "health", 48).await;
+    let mut admin = AdminServiceClient::new(s.channel.clone());
+    let err = admin
+        .create_foundation(as_(
+            ROOT,
+            pb::CreateFoundationRequest {
+                foundation: Some(foundation("kunpeng-1")),
+                foundation_id: "kunpeng-1".into(),
+                request_id: "f-1".into(),
+            },
+        ))
+        .await
+        .expect_err("kubernetes mode");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("kubectl"), "{}", err.message());
+    let err = admin
+        .delete_department(as_(
+            ROOT,
+            pb::DeleteDepartmentRequest {
+                name: "departments/health".into(),
+                request_id: "d-del".into(),
+            },
+        ))
+        .await
+        .expect_err("kubernetes mode");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    admin
+        .get_department(as_(
+            ROOT,
+            pb::GetDepartmentRequest {
+                name: "departments/health".into(),
+            },
+        ))
+        .await
+        .expect("reads still work");
+}
