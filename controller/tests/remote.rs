@@ -24,15 +24,47 @@ fn a_department_uses_a_cloud_served_by_a_python_adapter() {
     let credentials = dir.join("vendor.credentials.yaml");
     std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
 
+    let bad_credentials = dir.join("wrong.credentials.yaml");
+    std::fs::write(&bad_credentials, "token: not-the-token\n").expect("credentials");
+
     let (token, identity, _) = mint(&dir, "lin", "operator");
+    let (_, admin_identity, admin_token) = mint(&dir, "root", "admin");
     std::fs::write(
         dir.join("yunshu.yaml"),
         format!(
-            "catalog:\n  maxDiskGib: 100\n  maxVolumeGib: 100\n  sizes:\n    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}\n  images:\n    - {{ name: kylin-v10, architectures: [x86_64] }}\n\
-             departments:\n  - name: gov\n    spec:\n      identities:\n        - {identity}\n      quota: {{ hard: {{ vcpu: 8, memory_mib: 16384, disk_gib: 100, volume_gib: 100 }} }}\n\
-             foundations:\n  - name: vendor-cloud\n    spec:\n      adapter: remote\n      endpoint: \"{}\"\n      traits: [\"arch:x86_64\"]\n      credentials: {{ path: \"{}\" }}\n",
-            adapter.endpoint(),
-            credentials.display()
+            r#"catalog:
+  maxDiskGib: 100
+  maxVolumeGib: 100
+  sizes:
+    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}
+  images:
+    - {{ name: kylin-v10, architectures: [x86_64] }}
+departments:
+  - name: gov
+    spec:
+      identities:
+        - {identity}
+      quota: {{ hard: {{ vcpu: 8, memory_mib: 16384, disk_gib: 100, volume_gib: 100 }} }}
+  - name: ops
+    spec:
+      identities:
+        - {admin_identity}
+foundations:
+  - name: vendor-cloud
+    spec:
+      adapter: remote
+      endpoint: "{endpoint}"
+      traits: ["arch:x86_64"]
+      credentials: {{ path: "{}" }}
+  - name: vendor-cloud-misconfigured
+    spec:
+      adapter: remote
+      endpoint: "{endpoint}"
+      credentials: {{ path: "{}" }}
+"#,
+            credentials.display(),
+            bad_credentials.display(),
+            endpoint = adapter.endpoint(),
         ),
     )
     .expect("config");
@@ -104,6 +136,22 @@ fn a_department_uses_a_cloud_served_by_a_python_adapter() {
             break;
         }
     }
+    // The foundation whose adapter refuses Yunshu's token says so, and is
+    // misconfigured rather than down.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = ready_condition(served.grpc_port, &admin_token, "vendor-cloud-misconfigured");
+        if let Some((health, reason, message)) = &ready
+            && reason == "Unauthorized"
+        {
+            assert_eq!(health, "HEALTH_DEGRADED", "{ready:?}");
+            assert!(message.contains("bearer token"), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never Unauthorized: {ready:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let logs = served.logs();
     assert!(
         logs.contains("remote adapter capabilities"),
@@ -116,4 +164,39 @@ fn get(ctl: &impl Fn(&[&str]) -> std::process::Output, kind: &str, name: &str) -
     let out = ctl(&["-o", "json", "get", kind, name]);
     assert!(out.status.success(), "{}", text(&out));
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// The foundation's health and its Ready condition's reason and message,
+/// through the admin API.
+fn ready_condition(port: u16, admin_token: &str, name: &str) -> Option<(String, String, String)> {
+    use yunshu_proto::api::v1::{GetFoundationRequest, admin_service_client::AdminServiceClient};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut c = AdminServiceClient::connect(format!("http://127.0.0.1:{port}"))
+            .await
+            .ok()?;
+        let mut req = tonic::Request::new(GetFoundationRequest {
+            name: format!("foundations/{name}"),
+        });
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {admin_token}").parse().expect("header"),
+        );
+        let status = c
+            .get_foundation(req)
+            .await
+            .ok()?
+            .into_inner()
+            .foundation?
+            .status?;
+        let ready = status.conditions.iter().find(|c| c.r#type == "Ready")?;
+        Some((
+            status.health().as_str_name().to_owned(),
+            ready.reason.clone(),
+            ready.message.clone(),
+        ))
+    })
 }

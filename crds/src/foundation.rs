@@ -75,6 +75,11 @@ pub struct Budget {
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
         name = "vCPU Used",
         type_ = "integer",
         json_path = ".status.inventory.vcpu.used"
@@ -84,6 +89,40 @@ pub struct Budget {
         type_ = "integer",
         description = "Allocatable vCPUs: (total - reserved) x allocation ratio",
         json_path = ".status.inventory.vcpu.capacity"
+    ),
+    printcolumn(
+        name = "Memory Used MiB",
+        type_ = "integer",
+        json_path = ".status.inventory.memory_mib.used"
+    ),
+    printcolumn(
+        name = "Memory Total MiB",
+        type_ = "integer",
+        json_path = ".status.inventory.memory_mib.capacity"
+    ),
+    printcolumn(
+        name = "Disk Used GiB",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.inventory.disk_gib.used"
+    ),
+    printcolumn(
+        name = "Disk Total GiB",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.inventory.disk_gib.capacity"
+    ),
+    printcolumn(
+        name = "Volume Used GiB",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.inventory.volume_gib.used"
+    ),
+    printcolumn(
+        name = "Volume Total GiB",
+        type_ = "integer",
+        priority = 1,
+        json_path = ".status.inventory.volume_gib.capacity"
     ),
     printcolumn(
         name = "Region",

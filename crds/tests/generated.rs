@@ -80,6 +80,34 @@ fn foundation_columns_are_what_an_admin_reads() {
         .collect();
     assert_eq!(
         columns,
-        ["Adapter", "Arch", "Ready", "vCPU Used", "vCPU Total", "Age"]
+        [
+            "Adapter",
+            "Arch",
+            "Ready",
+            "Reason",
+            "vCPU Used",
+            "vCPU Total",
+            "Memory Used MiB",
+            "Memory Total MiB",
+            "Age"
+        ]
+    );
+    let wide: Vec<_> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .filter(|c| c.priority == Some(1))
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        wide,
+        [
+            "Disk Used GiB",
+            "Disk Total GiB",
+            "Volume Used GiB",
+            "Volume Total GiB",
+            "Region",
+            "Latency ms"
+        ]
     );
 }

@@ -11,6 +11,13 @@ use crate::error::{AuthError, Result};
 /// The most clock skew an operator may allow for `exp` and `nbf`.
 pub const MAX_LEEWAY_SECS: u64 = 300;
 
+/// Paths served without credentials unless `publicPaths` says otherwise:
+/// health checking (for probes) and reflection (the schema, no data).
+pub const DEFAULT_PUBLIC_PATHS: [&str; 2] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+];
+
 /// How callers are authenticated. A method whose section is absent is off;
 /// API tokens are on unless `apiTokens: false`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +31,7 @@ pub struct AuthConfig {
     pub api_tokens: bool,
     /// gRPC paths served without authentication, matched as prefixes, e.g.
     /// `/grpc.health.v1.Health/`. Requests to them carry no principal.
+    /// Absent: [`DEFAULT_PUBLIC_PATHS`]; `[]` makes every path authenticate.
     pub public_paths: Vec<String>,
     /// How often an open watch checks its caller's credentials again, in
     /// seconds: a revoked token, an expired JWT or a removed identity ends
@@ -59,7 +67,7 @@ impl Default for AuthConfig {
             mtls: None,
             oidc: None,
             api_tokens: true,
-            public_paths: Vec::new(),
+            public_paths: DEFAULT_PUBLIC_PATHS.map(str::to_owned).to_vec(),
             watch_recheck_secs: 30,
         }
     }
@@ -251,6 +259,10 @@ mod tests {
         assert_eq!(o.groups_claim, "groups");
         assert_eq!(o.jwks_refresh_interval_secs, 30);
         assert!(c.api_tokens);
+        // Turning OIDC on leaves health checks and reflection public.
+        assert_eq!(c.public_paths, DEFAULT_PUBLIC_PATHS);
+        let closed: AuthConfig = serde_json::from_str(r#"{"publicPaths": []}"#).expect("parses");
+        assert!(closed.public_paths.is_empty());
         assert!(
             serde_json::from_str::<AuthConfig>(
                 r#"{"mtls": {"clientCaFile": "a", "requireClientCerts": true}}"#

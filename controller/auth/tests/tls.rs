@@ -98,6 +98,8 @@ async fn start(require_client_cert: bool) -> TestServer {
             jwt::AUDIENCE,
             JwksSource::File(jwks),
         )),
+        // The health service stands in for an API here: it must authenticate.
+        public_paths: vec![],
         ..AuthConfig::default()
     };
     let index = IdentityIndex::from_departments(&[department(

@@ -47,7 +47,8 @@ pub struct TokenArgs {
     #[arg(long, env = "YUNSHU_TOKEN_ROLE", default_value = "operator", value_parser = ["viewer", "operator", "admin"])]
     pub role: String,
     /// Also write the token (only the token) to this file, mode 0600.
-    #[arg(long, env = "YUNSHU_TOKEN_FILE")]
+    /// (Not `YUNSHU_TOKEN_FILE`: that names the token `yunshuctl` reads.)
+    #[arg(long, env = "YUNSHU_TOKEN_OUT")]
     pub out: Option<PathBuf>,
 }
 

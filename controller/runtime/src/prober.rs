@@ -21,7 +21,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use yunshu_core::{
     adapter::Probe,
     codec,
-    error::{Error, Result},
+    error::{Error, ErrorKind, Result},
     keys,
     meta::{ConditionStatus, Kind, condition_types, set_condition},
     model::{Foundation, FoundationSpec, Health},
@@ -295,7 +295,16 @@ impl Prober {
         last_ok: Option<Instant>,
     ) -> Result<()> {
         let silent_for = last_ok.unwrap_or(began).elapsed();
-        let health = if silent_for >= self.config.down_after {
+        // A cloud refusing Yunshu's credentials, or a spec it cannot use,
+        // answers: it is misconfigured, not down, and the reason says which
+        // so an admin fixes the credentials rather than chasing an outage.
+        let refused = match error.kind() {
+            ErrorKind::Unauthorized => Some("Unauthorized"),
+            ErrorKind::PermissionDenied => Some("PermissionDenied"),
+            ErrorKind::Invalid => Some("InvalidConfiguration"),
+            _ => None,
+        };
+        let health = if refused.is_none() && silent_for >= self.config.down_after {
             Health::Down
         } else {
             Health::Degraded
@@ -318,10 +327,10 @@ impl Prober {
                 yunshu_core::meta::Condition {
                     type_: condition_types::READY.into(),
                     status: ConditionStatus::False,
-                    reason: if health == Health::Down {
-                        "Down"
-                    } else {
-                        "ProbeFailed"
+                    reason: match (refused, health) {
+                        (Some(reason), _) => reason,
+                        (None, Health::Down) => "Down",
+                        (None, _) => "ProbeFailed",
                     }
                     .into(),
                     message: message.clone(),

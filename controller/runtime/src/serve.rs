@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use yunshu_auth::AuthConfig;
 use yunshu_core::{
     admission::{Admission, AdmissionConfig},
     store::Store,
@@ -16,13 +15,6 @@ use crate::{
     config::Config,
     grpc::GrpcSettings,
 };
-
-/// Paths served without credentials unless the config says otherwise:
-/// health checking (for probes) and reflection (the schema, no data).
-pub const DEFAULT_PUBLIC_PATHS: [&str; 2] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-];
 
 /// The store configuration the flags describe.
 pub fn store_config(args: &ServeArgs) -> StoreConfig {
@@ -112,13 +104,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         actions: Some(drivers.actions.clone()),
         crds_own_config: args.kubernetes,
     };
-    let auth = config.auth.clone().unwrap_or_else(|| AuthConfig {
-        public_paths: DEFAULT_PUBLIC_PATHS
-            .iter()
-            .map(|p| (*p).to_owned())
-            .collect(),
-        ..AuthConfig::default()
-    });
+    let auth = config.auth.clone().unwrap_or_default();
     let settings = GrpcSettings {
         addr: args.grpc_addr,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),

@@ -97,6 +97,16 @@ async fn answers_created_repeated_and_over_quota() {
         .await
         .expect_err("reused id");
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let mut labelled = instance("health", "web-1", 44);
+    labelled
+        .meta
+        .labels
+        .insert("team".into(), "radiology".into());
+    let err = admission
+        .create("req-1", labelled)
+        .await
+        .expect_err("reused id with other labels");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
     let err = admission
         .create("req-3", instance("health", "web-1", 2))
         .await

@@ -237,7 +237,16 @@ impl Admission {
             Error::invalid("meta.department", "is required for department resources")
         })?;
         object.meta.request_id = Some(request_id.to_owned());
-        let fingerprint = fingerprint(S::KIND, &object.meta.name, &codec::encode(&object.spec)?);
+        // Labels count too, so a request id reused with other labels is a
+        // conflict rather than a silent answer with the first object. Without
+        // labels the content is the spec alone, as in earlier builds, so
+        // their retries still match.
+        let mut content = codec::encode(&object.spec)?;
+        if !object.meta.labels.is_empty() {
+            content.push(0);
+            content.extend(codec::encode(&object.meta.labels)?);
+        }
+        let fingerprint = fingerprint(S::KIND, &object.meta.name, &content);
         let request = AdmitRequest {
             kind: S::KIND,
             department,
