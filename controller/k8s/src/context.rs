@@ -32,9 +32,10 @@ pub struct OperatorConfig {
     /// Elect a leader before running the reconcilers; `false` runs them at
     /// once (a single replica).
     pub leader_election: bool,
-    /// Watch Secrets only in this namespace; `None` watches every namespace
-    /// (the RBAC must then allow it).
-    pub secret_namespace: Option<String>,
+    /// Watch Secrets only in these namespaces (where foundations keep their
+    /// credentials); empty watches every namespace, which the RBAC must
+    /// then allow cluster-wide.
+    pub secret_namespaces: Vec<String>,
     /// How soon a department resource in a moving phase (Pending, Scheduled,
     /// Provisioning, Deleting) is read again to mirror its status.
     pub poll_active: Duration,
@@ -57,7 +58,7 @@ impl Default for OperatorConfig {
             lease_name: "yunshu-operator".into(),
             lease_duration: Duration::from_secs(15),
             leader_election: true,
-            secret_namespace: None,
+            secret_namespaces: Vec::new(),
             poll_active: Duration::from_secs(5),
             resync: Duration::from_secs(300),
             status_attempts: 5,

@@ -69,7 +69,7 @@
 //!
 //! `yunshu.io` foundations, departments, placementpolicies, instances,
 //! volumes, buckets: get, list, watch, patch, and patch on their `status`;
-//! Secrets: get, list, watch (in [`OperatorConfig::secret_namespace`], or
+//! Secrets: get, list, watch (in [`OperatorConfig::secret_namespaces`], or
 //! cluster-wide); Namespaces: get; `coordination.k8s.io` Leases in
 //! [`OperatorConfig::namespace`]: get, create, update; `events.k8s.io`
 //! Events: create, patch (cluster-scoped objects' events go to `default`,

@@ -87,14 +87,25 @@ pub async fn controllers(ctx: Arc<Ctx>) {
         wc.clone(),
     );
     let reader = foundations.store();
-    let secrets: Api<Secret> = match &ctx.config().secret_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    // One Secret watch per namespace the RBAC lets the operator read: a
+    // cluster-wide watch would be forbidden where only those are granted.
+    let namespaces = &ctx.config().secret_namespaces;
+    let secret_apis: Vec<Api<Secret>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| Api::namespaced(client.clone(), ns))
+            .collect()
     };
-    let foundations = foundations
-        .watches(secrets, wc.clone(), move |secret| {
+    let mut foundations = foundations;
+    for secrets in secret_apis {
+        let reader = reader.clone();
+        foundations = foundations.watches(secrets, wc.clone(), move |secret| {
             referencing(&reader, &secret)
-        })
+        });
+    }
+    let foundations = foundations
         .reconcile_all_on(store_changes(
             store.clone(),
             vec![keys::objects_of_kind(Kind::Foundation)],

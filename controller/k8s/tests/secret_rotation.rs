@@ -108,3 +108,67 @@ async fn a_rotated_secret_is_published_again() {
 
     operator.abort();
 }
+
+/// With the namespaces the chart's Roles grant, Secrets are watched there
+/// only (a cluster-wide watch would be forbidden), and a rotation there is
+/// still seen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_watched_only_in_the_granted_namespaces() {
+    let fake = FakeApi::new();
+    let store = common::store();
+    fake.create(
+        "/api/v1/namespaces/yunshu-system/secrets",
+        common::secret(
+            "yunshu-system",
+            "kunpeng-1-admin",
+            &[("username", "admin"), ("password", "pw-1")],
+        ),
+    );
+    fake.create(
+        "/apis/yunshu.io/v1alpha1/foundations",
+        common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
+    );
+    let mut op = common::context(fake.client(), store.clone());
+    op.config.secret_namespaces = vec!["yunshu-system".into(), "creds".into()];
+    let mut credentials = op.credentials.subscribe("kunpeng-1");
+    let operator = tokio::spawn(yunshu_k8s::controllers(Ctx::new(op)));
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(|c| c.as_ref().and_then(|c| c.get("password")) == Some("pw-1")),
+    )
+    .await
+    .expect("the first credentials in time")
+    .expect("the hub is alive");
+    common::eventually(10, "the Foundation Synced", || async {
+        (common::condition(&fake.get(FOUNDATION)?, "Synced")?["status"] == "True").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    fake.patch(
+        SECRET,
+        json!({ "data": { "password": common::base64(b"pw-2") } }),
+    );
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(|c| c.as_ref().and_then(|c| c.get("password")) == Some("pw-2")),
+    )
+    .await
+    .expect("the rotated credentials in time")
+    .expect("the hub is alive");
+
+    let calls = fake.calls();
+    assert!(
+        !calls.iter().any(|c| c.path == "/api/v1/secrets"),
+        "a cluster-wide Secret call was made"
+    );
+    for ns in ["yunshu-system", "creds"] {
+        let collection = format!("/api/v1/namespaces/{ns}/secrets");
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.path == collection && c.query.contains("watch")),
+            "no Secret watch in {ns}"
+        );
+    }
+    operator.abort();
+}

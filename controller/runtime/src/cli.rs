@@ -149,6 +149,11 @@ pub struct ServeArgs {
     /// The namespace of the operator's Lease and, by default, of foundation Secrets.
     #[arg(long, env = "YUNSHU_NAMESPACE", default_value = "yunshu-system")]
     pub namespace: String,
+    /// Namespaces whose Secrets foundations name for their credentials, comma-separated: the
+    /// operator watches Secrets there only (so a namespaced Role suffices) and notices a created or
+    /// rotated Secret at once. Empty: every namespace, which needs cluster-wide read access.
+    #[arg(long, env = "YUNSHU_SECRET_NAMESPACES", value_delimiter = ',')]
+    pub secret_namespaces: Vec<String>,
     /// This replica's identity in the Lease (the pod name in a cluster).
     #[arg(long, env = "POD_NAME", default_value = "yunshu")]
     pub identity: String,

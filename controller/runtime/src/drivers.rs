@@ -230,6 +230,7 @@ async fn start_operator(
         config: yunshu_k8s::OperatorConfig {
             namespace: args.namespace.clone(),
             identity: args.identity.clone(),
+            secret_namespaces: args.secret_namespaces.clone(),
             ..yunshu_k8s::OperatorConfig::default()
         },
     };
