@@ -123,9 +123,9 @@ mod tests {
         assert_eq!(
             UNSCHEDULABLE_REASONS,
             [
+                "allowed",
                 "capability",
                 "health",
-                "allowed",
                 "zone",
                 "traits",
                 "capacity",

@@ -196,7 +196,8 @@ mod tests {
         ]);
         let d = decide_plain(&fleet, &vcpus(2));
         assert_eq!(d.verdicts().len(), 4);
-        assert_eq!(d.rejections(), [1, 1, 0, 0, 0, 1, 0]);
+        // allowed, capability, health, zone, traits, capacity, quota
+        assert_eq!(d.rejections(), [0, 1, 1, 0, 0, 1, 0]);
         assert_eq!(d.ranked().len(), 1);
     }
 

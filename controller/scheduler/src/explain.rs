@@ -216,16 +216,28 @@ pub struct Summary<'a>(Explanation<'a>);
 impl Display for Summary<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let (e, d) = (&self.0, self.0.decision);
-        let n = d.verdicts().len();
+        // Foundations the department may not use are not its business: not
+        // counted, not named (the department's explain leaves them out too).
+        let hidden = d
+            .verdicts()
+            .iter()
+            .filter(|v| v.reason() == Some(&Reason::NotAllowed))
+            .count();
+        let n = d.verdicts().len() - hidden;
         if n == 0 {
-            return f.write_str("unschedulable: no foundations");
+            return f.write_str(if hidden == 0 {
+                "unschedulable: no foundations"
+            } else {
+                "unschedulable: the department may use no foundation"
+            });
         }
         match d.chosen().and_then(|i| Some((i, d.verdict(i)?.scores()?))) {
             Some((i, s)) => write!(f, "{} chosen, total {}", e.name(i), Fixed2(s.total))?,
             None => f.write_str("unschedulable")?,
         }
         write!(f, "; {} of {n} feasible", d.ranked().len())?;
-        let counts = d.rejections();
+        let mut counts = d.rejections();
+        counts[Filter::Allowed as usize] -= u32::try_from(hidden).unwrap_or(u32::MAX);
         let mut first = true;
         for (filter, count) in Filter::ALL.iter().zip(counts).filter(|(_, c)| *c > 0) {
             let sep = if first { "; rejected by " } else { ", " };

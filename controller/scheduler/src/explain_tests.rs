@@ -124,9 +124,17 @@ fn allowed_and_quota_rejections_render() {
             "b: rejected by allowed: not among the department's allowed foundations",
         ]
     );
+    // The summary, shown to the department, leaves out the foundation it
+    // may not use.
     assert_eq!(
         e.summary().to_string(),
-        "unschedulable; 0 of 2 feasible; rejected by allowed 1, quota 1"
+        "unschedulable; 0 of 1 feasible; rejected by quota 1"
+    );
+    let none = Tenancy::new(&fleet, &quota, &usage, &["elsewhere".into()]);
+    let d = decide(&fleet, &none, &PlacementPolicySpec::default(), &r);
+    assert_eq!(
+        d.explain(&fleet, &r).summary().to_string(),
+        "unschedulable: the department may use no foundation"
     );
 }
 

@@ -15,12 +15,14 @@ use crate::{
 /// A filter, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Filter {
+    /// The department may use the foundation. First, so a foundation the
+    /// department may not use is never reported for anything else: what a
+    /// department is told stays within the foundations it may see.
+    Allowed,
     /// The foundation's adapter can create the requested kind.
     Capability,
     /// Ready, or Degraded when the policy allows it.
     Health,
-    /// The department may use the foundation.
-    Allowed,
     /// The requested zone and region, and for an attached volume its
     /// instance's foundation.
     Zone,
@@ -37,9 +39,9 @@ pub enum Filter {
 impl Filter {
     /// Every filter, in the order they run.
     pub const ALL: [Filter; 7] = [
+        Self::Allowed,
         Self::Capability,
         Self::Health,
-        Self::Allowed,
         Self::Zone,
         Self::Traits,
         Self::Capacity,
@@ -174,6 +176,9 @@ pub(crate) fn check(
     allow_degraded: bool,
     p: &Prepared,
 ) -> Result<(), Reason> {
+    if !s.allowed {
+        return Err(Reason::NotAllowed);
+    }
     if !c.supports(p.kind) {
         return Err(Reason::Unsupported { kind: p.kind });
     }
@@ -181,9 +186,6 @@ pub(crate) fn check(
         Health::Ready => {}
         Health::Degraded if allow_degraded => {}
         health => return Err(Reason::Unhealthy { health }),
-    }
-    if !s.allowed {
-        return Err(Reason::NotAllowed);
     }
     zone(c, p)?;
     match p.attach_to {

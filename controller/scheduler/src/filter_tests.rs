@@ -535,9 +535,9 @@ fn the_first_failing_filter_is_reported() {
     assert_eq!(
         names,
         [
+            "allowed",
             "capability",
             "health",
-            "allowed",
             "zone",
             "traits",
             "capacity",

@@ -284,15 +284,15 @@ fn oracle(w: &World, f: &F) -> Vec<Filter> {
         .unwrap_or_default();
     let used = w.usage.get(&f.name).copied().unwrap_or_default();
     let checks = [
+        (
+            Filter::Allowed,
+            w.allowed.is_empty() || w.allowed.contains(&f.name),
+        ),
         (Filter::Capability, f.kinds.contains(&r.kind)),
         (
             Filter::Health,
             f.status.health == Health::Ready
                 || (f.status.health == Health::Degraded && w.policy.allow_degraded),
-        ),
-        (
-            Filter::Allowed,
-            w.allowed.is_empty() || w.allowed.contains(&f.name),
         ),
         (
             Filter::Zone,

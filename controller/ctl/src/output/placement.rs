@@ -38,7 +38,7 @@ pub struct VerdictView {
 /// Why a foundation was filtered out.
 #[derive(Debug, Clone, Serialize)]
 pub struct FilteredView {
-    /// `capability`, `health`, `allowed`, `zone`, `traits`, `capacity`, `quota`.
+    /// `allowed`, `capability`, `health`, `zone`, `traits`, `capacity`, `quota`.
     pub filter: String,
     /// In words.
     pub reason: String,
