@@ -15,6 +15,7 @@ pub mod actions;
 pub mod admin;
 pub mod authz;
 pub mod convert;
+mod deletes;
 pub mod department;
 pub mod names;
 pub mod placement;

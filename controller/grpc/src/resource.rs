@@ -212,7 +212,18 @@ impl Api {
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
         authz::write(p, &department)?;
         require_request_id(request_id)?;
-        let mut object: Object<R> = self.read(&department, &name).await?;
+        let mut object: Object<R> = match self.read(&department, &name).await {
+            Ok(object) => object,
+            // A retry of a delete that already finished answers as the
+            // delete did, with the object as it was when deleted.
+            Err(e) if e.code() == tonic::Code::NotFound => {
+                return match self.deleted::<R>(&department, &name, request_id).await? {
+                    Some(gone) => Ok(gone),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let read_at = object.meta.revision;
         type Bucket = Object<yunshu_core::model::BucketSpec>;
         let is_bucket = (&object as &dyn std::any::Any).is::<Bucket>();
@@ -240,6 +251,10 @@ impl Api {
                 "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
             )));
         }
+        // Recorded once the delete is sure to be carried out, so a refused
+        // one leaves nothing behind.
+        self.remember_delete(&department, request_id, &object)
+            .await?;
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
             object.status.phase = Phase::Deleting;

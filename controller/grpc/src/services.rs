@@ -336,6 +336,10 @@ workload_service! {
         let r = request.into_inner();
         let catalog = self.catalog.clone();
         let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+            // Already this size (a retry once it was placed, say): nothing to do.
+            if (o.spec.vcpu, o.spec.memory_mib) == (r.vcpu, r.memory_mib) {
+                return Ok(());
+            }
             // A placed instance's foundation allocation would have to move
             // with its quota charge; that waits for the provisioner.
             if !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable) {

@@ -173,6 +173,29 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
     };
     assert_eq!(placed.foundation, "foundations/kunpeng-1", "{placed:?}");
 
+    // A resize retried after the instance was placed finds it at that size
+    // already and succeeds; a real resize of a placed one is refused.
+    let resize = |vcpu: u32, memory_mib: u64| {
+        as_(
+            "edu:operator:lin",
+            pb::ResizeInstanceRequest {
+                name: "departments/edu/instances/web-1".into(),
+                vcpu,
+                memory_mib,
+                request_id: "resize-1".into(),
+            },
+        )
+    };
+    instances
+        .resize_instance(resize(2, 4096))
+        .await
+        .expect("already this size");
+    let err = instances
+        .resize_instance(resize(4, 8192))
+        .await
+        .expect_err("placed");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+
     // Resources are allocated on it: the foundation cannot go.
     let err = admin
         .delete_foundation(as_(

@@ -134,10 +134,76 @@ async fn create_get_list_watch_delete() {
         .expect("ok");
     assert_eq!(ev.r#type, pb::WatchEventType::Deleted as i32);
     let err = c
-        .get_instance(as_(ALICE, pb::GetInstanceRequest { name: meta.name }))
+        .get_instance(as_(
+            ALICE,
+            pb::GetInstanceRequest {
+                name: meta.name.clone(),
+            },
+        ))
         .await
         .expect_err("gone");
     assert_eq!(err.code(), Code::NotFound);
+
+    // The delete retried once the instance is gone answers as it did; a
+    // new delete is NOT_FOUND; the create's request id reused is ABORTED.
+    let delete = |request_id: &str| {
+        as_(
+            ALICE,
+            pb::DeleteInstanceRequest {
+                name: meta.name.clone(),
+                request_id: request_id.into(),
+            },
+        )
+    };
+    let again = c
+        .delete_instance(delete("d1"))
+        .await
+        .expect("a retried delete succeeds")
+        .into_inner()
+        .instance
+        .expect("its last state");
+    assert_eq!(
+        again.metadata.expect("metadata").name,
+        "departments/health/instances/web-1"
+    );
+    let err = c.delete_instance(delete("d2")).await.expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    let err = c.delete_instance(delete("r1")).await.expect_err("reused");
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    c.create_instance(as_(
+        ALICE,
+        create("web-2", "r2", instance(2, 4096, "kylin-v10")),
+    ))
+    .await
+    .expect("create web-2");
+    let err = c
+        .delete_instance(as_(
+            ALICE,
+            pb::DeleteInstanceRequest {
+                name: "departments/health/instances/web-2".into(),
+                request_id: "r2".into(),
+            },
+        ))
+        .await
+        .expect_err("a create's id reused for a delete");
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    c.get_instance(as_(
+        ALICE,
+        pb::GetInstanceRequest {
+            name: "departments/health/instances/web-2".into(),
+        },
+    ))
+    .await
+    .expect("web-2 was not deleted");
+    c.delete_instance(as_(
+        ALICE,
+        pb::DeleteInstanceRequest {
+            name: "departments/health/instances/web-2".into(),
+            request_id: "d-web-2".into(),
+        },
+    ))
+    .await
+    .expect("delete web-2");
 
     let quota = DepartmentServiceClient::new(s.channel.clone())
         .get_quota(as_(

@@ -1,0 +1,112 @@
+//! Delete retries: a delete leaves a record under its request id before
+//! it is carried out, so a retry answers as the delete did even once the
+//! object is gone, and a request id reused for something else is ABORTED.
+
+use tonic::Status;
+use yunshu_core::{
+    codec, keys,
+    meta::Object,
+    model::Phase,
+    store::{Compare, Op, Txn},
+};
+
+use crate::{Api, resource::ApiResource, status::to_status};
+
+impl Api {
+    /// Records that `request_id` deletes `object` before the delete is
+    /// carried out, so a retry after the object is gone can answer. A
+    /// record for another request under the same id is ABORTED; one for
+    /// this delete (a retry) is left as it is.
+    pub(crate) async fn remember_delete<R: ApiResource>(
+        &self,
+        department: &str,
+        request_id: &str,
+        object: &Object<R>,
+    ) -> Result<(), Status> {
+        let key = keys::request(department, request_id);
+        let record = DeleteRecord {
+            object_key: keys::object(R::KIND, Some(department), &object.meta.name),
+            uid: object.meta.uid.clone(),
+            fingerprint: delete_fingerprint(R::KIND, &object.meta.name),
+            last: serde_json::to_value(object).map_err(|e| {
+                to_status(yunshu_core::Error::Internal {
+                    message: "failed to encode the deleted object".into(),
+                    source: Some(Box::new(e)),
+                })
+            })?,
+        };
+        let resp = self
+            .store
+            .txn(
+                Txn::new()
+                    .when([Compare::unchanged(&key, 0)])
+                    .and_then([Op::put(&key, codec::encode(&record).map_err(to_status)?)]),
+            )
+            .await
+            .map_err(to_status)?;
+        if resp.succeeded {
+            return Ok(());
+        }
+        match self.store.get(&key).await.map_err(to_status)? {
+            // A create's record does not decode as a delete's: the id was
+            // used for another request either way.
+            Some(kv) => match codec::decode::<DeleteRecord>(&kv.key, &kv.value) {
+                Ok(earlier) if earlier.fingerprint == record.fingerprint => Ok(()),
+                _ => Err(reused(request_id)),
+            },
+            None => Ok(()),
+        }
+    }
+
+    /// The answer to a retried delete of `name`, which is gone: its last
+    /// state, if `request_id` deleted it; `None` if it did not.
+    pub(crate) async fn deleted<R: ApiResource>(
+        &self,
+        department: &str,
+        name: &str,
+        request_id: &str,
+    ) -> Result<Option<Object<R>>, Status> {
+        let key = keys::request(department, request_id);
+        let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
+            return Ok(None);
+        };
+        let record: DeleteRecord = match codec::decode(&kv.key, &kv.value) {
+            Ok(r) => r,
+            // A create's record: the id was used for another request.
+            Err(_) => return Err(reused(request_id)),
+        };
+        if record.fingerprint != delete_fingerprint(R::KIND, name) {
+            return Err(reused(request_id));
+        }
+        let mut last: Object<R> = serde_json::from_value(record.last).map_err(|e| {
+            to_status(yunshu_core::Error::Internal {
+                message: format!("failed to decode the delete record at {key}"),
+                source: Some(Box::new(e)),
+            })
+        })?;
+        last.status.phase = Phase::Deleting;
+        Ok(Some(last))
+    }
+}
+
+/// What a delete leaves under its request id (next to the records of
+/// creates, which name the object they made).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteRecord {
+    object_key: String,
+    uid: String,
+    fingerprint: String,
+    /// The object as it was when the delete was accepted.
+    last: serde_json::Value,
+}
+
+fn delete_fingerprint(kind: yunshu_core::meta::Kind, name: &str) -> String {
+    yunshu_core::admission::fingerprint(kind, name, b"delete")
+}
+
+fn reused(request_id: &str) -> Status {
+    Status::aborted(format!(
+        "request id {request_id} was already used for a different request"
+    ))
+}
