@@ -126,6 +126,21 @@ impl Authenticator {
         outcome
     }
 
+    /// Checks an open watch's credentials again. Not counted as a request
+    /// when they still hold (a watch is one request however long it stays
+    /// open); a refusal, which ends the watch, is counted by its reason.
+    pub async fn reauthenticate(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+    ) -> Result<Principal, RejectReason> {
+        let outcome = self.check(headers, extensions).await;
+        if let Err(r) = &outcome {
+            self.inner.counters.reject(*r);
+        }
+        outcome
+    }
+
     async fn check(
         &self,
         headers: &HeaderMap,

@@ -134,7 +134,7 @@ fn recheck<B>(
             principal.clone(),
         );
         Box::pin(async move {
-            auth.authenticate(&headers, &extensions)
+            auth.reauthenticate(&headers, &extensions)
                 .await
                 .is_ok_and(|p| p == *principal)
         })

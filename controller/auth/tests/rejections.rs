@@ -432,3 +432,38 @@ async fn public_paths_pass_without_a_principal() {
     assert_eq!(resp.body(), "served");
     assert_eq!(*recorder.0.lock().expect("lock"), vec![None]);
 }
+
+#[tokio::test]
+async fn rechecks_of_an_open_watch_are_not_counted_as_requests() {
+    let h = Harness::new(|_| {}).await;
+    let mut headers = http::HeaderMap::new();
+    let token = jwt::rs256("rsa-1", &jwt::claims("alice"));
+    headers.insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let extensions = http::Extensions::new();
+    for _ in 0..3 {
+        h.auth
+            .reauthenticate(&headers, &extensions)
+            .await
+            .expect("still valid");
+    }
+    assert_eq!(h.auth.stats().accepted(AuthMethod::Oidc), 0);
+    headers.insert(
+        "authorization",
+        "Bearer ysk_notatoken".parse().expect("header"),
+    );
+    let before = h.auth.stats().rejected(RejectReason::MalformedCredentials);
+    let refused = h
+        .auth
+        .reauthenticate(&headers, &extensions)
+        .await
+        .expect_err("refused");
+    assert_eq!(refused, RejectReason::MalformedCredentials);
+    assert_eq!(
+        h.auth.stats().rejected(RejectReason::MalformedCredentials),
+        before + 1,
+        "the refusal that ends a watch is counted"
+    );
+}
