@@ -65,7 +65,8 @@ Exit codes:
   4  unauthenticated or permission denied
   5  quota exceeded or rate limited
   6  already exists, conflict or aborted, or refused: the resource is not
-     in a state that allows it (e.g. a bucket with objects without --purge)
+     in a state that allows it (e.g. a bucket with objects without --purge),
+     or a watch's --since revision was compacted (list again, then watch)
   7  unavailable or timed out
   8  the resource went Failed while waiting";
 
@@ -79,11 +80,15 @@ impl Exit {
     pub const fn for_code(code: Code) -> Self {
         match code {
             Code::Ok => Self::Ok,
-            Code::InvalidArgument | Code::OutOfRange => Self::Usage,
+            Code::InvalidArgument => Self::Usage,
             Code::NotFound => Self::NotFound,
             Code::Unauthenticated | Code::PermissionDenied => Self::Denied,
             Code::ResourceExhausted => Self::Exhausted,
-            Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => Self::Conflict,
+            // OUT_OF_RANGE: a watch asked for compacted history; not a
+            // usage error, the caller must list again.
+            Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition | Code::OutOfRange => {
+                Self::Conflict
+            }
             Code::Unavailable | Code::DeadlineExceeded => Self::Unavailable,
             Code::Cancelled
             | Code::Unknown
@@ -399,7 +404,7 @@ mod tests {
             (ResourceExhausted, 5),
             (FailedPrecondition, 6),
             (Aborted, 6),
-            (OutOfRange, 2),
+            (OutOfRange, 6),
             (Unimplemented, 1),
             (Internal, 1),
             (Unavailable, 7),

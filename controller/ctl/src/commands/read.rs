@@ -166,6 +166,13 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
     while a.count.is_none_or(|c| seen < c) {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
+            Some(Err(status)) if status.code() == Code::OutOfRange => {
+                // Resuming from there would fail the same way.
+                return Err(Error::from(status).with_hint(format!(
+                    "the history was compacted: list again (`yunshuctl -o json list {}`), then watch with --since the highest revision listed + 1",
+                    a.kind.as_str()
+                )));
+            }
             Some(Err(status)) => return Err(resumable(status.into(), last)),
             None => {
                 let ended = Status::unavailable("the server ended the watch");

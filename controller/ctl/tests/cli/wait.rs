@@ -230,4 +230,15 @@ async fn watch_streams_changes_from_a_revision() {
         .collect();
     assert_eq!(revisions.len(), 2);
     assert!(revisions[0] < revisions[1]);
+
+    // History compacted away: exit 6 (not a usage error), and the hint
+    // says to list again rather than to resume from the same place.
+    let now = s.store.current_revision().await.expect("revision");
+    s.store.compact(now).await.expect("compact");
+    let compacted = ctl(&s.operator, &["watch", "instances", "--since", "1"]).await;
+    assert_eq!(compacted.exit, Exit::Conflict, "{compacted:?}");
+    assert!(
+        compacted.err.contains("list again") && !compacted.err.contains("resume with"),
+        "{compacted:?}"
+    );
 }
