@@ -71,8 +71,8 @@ pub fn full_name<R: ApiResource>(o: &Object<R>) -> String {
     )
 }
 
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 500;
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 impl Api {
     async fn read<R: ApiResource>(
@@ -160,8 +160,9 @@ impl Api {
             n => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
         };
         let prefix = keys::objects(R::KIND, Some(&department));
-        let mut after = decode_token(page_token, &prefix)?;
-        let filter = filter.map(Filter::parse).transpose()?;
+        let filter = filter.map(Filter::parse).transpose()?.unwrap_or_default();
+        let digest = filter.digest();
+        let mut after = decode_token(page_token, &prefix, &digest)?;
         let mut items = Vec::new();
         let mut revision = 0;
         loop {
@@ -177,13 +178,13 @@ impl Api {
             for (i, kv) in resp.kvs.into_iter().enumerate() {
                 after = Some(kv.key.clone());
                 let o: Object<R> = codec::decode_object(&kv).map_err(to_status)?;
-                if filter.as_ref().is_none_or(|f| f.matches(&o)) {
+                if filter.matches(&o) {
                     items.push(o);
                 }
                 if items.len() == size {
                     let more = resp.more || i + 1 < scanned;
                     let token = if more {
-                        encode_token(&kv.key)
+                        encode_token(&kv.key, &digest)
                     } else {
                         String::new()
                     };
@@ -417,22 +418,28 @@ pub(crate) fn require_request_id(request_id: &str) -> Result<(), Status> {
 }
 
 /// A list filter, checked.
+#[derive(Debug, Default)]
 struct Filter {
-    phases: Vec<Phase>,
+    /// `None`: any phase. `PHASE_UNSPECIFIED` counts as given but matches
+    /// nothing, as the proto says.
+    phases: Option<Vec<Phase>>,
     labels: HashMap<String, String>,
     foundation: Option<String>,
 }
 
 impl Filter {
     fn parse(f: &pb::ListFilter) -> Result<Self, Status> {
-        let phases = f
-            .phases
-            .iter()
-            .map(|p| {
-                crate::convert::phase_from(*p)
-                    .ok_or_else(|| invalid_field("filter.phases", format!("{p} is not a phase")))
-            })
-            .collect::<Result<_, _>>()?;
+        let mut phases = Vec::new();
+        for p in &f.phases {
+            if *p == pb::Phase::Unspecified as i32 {
+                continue;
+            }
+            phases
+                .push(crate::convert::phase_from(*p).ok_or_else(|| {
+                    invalid_field("filter.phases", format!("{p} is not a phase"))
+                })?);
+        }
+        let phases = (!f.phases.is_empty()).then_some(phases);
         let foundation = (!f.foundation.is_empty())
             .then(|| names::parse_cluster_name("filter.foundation", &f.foundation, "foundations"))
             .transpose()?;
@@ -443,8 +450,22 @@ impl Filter {
         })
     }
 
+    /// Identifies the filter, so a page token is honoured only with the
+    /// filter of the list that returned it.
+    fn digest(&self) -> String {
+        let labels: std::collections::BTreeMap<_, _> = self.labels.iter().collect();
+        let canonical = format!("{:?}|{labels:?}|{:?}", self.phases, self.foundation);
+        yunshu_core::admission::fingerprint(
+            yunshu_core::meta::Kind::Instance,
+            "filter",
+            canonical.as_bytes(),
+        )
+    }
+
     fn matches<R: ApiResource>(&self, o: &Object<R>) -> bool {
-        (self.phases.is_empty() || self.phases.contains(&o.status.phase))
+        self.phases
+            .as_ref()
+            .is_none_or(|p| p.contains(&o.status.phase))
             && self
                 .labels
                 .iter()
@@ -453,15 +474,26 @@ impl Filter {
     }
 }
 
-fn encode_token(key: &str) -> String {
-    key.bytes().map(|b| format!("{b:02x}")).collect()
+/// `<hex of the last key>.<filter digest>`.
+fn encode_token(key: &str, digest: &str) -> String {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.{digest}")
 }
 
-fn decode_token(token: &str, prefix: &str) -> Result<Option<String>, Status> {
+fn decode_token(token: &str, prefix: &str, digest: &str) -> Result<Option<String>, Status> {
     if token.is_empty() {
         return Ok(None);
     }
     let bad = || invalid_field("page_token", "is not a token this list returned");
+    let Some((token, given)) = token.split_once('.') else {
+        return Err(bad());
+    };
+    if given != digest {
+        return Err(invalid_field(
+            "page_token",
+            "was returned for another filter; keep the filter of the first page",
+        ));
+    }
     if !token.len().is_multiple_of(2) {
         return Err(bad());
     }

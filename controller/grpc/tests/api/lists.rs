@@ -209,4 +209,56 @@ async fn filters_select_and_bad_filters_are_refused() {
             .expect_err(field);
         common::assert_names_field(err, field);
     }
+
+    // PHASE_UNSPECIFIED alone matches nothing, as documented.
+    let none = c
+        .list_instances(as_(
+            ALICE,
+            list(pb::ListFilter {
+                phases: vec![pb::Phase::Unspecified as i32],
+                ..Default::default()
+            }),
+        ))
+        .await
+        .expect("unspecified phase");
+    assert!(names(none.into_inner()).is_empty());
+
+    // A page token is honoured only with the filter that produced it.
+    let first = c
+        .list_instances(as_(
+            ALICE,
+            pb::ListInstancesRequest {
+                page_size: 1,
+                ..list(pb::ListFilter::default())
+            },
+        ))
+        .await
+        .expect("first page")
+        .into_inner();
+    assert!(!first.next_page_token.is_empty());
+    let err = c
+        .list_instances(as_(
+            ALICE,
+            pb::ListInstancesRequest {
+                page_size: 1,
+                page_token: first.next_page_token.clone(),
+                ..list(pb::ListFilter {
+                    phases: vec![pb::Phase::Pending as i32],
+                    ..Default::default()
+                })
+            },
+        ))
+        .await
+        .expect_err("another filter");
+    common::assert_names_field(err, "page_token");
+    c.list_instances(as_(
+        ALICE,
+        pb::ListInstancesRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..list(pb::ListFilter::default())
+        },
+    ))
+    .await
+    .expect("the same filter goes on");
 }
