@@ -10,7 +10,7 @@ use yunshu_core::{
     meta::Object,
     model::{AdapterKind, Department, FoundationSpec},
     resources::{ResourceClass, Resources},
-    store::StoreExt,
+    store::{RangeRequest, StoreExt},
 };
 use yunshu_proto::api::v1::{self as pb, department_service_server::DepartmentService};
 
@@ -71,28 +71,49 @@ impl DepartmentService for Api {
             })
             .collect();
         // Per-foundation use is what the scheduler committed on each
-        // foundation for this department (its allocation record).
-        let mut foundations = Vec::new();
-        for (f, limits) in &dept.spec.quota.per_foundation {
-            let used = match self
-                .store
-                .get(&yunshu_placement::keys::allocation(f))
-                .await
+        // foundation for this department (its allocation record). Every
+        // foundation with a limit or with use is listed, and in each every
+        // class with a limit or with use.
+        let prefix = yunshu_placement::keys::allocations();
+        let mut used_on: BTreeMap<String, Resources> = BTreeMap::new();
+        for kv in self
+            .store
+            .range(RangeRequest::prefix(&prefix))
+            .await
+            .map_err(to_status)?
+            .kvs
+        {
+            let used = codec::decode::<yunshu_placement::AllocationRecord>(&kv.key, &kv.value)
                 .map_err(to_status)?
+                .department(&dept.meta.name);
+            if let Some(f) = kv.key.strip_prefix(&prefix)
+                && !used.is_zero()
             {
-                Some(kv) => codec::decode::<yunshu_placement::AllocationRecord>(&kv.key, &kv.value)
-                    .map_err(to_status)?
-                    .department(&dept.meta.name),
-                None => Resources::ZERO,
-            };
+                used_on.insert(f.to_owned(), used);
+            }
+        }
+        let names: std::collections::BTreeSet<&String> = dept
+            .spec
+            .quota
+            .per_foundation
+            .keys()
+            .chain(used_on.keys())
+            .collect();
+        let mut foundations = Vec::new();
+        for f in names {
+            let limits = dept.spec.quota.per_foundation.get(f);
+            let used = used_on.get(f).copied().unwrap_or(Resources::ZERO);
             foundations.push(pb::FoundationUsage {
                 foundation: foundation_name(f),
-                resources: limits
-                    .iter()
-                    .map(|(c, l)| pb::ResourceUsage {
-                        resource_class: class(*c) as i32,
-                        limit: Some(*l),
-                        used: used.get(*c),
+                resources: ResourceClass::ALL
+                    .into_iter()
+                    .filter_map(|c| {
+                        let limit = limits.and_then(|l| l.get(&c).copied());
+                        (limit.is_some() || used.get(c) > 0).then(|| pb::ResourceUsage {
+                            resource_class: class(c) as i32,
+                            limit,
+                            used: used.get(c),
+                        })
                     })
                     .collect(),
             });

@@ -173,6 +173,33 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
     };
     assert_eq!(placed.foundation, "foundations/kunpeng-1", "{placed:?}");
 
+    // The quota view lists the foundation with every class limited or used.
+    let quota = DepartmentServiceClient::new(s.channel.clone())
+        .get_quota(as_(
+            "edu:viewer:kim",
+            pb::GetQuotaRequest {
+                department: "departments/edu".into(),
+            },
+        ))
+        .await
+        .expect("quota")
+        .into_inner();
+    let on = &quota.foundations[0];
+    assert_eq!(on.foundation, "foundations/kunpeng-1");
+    let of = |c: pb::ResourceClass| {
+        on.resources
+            .iter()
+            .find(|r| r.resource_class == c as i32)
+            .map(|r| (r.limit, r.used))
+    };
+    assert_eq!(of(pb::ResourceClass::Vcpu), Some((Some(8), 2)), "{on:?}");
+    assert_eq!(
+        of(pb::ResourceClass::MemoryMib),
+        Some((None, 4096)),
+        "used without a limit is listed: {on:?}"
+    );
+    assert_eq!(of(pb::ResourceClass::Buckets), None, "{on:?}");
+
     // A resize retried after the instance was placed finds it at that size
     // already and succeeds; a real resize of a placed one is refused.
     let resize = |vcpu: u32, memory_mib: u64| {
