@@ -49,13 +49,15 @@ impl std::fmt::Debug for RemoteAdapter {
 }
 
 impl RemoteAdapter {
-    /// Connects to the adapter service at `spec.endpoint` (`http://` or
-    /// `https://`) for `foundation`. Credentials (all optional): `token`,
-    /// sent as `authorization: Bearer <token>` on every call; `ca_pem`, the
-    /// PEM of the CA that signed an `https` endpoint's certificate (the
+    /// The client of the adapter service at `spec.endpoint` (`http://` or
+    /// `https://`) for `foundation`; nothing is sent until the first call.
+    /// Credentials (all optional): `token`, sent as `authorization: Bearer
+    /// <token>` on every call (refused over `http://` to anything but
+    /// loopback unless `settings.allow_plaintext` is `"true"`); `ca_pem`,
+    /// the PEM of the CA that signed an `https` endpoint's certificate (the
     /// system's roots are trusted too). `settings.timeout_seconds` bounds
     /// each call (60 by default).
-    pub async fn connect(
+    pub fn connect(
         foundation: &str,
         spec: &FoundationSpec,
         credentials: &Credentials,
@@ -107,18 +109,25 @@ impl RemoteAdapter {
                 })
             })
             .transpose()?;
-        let adapter = Self {
+        if token.is_some() && !https && !loopback(url) && !plaintext_allowed(spec)? {
+            return Err(Error::invalid(
+                "spec.endpoint",
+                "the token would cross the network in clear text: use an https:// endpoint, \
+                 or set settings.allow_plaintext: \"true\" behind a proxy or mesh that encrypts",
+            ));
+        }
+        Ok(Self {
             foundation: foundation.to_owned(),
             client: AdapterServiceClient::new(endpoint.connect_lazy()),
             token,
             capabilities: RwLock::new(Capabilities::default()),
-        };
-        adapter.refresh_capabilities().await?;
-        Ok(adapter)
+        })
     }
 
-    /// Asks the service what it supports and remembers the answer.
-    async fn refresh_capabilities(&self) -> Result<Capabilities> {
+    /// Asks the service what it supports and remembers the answer; every
+    /// probe does this first. Until then the adapter reports no kinds, so
+    /// building one never waits on the network.
+    pub async fn refresh_capabilities(&self) -> Result<Capabilities> {
         let answer = self
             .client
             .clone()
@@ -348,5 +357,62 @@ impl Adapter for RemoteAdapter {
             .map_err(|s| self.error(&s))?
             .into_inner();
         Ok(answer.revoked as usize)
+    }
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+fn loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn plaintext_allowed(spec: &FoundationSpec) -> Result<bool> {
+    match spec.settings.get("allow_plaintext").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(Error::invalid(
+            "spec.settings.allow_plaintext",
+            "must be \"true\" or \"false\"",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_told_apart() {
+        for url in [
+            "http://127.0.0.1:50061",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "http://127.0.0.2",
+        ] {
+            assert!(loopback(url), "{url}");
+        }
+        for url in ["http://10.0.0.5:50061", "http://adapter.gov.example:80"] {
+            assert!(!loopback(url), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_is_not_sent_in_clear_text_over_the_network() {
+        let mut spec = crate::foundation_spec("http://10.0.0.5:50061");
+        let token = Credentials([("token".to_owned(), "t".to_owned())].into());
+        let e = RemoteAdapter::connect("f", &spec, &token).expect_err("clear text");
+        assert!(e.to_string().contains("clear text"), "{e}");
+        assert!(RemoteAdapter::connect("f", &spec, &Credentials::default()).is_ok());
+        spec.settings
+            .insert("allow_plaintext".into(), "true".into());
+        assert!(RemoteAdapter::connect("f", &spec, &token).is_ok());
     }
 }

@@ -21,3 +21,23 @@ pub mod status;
 
 pub use client::RemoteAdapter;
 pub use server::AdapterServer;
+use yunshu_core::model::{AdapterKind, FoundationSpec};
+
+/// The spec of a remote foundation whose adapter service is at `endpoint`,
+/// with nothing else set: what the conformance tool connects with.
+pub fn foundation_spec(endpoint: &str) -> FoundationSpec {
+    FoundationSpec {
+        adapter: AdapterKind::Remote,
+        endpoint: endpoint.to_owned(),
+        region: None,
+        zones: vec![],
+        credentials: None,
+        traits: vec![],
+        allocation_ratios: Default::default(),
+        tariff: Default::default(),
+        pue: None,
+        budget: Default::default(),
+        capacity: None,
+        settings: Default::default(),
+    }
+}

@@ -17,26 +17,13 @@ use yunshu_adapter_testkit::{Fixture, Sample, run_conformance};
 use yunshu_core::{
     ErrorKind,
     adapter::{Adapter, Credentials},
-    model::{AdapterKind, FoundationSpec, InstanceSpec, VolumeSpec},
+    model::{FoundationSpec, InstanceSpec, VolumeSpec},
 };
 
 const CONFORMANCE: &str = env!("CARGO_BIN_EXE_yunshu-adapter-conformance");
 
 fn spec(endpoint: &str) -> FoundationSpec {
-    FoundationSpec {
-        adapter: AdapterKind::Remote,
-        endpoint: endpoint.to_owned(),
-        region: None,
-        zones: vec![],
-        credentials: None,
-        traits: vec![],
-        allocation_ratios: Default::default(),
-        tariff: Default::default(),
-        pue: None,
-        budget: Default::default(),
-        capacity: None,
-        settings: Default::default(),
-    }
+    yunshu_adapter_remote::foundation_spec(endpoint)
 }
 
 fn token(t: &str) -> Credentials {
@@ -89,7 +76,6 @@ async fn the_python_example_adapter_passes_the_conformance_suite() {
         &spec(&adapter.endpoint()),
         &token("s3cr3t-adapter-token"),
     )
-    .await
     .unwrap();
     assert!(!format!("{remote:?}").contains("s3cr3t"));
     let probe = remote.probe().await.unwrap();
@@ -163,14 +149,13 @@ async fn openstack_served_over_the_wire_passes_the_conformance_suite() {
     );
 
     let endpoint = format!("http://127.0.0.1:{port}");
-    let e = RemoteAdapter::connect("x86-cloud", &spec(&endpoint), &token("wrong"))
-        .await
-        .unwrap_err();
+    let wrong = RemoteAdapter::connect("x86-cloud", &spec(&endpoint), &token("wrong")).unwrap();
+    let e = wrong.probe().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
 
-    let remote = RemoteAdapter::connect("x86-cloud", &spec(&endpoint), &token("wire-token"))
-        .await
-        .unwrap();
+    let remote =
+        RemoteAdapter::connect("x86-cloud", &spec(&endpoint), &token("wire-token")).unwrap();
+    remote.refresh_capabilities().await.unwrap();
     let fixture = Fixture {
         department: "tk-remote".into(),
         samples: vec![

@@ -227,16 +227,21 @@ pub fn foundation_name(foundation: &str) -> String {
     format!("foundations/{foundation}")
 }
 
+/// The resource name of the foundation a workload is placed on; empty
+/// until it is.
+fn placed_on(s: &WorkloadStatus) -> String {
+    s.placement
+        .foundation
+        .as_deref()
+        .map(foundation_name)
+        .unwrap_or_default()
+}
+
 /// An instance status for the wire.
 pub fn instance_status(s: &WorkloadStatus) -> pb::InstanceStatus {
     pb::InstanceStatus {
         phase: phase(s.phase) as i32,
-        foundation: s
-            .placement
-            .foundation
-            .as_deref()
-            .map(foundation_name)
-            .unwrap_or_default(),
+        foundation: placed_on(s),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         addresses: s.addresses.clone(),
@@ -296,12 +301,7 @@ pub fn volume_spec(department: &str, s: &VolumeSpec) -> pb::VolumeSpec {
 pub fn volume_status(s: &WorkloadStatus) -> pb::VolumeStatus {
     pb::VolumeStatus {
         phase: phase(s.phase) as i32,
-        foundation: s
-            .placement
-            .foundation
-            .as_deref()
-            .map(foundation_name)
-            .unwrap_or_default(),
+        foundation: placed_on(s),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         message: s.message.clone(),
@@ -337,12 +337,7 @@ pub fn bucket_spec(s: &BucketSpec) -> pb::BucketSpec {
 pub fn bucket_status(s: &WorkloadStatus) -> pb::BucketStatus {
     pb::BucketStatus {
         phase: phase(s.phase) as i32,
-        foundation: s
-            .placement
-            .foundation
-            .as_deref()
-            .map(foundation_name)
-            .unwrap_or_default(),
+        foundation: placed_on(s),
         placement_summary: s.placement.summary.clone(),
         cloud_id: s.cloud_id.clone().unwrap_or_default(),
         endpoints: s.addresses.clone(),

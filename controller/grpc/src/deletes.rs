@@ -16,13 +16,15 @@ impl Api {
     /// Records that `request_id` deletes `object` before the delete is
     /// carried out, so a retry after the object is gone can answer. A
     /// record for another request under the same id is ABORTED; one for
-    /// this delete (a retry) is left as it is.
+    /// this delete (a retry) is left as it is. `Some` is the answer when
+    /// the id already deleted an earlier object of that name: the object
+    /// there now was made since, and a retry must not delete it.
     pub(crate) async fn remember_delete<R: ApiResource>(
         &self,
         department: &str,
         request_id: &str,
         object: &Object<R>,
-    ) -> Result<(), Status> {
+    ) -> Result<Option<Object<R>>, Status> {
         let key = keys::request(department, request_id);
         let record = DeleteRecord {
             object_key: keys::object(R::KIND, Some(department), &object.meta.name),
@@ -45,16 +47,22 @@ impl Api {
             .await
             .map_err(to_status)?;
         if resp.succeeded {
-            return Ok(());
+            return Ok(None);
         }
         match self.store.get(&key).await.map_err(to_status)? {
             // A create's record does not decode as a delete's: the id was
             // used for another request either way.
             Some(kv) => match codec::decode::<DeleteRecord>(&kv.key, &kv.value) {
-                Ok(earlier) if earlier.fingerprint == record.fingerprint => Ok(()),
+                Ok(earlier) if earlier.fingerprint == record.fingerprint => {
+                    if earlier.uid == record.uid {
+                        Ok(None)
+                    } else {
+                        last_state(&key, earlier).map(Some)
+                    }
+                }
                 _ => Err(reused(request_id)),
             },
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 
@@ -78,14 +86,7 @@ impl Api {
         if record.fingerprint != delete_fingerprint(R::KIND, name) {
             return Err(reused(request_id));
         }
-        let mut last: Object<R> = serde_json::from_value(record.last).map_err(|e| {
-            to_status(yunshu_core::Error::Internal {
-                message: format!("failed to decode the delete record at {key}"),
-                source: Some(Box::new(e)),
-            })
-        })?;
-        last.status.phase = Phase::Deleting;
-        Ok(Some(last))
+        last_state(&key, record).map(Some)
     }
 }
 
@@ -99,6 +100,22 @@ struct DeleteRecord {
     fingerprint: String,
     /// The object as it was when the delete was accepted.
     last: serde_json::Value,
+}
+
+/// The answer a recorded delete gives: the object as the delete found it,
+/// marked as the delete left it (`DELETING`, `delete_time` set).
+fn last_state<R: ApiResource>(key: &str, record: DeleteRecord) -> Result<Object<R>, Status> {
+    let mut last: Object<R> = serde_json::from_value(record.last).map_err(|e| {
+        to_status(yunshu_core::Error::Internal {
+            message: format!("failed to decode the delete record at {key}"),
+            source: Some(Box::new(e)),
+        })
+    })?;
+    last.status.phase = Phase::Deleting;
+    last.meta
+        .deletion_timestamp
+        .get_or_insert_with(chrono::Utc::now);
+    Ok(last)
 }
 
 fn delete_fingerprint(kind: yunshu_core::meta::Kind, name: &str) -> String {

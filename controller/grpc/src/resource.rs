@@ -252,10 +252,15 @@ impl Api {
                 "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
             )));
         }
-        // Recorded once the delete is sure to be carried out, so a refused
-        // one leaves nothing behind.
-        self.remember_delete(&department, request_id, &object)
-            .await?;
+        // Recorded after the checks that refuse a delete outright, before
+        // it is carried out: a crash or a lost race in between leaves a
+        // record whose retry deletes again.
+        if let Some(earlier) = self
+            .remember_delete(&department, request_id, &object)
+            .await?
+        {
+            return Ok(earlier);
+        }
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
             object.status.phase = Phase::Deleting;

@@ -15,8 +15,18 @@ use common::fake_api::FakeApi;
 const SECRET: &str = "/api/v1/namespaces/yunshu-system/secrets/kunpeng-1-admin";
 const FOUNDATION: &str = "/apis/yunshu.io/v1alpha1/foundations/kunpeng-1";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotated_secret_is_published_again() {
+/// The operator watching Secrets in `namespaces` (empty: everywhere), with
+/// kunpeng-1's Secret and Foundation in place, once it has published the
+/// first credentials and the Foundation is Synced and quiet, so only the
+/// Secret's watch can bring a rotation in.
+struct Running {
+    fake: FakeApi,
+    store: std::sync::Arc<dyn yunshu_core::store::Store>,
+    credentials: tokio::sync::watch::Receiver<Option<yunshu_core::adapter::Credentials>>,
+    operator: tokio::task::JoinHandle<()>,
+}
+
+async fn running(namespaces: &[&str]) -> Running {
     let fake = FakeApi::new();
     let store = common::store();
     fake.create(
@@ -31,27 +41,45 @@ async fn a_rotated_secret_is_published_again() {
         "/apis/yunshu.io/v1alpha1/foundations",
         common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
     );
-    let op = common::context(fake.client(), store.clone());
+    let mut op = common::context(fake.client(), store.clone());
+    op.config.secret_namespaces = namespaces.iter().map(|n| (*n).to_owned()).collect();
     let mut credentials = op.credentials.subscribe("kunpeng-1");
     let operator = tokio::spawn(yunshu_k8s::controllers(Ctx::new(op)));
-
-    let password = |c: &Option<yunshu_core::adapter::Credentials>, want: &str| {
-        c.as_ref().and_then(|c| c.get("password")) == Some(want)
-    };
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        credentials.wait_for(|c| password(c, "pw-1")),
-    )
-    .await
-    .expect("the first credentials in time")
-    .expect("the hub is alive");
-    // Let the reconciles the operator's own writes trigger die down, so
-    // only the Secret's watch can bring the rotation in.
+    wait_password(&mut credentials, "pw-1").await;
     common::eventually(10, "the Foundation Synced", || async {
         (common::condition(&fake.get(FOUNDATION)?, "Synced")?["status"] == "True").then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    Running {
+        fake,
+        store,
+        credentials,
+        operator,
+    }
+}
+
+async fn wait_password(
+    credentials: &mut tokio::sync::watch::Receiver<Option<yunshu_core::adapter::Credentials>>,
+    want: &str,
+) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        credentials.wait_for(|c| c.as_ref().and_then(|c| c.get("password")) == Some(want)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the credentials with password {want} in time"))
+    .expect("the hub is alive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_is_published_again() {
+    let Running {
+        fake,
+        store,
+        mut credentials,
+        operator,
+    } = running(&[]).await;
     let before =
         common::stored::<FoundationSpec>(store.as_ref(), Kind::Foundation, None, "kunpeng-1")
             .await
@@ -61,13 +89,7 @@ async fn a_rotated_secret_is_published_again() {
         SECRET,
         json!({ "data": { "password": common::base64(b"pw-2") } }),
     );
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        credentials.wait_for(|c| password(c, "pw-2")),
-    )
-    .await
-    .expect("the rotated credentials in time")
-    .expect("the hub is alive");
+    wait_password(&mut credentials, "pw-2").await;
     let after =
         common::stored::<FoundationSpec>(store.as_ref(), Kind::Foundation, None, "kunpeng-1")
             .await
@@ -114,47 +136,17 @@ async fn a_rotated_secret_is_published_again() {
 /// still seen at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_are_watched_only_in_the_granted_namespaces() {
-    let fake = FakeApi::new();
-    let store = common::store();
-    fake.create(
-        "/api/v1/namespaces/yunshu-system/secrets",
-        common::secret(
-            "yunshu-system",
-            "kunpeng-1-admin",
-            &[("username", "admin"), ("password", "pw-1")],
-        ),
-    );
-    fake.create(
-        "/apis/yunshu.io/v1alpha1/foundations",
-        common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
-    );
-    let mut op = common::context(fake.client(), store.clone());
-    op.config.secret_namespaces = vec!["yunshu-system".into(), "creds".into()];
-    let mut credentials = op.credentials.subscribe("kunpeng-1");
-    let operator = tokio::spawn(yunshu_k8s::controllers(Ctx::new(op)));
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        credentials.wait_for(|c| c.as_ref().and_then(|c| c.get("password")) == Some("pw-1")),
-    )
-    .await
-    .expect("the first credentials in time")
-    .expect("the hub is alive");
-    common::eventually(10, "the Foundation Synced", || async {
-        (common::condition(&fake.get(FOUNDATION)?, "Synced")?["status"] == "True").then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Running {
+        fake,
+        mut credentials,
+        operator,
+        ..
+    } = running(&["yunshu-system", "creds"]).await;
     fake.patch(
         SECRET,
         json!({ "data": { "password": common::base64(b"pw-2") } }),
     );
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        credentials.wait_for(|c| c.as_ref().and_then(|c| c.get("password")) == Some("pw-2")),
-    )
-    .await
-    .expect("the rotated credentials in time")
-    .expect("the hub is alive");
+    wait_password(&mut credentials, "pw-2").await;
 
     let calls = fake.calls();
     assert!(

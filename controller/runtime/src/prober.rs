@@ -295,16 +295,18 @@ impl Prober {
         last_ok: Option<Instant>,
     ) -> Result<()> {
         let silent_for = last_ok.unwrap_or(began).elapsed();
-        // A cloud refusing Yunshu's credentials, or a spec it cannot use,
-        // answers: it is misconfigured, not down, and the reason says which
-        // so an admin fixes the credentials rather than chasing an outage.
+        // A cloud refusing Yunshu's credentials, or a spec it cannot use, is
+        // as unusable as one that does not answer (Down after the same
+        // while, so no policy keeps placing on it), but the reason says
+        // which, so an admin fixes the credentials rather than chasing an
+        // outage.
         let refused = match error.kind() {
             ErrorKind::Unauthorized => Some("Unauthorized"),
             ErrorKind::PermissionDenied => Some("PermissionDenied"),
             ErrorKind::Invalid => Some("InvalidConfiguration"),
             _ => None,
         };
-        let health = if refused.is_none() && silent_for >= self.config.down_after {
+        let health = if silent_for >= self.config.down_after {
             Health::Down
         } else {
             Health::Degraded

@@ -216,7 +216,7 @@ def make_service(pb, rpc, cloud, token, traits):
                                                          "disk_gib": s.disk_gib, "image": s.image})
             if s.power == pb.POWER_STATE_STOPPED:
                 cloud.act(request.owner.uid, "stop")
-            return pb.CreateInstanceResponse(resource=described(r))
+            return pb.CreateInstanceResponse(resource=described(cloud.get("instance", r["uid"])))
 
         @guarded
         def CreateVolume(self, request, context):

@@ -8,9 +8,9 @@
 //!     --volume size_gib=1
 //! ```
 //!
-//! Exit status: 0 when every check passed, 1 when one failed (the failing
-//! check, its reason and what was left behind are printed), 2 for bad
-//! arguments.
+//! Exit status: 0 when every check passed; 1 when one failed (the failing
+//! check, its reason and what was left behind are printed) or the adapter
+//! cannot be reached; 2 for bad arguments.
 
 use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -19,7 +19,7 @@ use yunshu_adapter_remote::RemoteAdapter;
 use yunshu_adapter_testkit::{Fixture, Sample, run_conformance};
 use yunshu_core::{
     adapter::Credentials,
-    model::{AdapterKind, BucketSpec, FoundationSpec, InstanceSpec, VolumeSpec},
+    model::{BucketSpec, InstanceSpec, VolumeSpec},
 };
 
 /// Runs the adapter conformance suite against an adapter service.
@@ -134,44 +134,48 @@ async fn main() -> ExitCode {
             print!("{report}");
             ExitCode::SUCCESS
         }
-        Err(message) => {
+        Err(Failed::Usage(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+        Err(Failed::Check(message)) => {
             eprintln!("{message}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> Result<String, String> {
+async fn run(args: Args) -> Result<String, Failed> {
     let mut credentials = BTreeMap::new();
     if let Some(path) = &args.token_file {
-        credentials.insert("token".to_owned(), read(path, "token file")?);
+        credentials.insert(
+            "token".to_owned(),
+            read(path, "token file").map_err(Failed::Usage)?,
+        );
     }
     if let Some(path) = &args.ca_file {
-        credentials.insert("ca_pem".to_owned(), read(path, "CA file")?);
+        credentials.insert(
+            "ca_pem".to_owned(),
+            read(path, "CA file").map_err(Failed::Usage)?,
+        );
     }
-    let spec = FoundationSpec {
-        adapter: AdapterKind::Remote,
-        endpoint: args.endpoint.clone(),
-        region: None,
-        zones: vec![],
-        credentials: None,
-        traits: vec![],
-        allocation_ratios: Default::default(),
-        tariff: Default::default(),
-        pue: None,
-        budget: Default::default(),
-        capacity: None,
-        settings: Default::default(),
-    };
+    let spec = yunshu_adapter_remote::foundation_spec(&args.endpoint);
     let mut samples: Vec<Sample> = args.instance.into_iter().map(Sample::Instance).collect();
     samples.extend(args.volume.into_iter().map(Sample::Volume));
     samples.extend(args.bucket.into_iter().map(Sample::Bucket));
     if samples.is_empty() {
-        return Err("give at least one --instance, --volume or --bucket to try".into());
+        return Err(Failed::Usage(
+            "give at least one --instance, --volume or --bucket to try".into(),
+        ));
     }
     let adapter = RemoteAdapter::connect("conformance", &spec, &Credentials(credentials))
-        .await
-        .map_err(|e| format!("cannot reach the adapter at {}: {e}", args.endpoint))?;
+        .map_err(|e| Failed::Usage(e.to_string()))?;
+    adapter.refresh_capabilities().await.map_err(|e| {
+        Failed::Check(format!(
+            "cannot reach the adapter at {}: {e}",
+            args.endpoint
+        ))
+    })?;
     let fixture = Fixture {
         department: args.department,
         samples,
@@ -180,5 +184,11 @@ async fn run(args: Args) -> Result<String, String> {
     run_conformance(&adapter, &fixture)
         .await
         .map(|report| report.to_string())
-        .map_err(|failure| failure.to_string())
+        .map_err(|failure| Failed::Check(failure.to_string()))
+}
+
+/// Why the run did not pass: exit 2 for arguments, 1 for the adapter.
+enum Failed {
+    Usage(String),
+    Check(String),
 }

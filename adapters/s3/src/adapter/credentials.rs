@@ -131,6 +131,7 @@ impl S3Adapter {
             match self.admin.issued_grant() {
                 IssuedGrant::UserPolicy => self.admin.grant_bucket(&user, &bucket).await?,
                 IssuedGrant::BucketPolicy => {
+                    let _rewriting = self.policy_lock.lock().await;
                     let existing = s3::policy(&client, &bucket)
                         .await?
                         .unwrap_or_else(|| policy::bucket_policy(&bucket, &dept_user, None));
@@ -192,6 +193,7 @@ impl S3Adapter {
         if self.admin.issued_grant() != IssuedGrant::BucketPolicy {
             return Ok(());
         }
+        let _rewriting = self.policy_lock.lock().await;
         match s3::policy(client, bucket).await {
             Ok(Some(doc)) => match policy::without_users(&doc, users) {
                 Some(doc) => s3::put_policy(client, bucket, &doc).await,

@@ -60,6 +60,10 @@ pub struct S3Adapter {
     /// Serialises key handling in `ensure_tenant`, so concurrent calls in
     /// this process agree on one department key.
     tenant_lock: tokio::sync::Mutex<()>,
+    /// Serialises bucket-policy rewrites (read, change, write) in this
+    /// process, so an issue, a revoke, a create and the expiry sweep never
+    /// write over each other's statements.
+    policy_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for S3Adapter {
@@ -106,6 +110,7 @@ impl S3Adapter {
             vault,
             departments: Mutex::new(HashMap::new()),
             tenant_lock: tokio::sync::Mutex::new(()),
+            policy_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -317,13 +322,16 @@ impl Adapter for S3Adapter {
         tags.insert(TAG_NAME.to_owned(), owner.name.clone());
         s3::put_tags(&client, &bucket, &tags).await?;
         s3::set_versioning(&client, &bucket, spec.versioning).await?;
-        let existing = s3::policy(&client, &bucket).await?;
-        s3::put_policy(
-            &client,
-            &bucket,
-            &policy::bucket_policy(&bucket, &user, existing.as_deref()),
-        )
-        .await?;
+        {
+            let _rewriting = self.policy_lock.lock().await;
+            let existing = s3::policy(&client, &bucket).await?;
+            s3::put_policy(
+                &client,
+                &bucket,
+                &policy::bucket_policy(&bucket, &user, existing.as_deref()),
+            )
+            .await?;
+        }
         let quota = self
             .admin
             .set_bucket_quota(&user, &bucket, spec.quota_bytes, spec.quota_objects)

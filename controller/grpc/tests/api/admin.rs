@@ -36,6 +36,17 @@ fn foundation(name: &str) -> pb::Foundation {
     }
 }
 
+fn create_kunpeng_1(request_id: &str) -> tonic::Request<pb::CreateFoundationRequest> {
+    as_(
+        ROOT,
+        pb::CreateFoundationRequest {
+            foundation: Some(foundation("kunpeng-1")),
+            foundation_id: "kunpeng-1".into(),
+            request_id: request_id.into(),
+        },
+    )
+}
+
 fn edu(allowed: &str) -> pb::Department {
     pb::Department {
         metadata: Some(pb::ObjectMeta {
@@ -69,14 +80,7 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
     let s = start().await;
     let mut admin = AdminServiceClient::new(s.channel.clone());
     admin
-        .create_foundation(as_(
-            ROOT,
-            pb::CreateFoundationRequest {
-                foundation: Some(foundation("kunpeng-1")),
-                foundation_id: "kunpeng-1".into(),
-                request_id: "f-1".into(),
-            },
-        ))
+        .create_foundation(create_kunpeng_1("f-1"))
         .await
         .expect("create foundation");
 
@@ -253,14 +257,7 @@ async fn kubernetes_mode_refuses_admin_writes_and_serves_reads() {
     department(&*s.store, "health", 48).await;
     let mut admin = AdminServiceClient::new(s.channel.clone());
     let err = admin
-        .create_foundation(as_(
-            ROOT,
-            pb::CreateFoundationRequest {
-                foundation: Some(foundation("kunpeng-1")),
-                foundation_id: "kunpeng-1".into(),
-                request_id: "f-1".into(),
-            },
-        ))
+        .create_foundation(create_kunpeng_1("f-1"))
         .await
         .expect_err("kubernetes mode");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");

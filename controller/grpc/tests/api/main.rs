@@ -166,8 +166,48 @@ async fn create_get_list_watch_delete() {
         again.metadata.expect("metadata").name,
         "departments/health/instances/web-1"
     );
+    assert!(
+        again
+            .status
+            .is_some_and(|s| s.phase == pb::Phase::Deleting as i32)
+    );
     let err = c.delete_instance(delete("d2")).await.expect_err("gone");
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    // web-1 made again: a late retry of the first delete answers as before
+    // and leaves the new one alone.
+    let reborn = c
+        .create_instance(as_(
+            ALICE,
+            create("web-1", "r1-again", instance(4, 8192, "kylin-v10")),
+        ))
+        .await
+        .expect("create web-1 again")
+        .into_inner()
+        .instance
+        .expect("instance");
+    let late = c
+        .delete_instance(delete("d1"))
+        .await
+        .expect("a late retry")
+        .into_inner()
+        .instance
+        .expect("the first delete's answer");
+    assert_ne!(
+        late.metadata.expect("metadata").uid,
+        reborn.metadata.as_ref().expect("metadata").uid
+    );
+    c.get_instance(as_(
+        ALICE,
+        pb::GetInstanceRequest {
+            name: meta.name.clone(),
+        },
+    ))
+    .await
+    .expect("the new web-1 is still there");
+    c.delete_instance(delete("d3"))
+        .await
+        .expect("delete the new web-1");
     let err = c.delete_instance(delete("r1")).await.expect_err("reused");
     assert_eq!(err.code(), Code::Aborted, "{err:?}");
     c.create_instance(as_(

@@ -12,7 +12,7 @@ use yunshu_core::{
 use super::AdapterFactory;
 
 /// OpenStack and S3 in process; `remote` reaches an adapter service over
-/// `yunshu.adapter.v1`, asking for its capabilities when built.
+/// `yunshu.adapter.v1` (nothing is sent until its first probe).
 #[derive(Debug, Clone)]
 pub struct Builtin {
     vault: Arc<dyn SecretVault>,
@@ -44,10 +44,11 @@ impl AdapterFactory for Builtin {
                     credentials,
                     vault,
                 )?) as Arc<dyn Adapter>),
-                AdapterKind::Remote => Ok(Arc::new(
-                    yunshu_adapter_remote::RemoteAdapter::connect(&name, &spec, &credentials)
-                        .await?,
-                ) as Arc<dyn Adapter>),
+                AdapterKind::Remote => Ok(Arc::new(yunshu_adapter_remote::RemoteAdapter::connect(
+                    &name,
+                    &spec,
+                    &credentials,
+                )?) as Arc<dyn Adapter>),
             }
         })
     }
