@@ -2,15 +2,23 @@
 //! it is carried out, so a retry answers as the delete did even once the
 //! object is gone, and a request id reused for something else is ABORTED.
 
+use serde::{Serialize, de::DeserializeOwned};
 use tonic::Status;
 use yunshu_core::{
     codec, keys,
-    meta::Object,
-    model::Phase,
+    meta::{Object, Spec},
     store::{Compare, Op, Txn},
 };
 
-use crate::{Api, resource::ApiResource, status::to_status};
+use crate::{Api, status::to_status};
+
+/// Where the request records of cluster-scoped objects (the admin kinds)
+/// live, beside the departments' (not a DNS label, so no department's).
+const CLUSTER_SCOPE: &str = "-cluster";
+
+fn request_key(department: Option<&str>, request_id: &str) -> String {
+    keys::request(department.unwrap_or(CLUSTER_SCOPE), request_id)
+}
 
 impl Api {
     /// Records that `request_id` deletes `object` before the delete is
@@ -19,17 +27,20 @@ impl Api {
     /// this delete (a retry) is left as it is. `Some` is the answer when
     /// the id already deleted an earlier object of that name: the object
     /// there now was made since, and a retry must not delete it.
-    pub(crate) async fn remember_delete<R: ApiResource>(
+    pub(crate) async fn remember_delete<S: Spec>(
         &self,
-        department: &str,
+        department: Option<&str>,
         request_id: &str,
-        object: &Object<R>,
-    ) -> Result<Option<Object<R>>, Status> {
-        let key = keys::request(department, request_id);
+        object: &Object<S>,
+    ) -> Result<Option<Object<S>>, Status>
+    where
+        Object<S>: Serialize + DeserializeOwned,
+    {
+        let key = request_key(department, request_id);
         let record = DeleteRecord {
-            object_key: keys::object(R::KIND, Some(department), &object.meta.name),
+            object_key: keys::object(S::KIND, department, &object.meta.name),
             uid: object.meta.uid.clone(),
-            fingerprint: delete_fingerprint(R::KIND, &object.meta.name),
+            fingerprint: delete_fingerprint(S::KIND, &object.meta.name),
             last: serde_json::to_value(object).map_err(|e| {
                 to_status(yunshu_core::Error::Internal {
                     message: "failed to encode the deleted object".into(),
@@ -68,13 +79,16 @@ impl Api {
 
     /// The answer to a retried delete of `name`, which is gone: its last
     /// state, if `request_id` deleted it; `None` if it did not.
-    pub(crate) async fn deleted<R: ApiResource>(
+    pub(crate) async fn deleted<S: Spec>(
         &self,
-        department: &str,
+        department: Option<&str>,
         name: &str,
         request_id: &str,
-    ) -> Result<Option<Object<R>>, Status> {
-        let key = keys::request(department, request_id);
+    ) -> Result<Option<Object<S>>, Status>
+    where
+        Object<S>: DeserializeOwned,
+    {
+        let key = request_key(department, request_id);
         let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
             return Ok(None);
         };
@@ -83,7 +97,7 @@ impl Api {
             // A create's record: the id was used for another request.
             Err(_) => return Err(reused(request_id)),
         };
-        if record.fingerprint != delete_fingerprint(R::KIND, name) {
+        if record.fingerprint != delete_fingerprint(S::KIND, name) {
             return Err(reused(request_id));
         }
         last_state(&key, record).map(Some)
@@ -92,7 +106,7 @@ impl Api {
 
 /// What a delete leaves under its request id (next to the records of
 /// creates, which name the object they made).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DeleteRecord {
     object_key: String,
@@ -103,15 +117,17 @@ struct DeleteRecord {
 }
 
 /// The answer a recorded delete gives: the object as the delete found it,
-/// marked as the delete left it (`DELETING`, `delete_time` set).
-fn last_state<R: ApiResource>(key: &str, record: DeleteRecord) -> Result<Object<R>, Status> {
-    let mut last: Object<R> = serde_json::from_value(record.last).map_err(|e| {
+/// with `delete_time` set.
+fn last_state<S: Spec>(key: &str, record: DeleteRecord) -> Result<Object<S>, Status>
+where
+    Object<S>: DeserializeOwned,
+{
+    let mut last: Object<S> = serde_json::from_value(record.last).map_err(|e| {
         to_status(yunshu_core::Error::Internal {
             message: format!("failed to decode the delete record at {key}"),
             source: Some(Box::new(e)),
         })
     })?;
-    last.status.phase = Phase::Deleting;
     last.meta
         .deletion_timestamp
         .get_or_insert_with(chrono::Utc::now);

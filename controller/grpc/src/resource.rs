@@ -218,8 +218,11 @@ impl Api {
             // A retry of a delete that already finished answers as the
             // delete did, with the object as it was when deleted.
             Err(e) if e.code() == tonic::Code::NotFound => {
-                return match self.deleted::<R>(&department, &name, request_id).await? {
-                    Some(gone) => Ok(gone),
+                return match self
+                    .deleted::<R>(Some(&department), &name, request_id)
+                    .await?
+                {
+                    Some(gone) => Ok(deleting(gone)),
                     None => Err(e),
                 };
             }
@@ -256,10 +259,10 @@ impl Api {
         // it is carried out: a crash or a lost race in between leaves a
         // record whose retry deletes again.
         if let Some(earlier) = self
-            .remember_delete(&department, request_id, &object)
+            .remember_delete(Some(&department), request_id, &object)
             .await?
         {
-            return Ok(earlier);
+            return Ok(deleting(earlier));
         }
         if object.meta.finalizers.is_empty() {
             object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
@@ -410,6 +413,12 @@ fn until_revoked<T: Send + 'static>(
             futures::future::ready(go)
         })
         .filter_map(futures::future::ready)
+}
+
+/// A recorded delete's answer, in the phase the delete left it in.
+fn deleting<R: ApiResource>(mut o: Object<R>) -> Object<R> {
+    o.status.phase = Phase::Deleting;
+    o
 }
 
 pub(crate) fn require_request_id(request_id: &str) -> Result<(), Status> {

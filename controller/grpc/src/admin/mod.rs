@@ -310,7 +310,17 @@ impl Api {
             return Err(invalid(&out));
         }
         let name = names::parse_cluster_name("name", full, K::COLLECTION)?;
-        let object = self.admin_read::<K>(&name).await?;
+        let object = match self.admin_read::<K>(&name).await {
+            Ok(object) => object,
+            // A retry of a delete that finished answers as it did.
+            Err(e) if e.code() == tonic::Code::NotFound => {
+                return match self.deleted::<K>(None, &name, request_id).await? {
+                    Some(gone) => Ok(gone),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let base = match K::KIND {
             yunshu_core::meta::Kind::Department => {
                 yunshu_core::admission::department_deletion(&*self.store, &name).await
@@ -322,6 +332,9 @@ impl Api {
         }
         .map_err(to_status)?
         .map_err(Status::failed_precondition)?;
+        if let Some(earlier) = self.remember_delete(None, request_id, &object).await? {
+            return Ok(earlier);
+        }
         let key = keys::object(K::KIND, None, &name);
         let resp = self
             .store

@@ -249,6 +249,46 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
         ))
         .await
         .expect("still there");
+
+    // An idle foundation goes; its delete retried answers as it did, a new
+    // delete is NOT_FOUND.
+    admin
+        .create_foundation(as_(
+            ROOT,
+            pb::CreateFoundationRequest {
+                foundation: Some(foundation("spare-1")),
+                foundation_id: "spare-1".into(),
+                request_id: "f-spare".into(),
+            },
+        ))
+        .await
+        .expect("create spare-1");
+    let delete = |request_id: &str| {
+        as_(
+            ROOT,
+            pb::DeleteFoundationRequest {
+                name: "foundations/spare-1".into(),
+                request_id: request_id.into(),
+            },
+        )
+    };
+    admin
+        .delete_foundation(delete("f-del-spare"))
+        .await
+        .expect("delete spare-1");
+    let again = admin
+        .delete_foundation(delete("f-del-spare"))
+        .await
+        .expect("the retried delete")
+        .into_inner()
+        .foundation
+        .expect("its last state");
+    assert_eq!(again.metadata.expect("metadata").name, "foundations/spare-1");
+    let err = admin
+        .delete_foundation(delete("f-del-other"))
+        .await
+        .expect_err("gone");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
