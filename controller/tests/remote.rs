@@ -44,7 +44,7 @@ departments:
     spec:
       identities:
         - {identity}
-      quota: {{ hard: {{ vcpu: 8, memory_mib: 16384, disk_gib: 100, volume_gib: 100 }} }}
+      quota: {{ hard: {{ vcpu: 8, memory_mib: 16384, disk_gib: 100, volume_gib: 100, buckets: 2, bucket_bytes: 1073741824 }} }}
   - name: ops
     spec:
       identities:
@@ -55,6 +55,7 @@ foundations:
       adapter: remote
       endpoint: "{endpoint}"
       traits: ["arch:x86_64"]
+      capacity: {{ buckets: 100, bucket_bytes: 1099511627776 }}
       credentials: {{ path: "{}" }}
   - name: vendor-cloud-misconfigured
     spec:
@@ -117,6 +118,23 @@ foundations:
     assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
     let data = get(&ctl, "volume", "data-1");
     assert_eq!(data["status"]["phase"], "Ready", "{data}");
+
+    // The adapter serves no buckets (its capabilities say so), so a bucket
+    // is not placed there even though the spec declares bucket capacity.
+    let out = ctl(&["create", "bucket", "b-1", "--quota-bytes", "1Mi"]);
+    assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bucket = loop {
+        let b = get(&ctl, "bucket", "b-1");
+        if b["status"]["phase"] == "Unschedulable" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "b-1 never Unschedulable: {b}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(bucket.to_string().contains("capability"), "{bucket}");
+    let out = ctl(&["delete", "bucket", "b-1"]);
+    assert!(out.status.success(), "{}", text(&out));
 
     let out = ctl(&["stop", "instance", "web-1", "--wait", "--timeout", "1m"]);
     assert!(out.status.success(), "{}\n{}", text(&out), served.logs());

@@ -144,8 +144,8 @@ pub struct Budget {
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.adapter == 'remote' || self.endpoint.matches('^https?://')",
-    "message": "openstack and s3 endpoints must be http:// or https:// URLs",
+    "rule": "self.endpoint.matches('^https?://')",
+    "message": "the endpoint must be an http:// or https:// URL (Keystone, the S3 service, or a remote adapter service)",
     "fieldPath": ".endpoint"
 }]))]
 pub struct FoundationSpec {

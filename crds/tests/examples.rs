@@ -209,7 +209,12 @@ fn cel_rules_spanning_fields_are_enforced() {
     let e = broken("Foundation", |v| {
         v["spec"]["endpoint"] = json!("keystone:5000")
     });
-    assert!(e.contains("must be http:// or https:// URLs"), "{e}");
+    assert!(e.contains("must be an http:// or https:// URL"), "{e}");
+    let e = broken("Foundation", |v| {
+        v["spec"]["adapter"] = json!("remote");
+        v["spec"]["endpoint"] = json!("vendor-adapter:50061");
+    });
+    assert!(e.contains("must be an http:// or https:// URL"), "{e}");
     let e = broken("Foundation", |v| {
         v["spec"]["budget"] = json!({"requestsPerSecond": 50, "burst": 10});
     });

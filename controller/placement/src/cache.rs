@@ -25,8 +25,8 @@ use crate::{
     keys,
 };
 
-/// The kinds an adapter creates. A remote adapter may create any; the
-/// capacity filter still needs inventory of the requested classes.
+/// The kinds an adapter kind creates, until a probe says what the
+/// foundation's adapter serves (a remote adapter may serve any).
 pub fn adapter_kinds(adapter: AdapterKind) -> &'static [Kind] {
     match adapter {
         AdapterKind::Openstack => &[Kind::Instance, Kind::Volume],
@@ -289,7 +289,12 @@ impl Cache {
                 name,
                 spec: &f.spec,
                 status,
-                kinds: adapter_kinds(f.spec.adapter),
+                // What the adapter said it serves, once probed.
+                kinds: if f.status.kinds.is_empty() {
+                    adapter_kinds(f.spec.adapter)
+                } else {
+                    &f.status.kinds
+                },
                 api_error_rate: 0.0,
             });
         self.fleet = Fleet::new(inputs);

@@ -1,5 +1,5 @@
 //! The admin HTTP server: `/healthz` (the process runs), `/readyz` (the store
-//! answers), `/version`. Metrics join it in the monitoring work.
+//! answers), `/version`, and `/metrics` (Prometheus text format).
 
 use std::{
     net::SocketAddr,

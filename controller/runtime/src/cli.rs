@@ -112,7 +112,7 @@ pub struct ServeArgs {
     /// Standalone configuration file: catalog, departments, foundations, policies, auth.
     #[arg(long, env = "YUNSHU_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address of the admin HTTP server (/healthz, /readyz, /version).
+    /// Address of the admin HTTP server (/healthz, /readyz, /version, /metrics).
     #[arg(long, env = "YUNSHU_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
     /// Most requests admission folds into one store transaction.

@@ -172,7 +172,11 @@ impl Prober {
                 Ok(probe) => {
                     last_ok = Some(Instant::now());
                     let degraded = client.circuit().state() == CircuitState::Open;
-                    if let Err(e) = self.record_probe(&key, &foundation, probe, degraded).await {
+                    let kinds = client.capabilities().kinds;
+                    if let Err(e) = self
+                        .record_probe(&key, &foundation, probe, kinds, degraded)
+                        .await
+                    {
                         self.metrics.error("prober", e.kind());
                     }
                 }
@@ -219,6 +223,7 @@ impl Prober {
         key: &str,
         foundation: &Foundation,
         probe: Probe,
+        kinds: Vec<Kind>,
         circuit_open: bool,
     ) -> Result<()> {
         let health = if circuit_open && probe.health == Health::Ready {
@@ -231,6 +236,7 @@ impl Prober {
             f.status.health = health;
             f.status.api_latency_ms = Some(probe.latency.as_secs_f64() * 1000.0);
             f.status.inventory.clone_from(&probe.inventory);
+            f.status.kinds.clone_from(&kinds);
             f.status.last_probe = Some(Utc::now());
             let generation = f.meta.generation;
             let (status, reason, message) = match health {

@@ -173,6 +173,11 @@ pub struct FoundationStatus {
     /// When it was last probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe: Option<DateTime<Utc>>,
+    /// The resource kinds its adapter said at the last probe it can create
+    /// (what a remote adapter serves is known only from it); empty before
+    /// a probe, when placement goes by the adapter kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<Kind>,
     /// Ready, Synced.
     #[serde(default)]
     pub conditions: Vec<Condition>,

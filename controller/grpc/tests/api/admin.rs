@@ -283,7 +283,10 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
         .into_inner()
         .foundation
         .expect("its last state");
-    assert_eq!(again.metadata.expect("metadata").name, "foundations/spare-1");
+    assert_eq!(
+        again.metadata.expect("metadata").name,
+        "foundations/spare-1"
+    );
     let err = admin
         .delete_foundation(delete("f-del-other"))
         .await
