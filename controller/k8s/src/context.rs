@@ -81,7 +81,13 @@ pub struct OperatorContext {
     pub credentials: CredentialsHub,
     /// Settings.
     pub config: OperatorConfig,
+    /// Told the kind of every failed reconcile (the runtime counts them in
+    /// `yunshu_reconcile_errors{controller="operator"}`).
+    pub on_error: Option<ErrorCounter>,
 }
+
+/// Receives the kind of each failed reconcile.
+pub type ErrorCounter = Arc<dyn Fn(yunshu_core::error::ErrorKind) + Send + Sync>;
 
 impl fmt::Debug for OperatorContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

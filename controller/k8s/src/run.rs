@@ -196,6 +196,9 @@ where
 {
     let key = ObjectRef::from_obj(&*object).to_string();
     let wait = ctx.backoff(&key);
+    if let Some(count) = &ctx.op.on_error {
+        count(error.kind());
+    }
     tracing::warn!(%error, kind = error.kind().category(), object = %key, retry_in = ?wait, "reconcile failed");
     Action::requeue(wait)
 }

@@ -146,7 +146,7 @@ pub async fn start(
         ctx.store.clone(),
         registry.clone(),
         args.sweep_interval,
-        reconcile_metrics,
+        reconcile_metrics.clone(),
     );
     let actions = Arc::new(crate::actions::RuntimeActions::new(
         ctx.store.clone(),
@@ -195,7 +195,7 @@ pub async fn start(
     if args.kubernetes {
         tasks.push((
             "operator",
-            start_operator(args, ctx, &credentials, stop).await?,
+            start_operator(args, ctx, &credentials, reconcile_metrics, stop).await?,
         ));
     }
     Ok(Drivers {
@@ -212,6 +212,7 @@ async fn start_operator(
     args: &ServeArgs,
     ctx: &Context,
     credentials: &Arc<CredentialFiles>,
+    metrics: Arc<ReconcileMetrics>,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let client = kube::Client::try_default().await.map_err(|e| {
@@ -227,6 +228,7 @@ async fn start_operator(
         store: ctx.store.clone(),
         admission: ctx.admission.clone(),
         credentials: hub,
+        on_error: Some(Arc::new(move |kind| metrics.error("operator", kind))),
         config: yunshu_k8s::OperatorConfig {
             namespace: args.namespace.clone(),
             identity: args.identity.clone(),

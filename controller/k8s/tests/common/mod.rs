@@ -46,6 +46,7 @@ pub fn context(client: kube::Client, store: Arc<dyn Store>) -> OperatorContext {
         store,
         credentials: CredentialsHub::new(),
         config: config(),
+        on_error: None,
     }
 }
 
