@@ -15,18 +15,7 @@ use common::fake_api::FakeApi;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_reconciles_are_counted_by_kind() {
     let fake = FakeApi::new();
-    fake.create(
-        "/api/v1/namespaces/yunshu-system/secrets",
-        common::secret(
-            "yunshu-system",
-            "kunpeng-1-admin",
-            &[("username", "admin"), ("password", "pw-1")],
-        ),
-    );
-    fake.create(
-        "/apis/yunshu.io/v1alpha1/foundations",
-        common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
-    );
+    common::kunpeng_with_secret(&fake);
     // Every status write fails: each reconcile of the Foundation does.
     fake.fail_next(Method::PATCH, "/foundations/kunpeng-1/status", 500, 1000);
     let seen: Arc<Mutex<Vec<ErrorKind>>> = Arc::default();

@@ -29,18 +29,7 @@ struct Running {
 async fn running(namespaces: &[&str]) -> Running {
     let fake = FakeApi::new();
     let store = common::store();
-    fake.create(
-        "/api/v1/namespaces/yunshu-system/secrets",
-        common::secret(
-            "yunshu-system",
-            "kunpeng-1-admin",
-            &[("username", "admin"), ("password", "pw-1")],
-        ),
-    );
-    fake.create(
-        "/apis/yunshu.io/v1alpha1/foundations",
-        common::foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
-    );
+    common::kunpeng_with_secret(&fake);
     let mut op = common::context(fake.client(), store.clone());
     op.config.secret_namespaces = namespaces.iter().map(|n| (*n).to_owned()).collect();
     let mut credentials = op.credentials.subscribe("kunpeng-1");

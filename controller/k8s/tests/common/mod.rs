@@ -118,6 +118,23 @@ pub fn foundation(name: &str, secret: Option<(&str, &str)>) -> Value {
 }
 
 /// A Secret as JSON, values given as text.
+/// kunpeng-1's credentials Secret (password `pw-1`) and its Foundation, on
+/// the fake API server.
+pub fn kunpeng_with_secret(fake: &fake_api::FakeApi) {
+    fake.create(
+        "/api/v1/namespaces/yunshu-system/secrets",
+        secret(
+            "yunshu-system",
+            "kunpeng-1-admin",
+            &[("username", "admin"), ("password", "pw-1")],
+        ),
+    );
+    fake.create(
+        "/apis/yunshu.io/v1alpha1/foundations",
+        foundation("kunpeng-1", Some(("yunshu-system", "kunpeng-1-admin"))),
+    );
+}
+
 pub fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> Value {
     let data: serde_json::Map<String, Value> = data
         .iter()
