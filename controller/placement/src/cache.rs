@@ -295,7 +295,7 @@ impl Cache {
                 } else {
                     &f.status.kinds
                 },
-                api_error_rate: 0.0,
+                api_error_rate: f.status.api_error_rate.unwrap_or(0.0),
             });
         self.fleet = Fleet::new(inputs);
         self.capacity = capacity;

@@ -266,3 +266,38 @@ fn per_foundation_quota_counts_committed_and_held() {
         Verdict::Rejected(Reason::NotAllowed)
     );
 }
+
+#[test]
+fn probed_kinds_and_error_rates_reach_the_decision() {
+    // Two equal remote foundations; the probe says one serves only buckets
+    // and the other fails half its calls.
+    let mut c = Cache::default();
+    for (name, revision) in [("flaky", 2), ("buckets", 3), ("steady", 4)] {
+        let mut f = Object::new(None, name, spec(AdapterKind::Remote, &[], 16));
+        f.status.health = Health::Ready;
+        f.status.api_latency_ms = Some(20.0);
+        match name {
+            "flaky" => f.status.api_error_rate = Some(0.5),
+            "buckets" => f.status.kinds = vec![Kind::Bucket],
+            _ => f.status.api_error_rate = Some(0.0),
+        }
+        let key = core_keys::object(Kind::Foundation, None, name);
+        c.apply(
+            EventKind::Put,
+            &kv(key, codec::encode(&f).expect("encode"), revision),
+        );
+    }
+    put(&mut c, "d", DepartmentSpec::default(), 5);
+    let d = c.decide("d", vcpus(2)).expect("department");
+    let name = |i: usize| c.current_fleet().candidates()[i].name().to_owned();
+    let by_name = |n: &str| (0..3).find(|i| name(*i) == n).expect("candidate");
+    assert!(matches!(
+        d.decision.verdicts()[by_name("buckets")],
+        Verdict::Rejected(Reason::Unsupported { .. })
+    ));
+    assert_eq!(
+        d.decision.chosen().map(name).as_deref(),
+        Some("steady"),
+        "the foundation failing half its calls scores lower"
+    );
+}

@@ -172,9 +172,12 @@ impl Prober {
                 Ok(probe) => {
                     last_ok = Some(Instant::now());
                     let degraded = client.circuit().state() == CircuitState::Open;
-                    let kinds = client.capabilities().kinds;
+                    let seen = Seen {
+                        kinds: client.capabilities().kinds,
+                        error_rate: client.circuit().error_rate(),
+                    };
                     if let Err(e) = self
-                        .record_probe(&key, &foundation, probe, kinds, degraded)
+                        .record_probe(&key, &foundation, probe, seen, degraded)
                         .await
                     {
                         self.metrics.error("prober", e.kind());
@@ -223,7 +226,7 @@ impl Prober {
         key: &str,
         foundation: &Foundation,
         probe: Probe,
-        kinds: Vec<Kind>,
+        seen: Seen,
         circuit_open: bool,
     ) -> Result<()> {
         let health = if circuit_open && probe.health == Health::Ready {
@@ -236,7 +239,8 @@ impl Prober {
             f.status.health = health;
             f.status.api_latency_ms = Some(probe.latency.as_secs_f64() * 1000.0);
             f.status.inventory.clone_from(&probe.inventory);
-            f.status.kinds.clone_from(&kinds);
+            f.status.kinds.clone_from(&seen.kinds);
+            f.status.api_error_rate = Some(seen.error_rate);
             f.status.last_probe = Some(Utc::now());
             let generation = f.meta.generation;
             let (status, reason, message) = match health {
@@ -351,6 +355,14 @@ impl Prober {
         .await?;
         Ok(())
     }
+}
+
+/// What the foundation's client knows beside the probe's answer.
+struct Seen {
+    /// The kinds its adapter serves.
+    kinds: Vec<Kind>,
+    /// The share of recent calls the cloud failed.
+    error_rate: f64,
 }
 
 /// Says so when the spec declares an architecture the cloud does not report.

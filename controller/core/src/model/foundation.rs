@@ -167,6 +167,10 @@ pub struct FoundationStatus {
     /// Measured API latency of the last probe, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_latency_ms: Option<f64>,
+    /// The share of recent adapter calls the cloud failed (0 to 1), as of
+    /// the last probe; placement's API-health score reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_error_rate: Option<f64>,
     /// Inventory per class.
     #[serde(default)]
     pub inventory: BTreeMap<ResourceClass, InventoryRecord>,

@@ -59,8 +59,16 @@ impl Default for CircuitConfig {
     }
 }
 
+/// How much one call moves [`Circuit::error_rate`]: about the last twenty
+/// calls count.
+const ERROR_RATE_WEIGHT: f64 = 0.05;
+
 #[derive(Debug)]
 struct Inner {
+    /// The share of recent calls the cloud failed (unavailable or timed
+    /// out), each call weighing [`ERROR_RATE_WEIGHT`]; what placement's
+    /// API-health score reads.
+    error_rate: f64,
     failures: u32,
     open_until: Option<Instant>,
     cooldown: Duration,
@@ -92,6 +100,7 @@ impl Circuit {
         Self {
             config,
             inner: Mutex::new(Inner {
+                error_rate: 0.0,
                 failures: 0,
                 open_until: None,
                 cooldown: config.cooldown,
@@ -126,6 +135,15 @@ impl Circuit {
         }
     }
 
+    /// The share of recent calls the cloud failed, 0 to 1 (a moving
+    /// average; throttled calls do not count either way).
+    pub fn error_rate(&self) -> f64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .error_rate
+    }
+
     /// Records a call's outcome (`None`: success).
     pub fn record(&self, admitted: Admit, error: Option<ErrorKind>) {
         let mut i = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -133,6 +151,10 @@ impl Circuit {
             i.trial_in_flight = false;
         }
         let unwell = matches!(error, Some(ErrorKind::Unavailable));
+        if error != Some(ErrorKind::Throttled) {
+            let sample = if unwell { 1.0 } else { 0.0 };
+            i.error_rate += ERROR_RATE_WEIGHT * (sample - i.error_rate);
+        }
         if !unwell {
             if error != Some(ErrorKind::Throttled) {
                 i.failures = 0;
@@ -169,6 +191,27 @@ mod tests {
             cooldown: Duration::from_millis(50),
             max_cooldown: Duration::from_millis(400),
         })
+    }
+
+    #[test]
+    fn the_error_rate_follows_recent_calls() {
+        let c = breaker();
+        assert!(c.error_rate().abs() < f64::EPSILON);
+        for _ in 0..2 {
+            c.record(c.admit(), Some(ErrorKind::Unavailable));
+            c.record(c.admit(), None);
+        }
+        let mixed = c.error_rate();
+        assert!(mixed > 0.0 && mixed < 0.2, "{mixed}");
+        c.record(c.admit(), Some(ErrorKind::Throttled));
+        assert!(
+            (c.error_rate() - mixed).abs() < f64::EPSILON,
+            "throttling is not an error"
+        );
+        for _ in 0..100 {
+            c.record(c.admit(), None);
+        }
+        assert!(c.error_rate() < 0.01, "{}", c.error_rate());
     }
 
     #[test]
