@@ -360,14 +360,21 @@ impl Adapter for RemoteAdapter {
     }
 }
 
-/// Whether `url`'s host is a loopback address or `localhost`.
+/// Whether `url`'s host is a loopback address or `localhost`. A URL with
+/// user information (`http://localhost@elsewhere/`) is never taken for
+/// loopback.
 fn loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    let Ok(uri) = url.parse::<tonic::codegen::http::Uri>() else {
+        return false;
     };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return false;
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
@@ -399,7 +406,12 @@ mod tests {
         ] {
             assert!(loopback(url), "{url}");
         }
-        for url in ["http://10.0.0.5:50061", "http://adapter.gov.example:80"] {
+        for url in [
+            "http://10.0.0.5:50061",
+            "http://adapter.gov.example:80",
+            "http://localhost:1@10.0.0.5/",
+            "http://[::1]@evil.example",
+        ] {
             assert!(!loopback(url), "{url}");
         }
     }

@@ -73,6 +73,15 @@ pub fn without_users(existing: &str, users: &[&str]) -> Option<String> {
     (statements.len() != before).then(|| doc.to_string())
 }
 
+/// Whether a statement of `doc` names `user`.
+pub fn names_user(doc: &str, user: &str) -> bool {
+    let mut doc = parse(doc);
+    let arn = principal(user);
+    statements_mut(&mut doc)
+        .iter()
+        .any(|s| names_principal(s, &arn))
+}
+
 /// The IAM inline policy confining a user to `bucket`.
 pub fn user_policy(bucket: &str) -> String {
     json!({
@@ -215,6 +224,8 @@ mod tests {
                 "YunshuIssuedee6b28000003"
             ]
         );
+        assert!(names_user(&doc, "yunshu-a.abcdef.ee6b28000002"));
+        assert!(!names_user(&doc, "yunshu-a.abcdef.3b9aca000001"));
         let two = without_users(
             &doc,
             &[

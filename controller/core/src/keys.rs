@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! /yunshu/objects/{kind}/{department|_}/{name}   an object (cluster-scoped kinds use `_`)
-//! /yunshu/requests/{department}/{request_id}     which object a client request id created
+//! /yunshu/requests/{department|_}/{request_id}   what a client request id did: the object a
+//!                                                create made, or a delete and the object's last state
 //! /yunshu/usage/{department}                     the department's charged usage (the quota key)
 //! /yunshu/leases/{name}                          leader election
 //! ```

@@ -12,12 +12,10 @@ use yunshu_core::{
 
 use crate::{Api, status::to_status};
 
-/// Where the request records of cluster-scoped objects (the admin kinds)
-/// live, beside the departments' (not a DNS label, so no department's).
-const CLUSTER_SCOPE: &str = "-cluster";
-
+/// The request record key; cluster-scoped objects (the admin kinds) use the
+/// cluster scope `_`, as their object keys do (no department is named so).
 fn request_key(department: Option<&str>, request_id: &str) -> String {
-    keys::request(department.unwrap_or(CLUSTER_SCOPE), request_id)
+    keys::request(department.unwrap_or(keys::CLUSTER), request_id)
 }
 
 impl Api {
@@ -60,20 +58,39 @@ impl Api {
         if resp.succeeded {
             return Ok(None);
         }
-        match self.store.get(&key).await.map_err(to_status)? {
-            // A create's record does not decode as a delete's: the id was
-            // used for another request either way.
-            Some(kv) => match codec::decode::<DeleteRecord>(&kv.key, &kv.value) {
-                Ok(earlier) if earlier.fingerprint == record.fingerprint => {
-                    if earlier.uid == record.uid {
-                        Ok(None)
-                    } else {
-                        last_state(&key, earlier).map(Some)
-                    }
+        self.earlier_delete(department, request_id, object).await
+    }
+
+    /// What a record already under `request_id` says about deleting
+    /// `object`: `None` when there is none or it is this delete's (a retry
+    /// goes on); the earlier answer when that delete removed an earlier
+    /// object of the name; ABORTED when the id was used for another
+    /// request. Asked before anything checks the object, so a late retry
+    /// never answers for the object there now.
+    pub(crate) async fn earlier_delete<S: Spec>(
+        &self,
+        department: Option<&str>,
+        request_id: &str,
+        object: &Object<S>,
+    ) -> Result<Option<Object<S>>, Status>
+    where
+        Object<S>: DeserializeOwned,
+    {
+        let key = request_key(department, request_id);
+        let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
+            return Ok(None);
+        };
+        // A create's record does not decode as a delete's: the id was used
+        // for another request either way.
+        match codec::decode::<DeleteRecord>(&kv.key, &kv.value) {
+            Ok(earlier) if earlier.fingerprint == delete_fingerprint(S::KIND, &object.meta.name) => {
+                if earlier.uid == object.meta.uid {
+                    Ok(None)
+                } else {
+                    last_state(&key, earlier).map(Some)
                 }
-                _ => Err(reused(request_id)),
-            },
-            None => Ok(None),
+            }
+            _ => Err(reused(request_id)),
         }
     }
 
@@ -116,8 +133,8 @@ struct DeleteRecord {
     last: serde_json::Value,
 }
 
-/// The answer a recorded delete gives: the object as the delete found it,
-/// with `delete_time` set.
+/// The answer a recorded delete gives: the object as the delete left it
+/// (records made before `delete_time` was kept get one now).
 fn last_state<S: Spec>(key: &str, record: DeleteRecord) -> Result<Object<S>, Status>
 where
     Object<S>: DeserializeOwned,

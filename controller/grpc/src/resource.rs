@@ -228,6 +228,12 @@ impl Api {
             }
             Err(e) => return Err(e),
         };
+        if let Some(earlier) = self
+            .earlier_delete(Some(&department), request_id, &object)
+            .await?
+        {
+            return Ok(deleting(earlier));
+        }
         let read_at = object.meta.revision;
         type Bucket = Object<yunshu_core::model::BucketSpec>;
         let is_bucket = (&object as &dyn std::any::Any).is::<Bucket>();
@@ -255,6 +261,10 @@ impl Api {
                 "bucket {name} holds {n} objects; nothing was deleted. Delete them first, or delete with purge to remove them too"
             )));
         }
+        // The answer carries the deletion time, recorded with it so every
+        // retry gives the same.
+        let marking = object.meta.deletion_timestamp.is_none();
+        object.meta.deletion_timestamp.get_or_insert_with(Utc::now);
         // Recorded after the checks that refuse a delete outright, before
         // it is carried out: a crash or a lost race in between leaves a
         // record whose retry deletes again.
@@ -270,9 +280,8 @@ impl Api {
             tracing::info!(department, name, kind = %R::KIND, "deleted");
             return Ok(object);
         }
-        if object.meta.deletion_timestamp.is_none() || purge_added {
+        if marking || purge_added {
             let key = keys::object(R::KIND, Some(&department), &name);
-            object.meta.deletion_timestamp.get_or_insert_with(Utc::now);
             object.status.phase = Phase::Deleting;
             object.meta.revision = self.put_if_unchanged(&key, read_at, &object).await?;
         }

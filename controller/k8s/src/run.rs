@@ -183,7 +183,14 @@ where
             match outcome {
                 Ok((object, _)) => ctx.succeeded(&object.to_string()),
                 Err(controller::Error::ReconcilerFailed(..)) => {}
-                Err(error) => tracing::warn!(%error, "controller error"),
+                Err(error) => {
+                    // A watch the RBAC forbids, a lost API server: counted
+                    // like a failed reconcile, so ReconcileErrors fires.
+                    if let Some(count) = &ctx.op.on_error {
+                        count(yunshu_core::error::ErrorKind::Unavailable);
+                    }
+                    tracing::warn!(%error, "controller error");
+                }
             }
         })
         .await;

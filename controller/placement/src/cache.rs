@@ -26,12 +26,13 @@ use crate::{
 };
 
 /// The kinds an adapter kind creates, until a probe says what the
-/// foundation's adapter serves (a remote adapter may serve any).
+/// foundation's adapter serves. A remote adapter is known only from its
+/// probe: nothing is placed on it before.
 pub fn adapter_kinds(adapter: AdapterKind) -> &'static [Kind] {
     match adapter {
         AdapterKind::Openstack => &[Kind::Instance, Kind::Volume],
         AdapterKind::S3 => &[Kind::Bucket],
-        AdapterKind::Remote => &[Kind::Instance, Kind::Volume, Kind::Bucket],
+        AdapterKind::Remote => &[],
     }
 }
 

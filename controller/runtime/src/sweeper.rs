@@ -113,8 +113,14 @@ impl Sweeper {
             let Some(client) = self.registry.client(&f).await? else {
                 continue;
             };
+            let kinds = client.capabilities().kinds;
+            if kinds.is_empty() {
+                // A remote adapter not reached yet: nothing known, nothing
+                // reported (an earlier report stands).
+                continue;
+            }
             let mut report = SweepReport::default();
-            for kind in client.capabilities().kinds {
+            for kind in kinds {
                 if !kind.is_namespaced() {
                     continue;
                 }

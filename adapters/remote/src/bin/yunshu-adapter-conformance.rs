@@ -35,6 +35,10 @@ struct Args {
     /// A PEM file of the CA that signed an https endpoint's certificate.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Send the token over plain http to an endpoint beyond loopback (only
+    /// behind a proxy or mesh that encrypts the traffic).
+    #[arg(long)]
+    allow_plaintext: bool,
     /// The department the suite creates resources for.
     #[arg(long, default_value = "tk-conformance")]
     department: String,
@@ -159,7 +163,11 @@ async fn run(args: Args) -> Result<String, Failed> {
             read(path, "CA file").map_err(Failed::Usage)?,
         );
     }
-    let spec = yunshu_adapter_remote::foundation_spec(&args.endpoint);
+    let mut spec = yunshu_adapter_remote::foundation_spec(&args.endpoint);
+    if args.allow_plaintext {
+        spec.settings
+            .insert("allow_plaintext".to_owned(), "true".to_owned());
+    }
     let mut samples: Vec<Sample> = args.instance.into_iter().map(Sample::Instance).collect();
     samples.extend(args.volume.into_iter().map(Sample::Volume));
     samples.extend(args.bucket.into_iter().map(Sample::Bucket));

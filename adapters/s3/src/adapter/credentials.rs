@@ -132,11 +132,29 @@ impl S3Adapter {
                 IssuedGrant::UserPolicy => self.admin.grant_bucket(&user, &bucket).await?,
                 IssuedGrant::BucketPolicy => {
                     let _rewriting = self.policy_lock.lock().await;
-                    let existing = s3::policy(&client, &bucket)
-                        .await?
-                        .unwrap_or_else(|| policy::bucket_policy(&bucket, &dept_user, None));
-                    let doc = policy::with_issued(&existing, &bucket, &user, expires_at);
-                    s3::put_policy(&client, &bucket, &doc).await?;
+                    // Another replica may rewrite the policy at the same
+                    // time (the lock is this process's): read it back and
+                    // write again until the new statement is there.
+                    let mut attempts = 0;
+                    loop {
+                        let existing = s3::policy(&client, &bucket)
+                            .await?
+                            .unwrap_or_else(|| policy::bucket_policy(&bucket, &dept_user, None));
+                        let doc = policy::with_issued(&existing, &bucket, &user, expires_at);
+                        s3::put_policy(&client, &bucket, &doc).await?;
+                        let now = s3::policy(&client, &bucket).await?.unwrap_or_default();
+                        attempts += 1;
+                        if policy::names_user(&now, &user) {
+                            break;
+                        }
+                        if attempts == 3 {
+                            return Err(Error::Conflict {
+                                message: format!(
+                                    "the policy of bucket {bucket} kept changing while credentials were issued; try again"
+                                ),
+                            });
+                        }
+                    }
                 }
             }
             Ok::<_, Error>(key)

@@ -321,6 +321,9 @@ impl Api {
             }
             Err(e) => return Err(e),
         };
+        if let Some(earlier) = self.earlier_delete(None, request_id, &object).await? {
+            return Ok(earlier);
+        }
         let base = match K::KIND {
             yunshu_core::meta::Kind::Department => {
                 yunshu_core::admission::department_deletion(&*self.store, &name).await
@@ -332,6 +335,8 @@ impl Api {
         }
         .map_err(to_status)?
         .map_err(Status::failed_precondition)?;
+        let mut object = object;
+        object.meta.deletion_timestamp.get_or_insert_with(chrono::Utc::now);
         if let Some(earlier) = self.remember_delete(None, request_id, &object).await? {
             return Ok(earlier);
         }
