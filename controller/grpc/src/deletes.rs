@@ -83,7 +83,9 @@ impl Api {
         // A create's record does not decode as a delete's: the id was used
         // for another request either way.
         match codec::decode::<DeleteRecord>(&kv.key, &kv.value) {
-            Ok(earlier) if earlier.fingerprint == delete_fingerprint(S::KIND, &object.meta.name) => {
+            Ok(earlier)
+                if earlier.fingerprint == delete_fingerprint(S::KIND, &object.meta.name) =>
+            {
                 if earlier.uid == object.meta.uid {
                     Ok(None)
                 } else {

@@ -8,7 +8,7 @@ use yunshu_core::{
     admission::UsageRecord,
     codec, keys,
     meta::Object,
-    model::{AdapterKind, Department, FoundationSpec},
+    model::{Department, FoundationSpec},
     resources::{ResourceClass, Resources},
     store::{RangeRequest, StoreExt},
 };
@@ -150,17 +150,22 @@ impl DepartmentService for Api {
             for z in &f.spec.zones {
                 zones.entry(z.clone()).or_default().push(full.clone());
             }
-            let kinds = match f.spec.adapter {
-                AdapterKind::Openstack => {
-                    vec![pb::ResourceKind::Instance, pb::ResourceKind::Volume]
-                }
-                AdapterKind::S3 => vec![pb::ResourceKind::Bucket],
-                AdapterKind::Remote => vec![
-                    pb::ResourceKind::Instance,
-                    pb::ResourceKind::Volume,
-                    pb::ResourceKind::Bucket,
-                ],
+            // What placement goes by: the kinds the last probe reported,
+            // else those of the adapter kind (none yet for a remote one).
+            let served = if f.status.kinds.is_empty() {
+                yunshu_placement::adapter_kinds(f.spec.adapter)
+            } else {
+                &f.status.kinds
             };
+            let kinds: Vec<pb::ResourceKind> = served
+                .iter()
+                .filter_map(|k| match k {
+                    yunshu_core::meta::Kind::Instance => Some(pb::ResourceKind::Instance),
+                    yunshu_core::meta::Kind::Volume => Some(pb::ResourceKind::Volume),
+                    yunshu_core::meta::Kind::Bucket => Some(pb::ResourceKind::Bucket),
+                    _ => None,
+                })
+                .collect();
             foundations.push(pb::CatalogFoundation {
                 name: full,
                 architecture: f

@@ -269,13 +269,14 @@ fn per_foundation_quota_counts_committed_and_held() {
 
 #[test]
 fn probed_kinds_and_error_rates_reach_the_decision() {
-    // Two equal remote foundations; the probe says one serves only buckets
-    // and the other fails half its calls.
+    // Three remote foundations, equal but for what their probes said: one
+    // serves only buckets, one fails half its calls.
     let mut c = Cache::default();
     for (name, revision) in [("flaky", 2), ("buckets", 3), ("steady", 4)] {
         let mut f = Object::new(None, name, spec(AdapterKind::Remote, &[], 16));
         f.status.health = Health::Ready;
         f.status.api_latency_ms = Some(20.0);
+        f.status.kinds = vec![Kind::Instance, Kind::Volume];
         match name {
             "flaky" => f.status.api_error_rate = Some(0.5),
             "buckets" => f.status.kinds = vec![Kind::Bucket],
@@ -300,4 +301,16 @@ fn probed_kinds_and_error_rates_reach_the_decision() {
         Some("steady"),
         "the foundation failing half its calls scores lower"
     );
+}
+
+#[test]
+fn a_remote_foundation_gets_nothing_before_its_first_probe() {
+    let mut c = Cache::default();
+    put(&mut c, "vendor", spec(AdapterKind::Remote, &[], 16), 2);
+    put(&mut c, "d", DepartmentSpec::default(), 3);
+    let d = c.decide("d", vcpus(2)).expect("department");
+    assert!(matches!(
+        d.decision.verdicts()[0],
+        Verdict::Rejected(Reason::Unsupported { .. })
+    ));
 }

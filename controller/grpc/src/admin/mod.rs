@@ -336,7 +336,10 @@ impl Api {
         .map_err(to_status)?
         .map_err(Status::failed_precondition)?;
         let mut object = object;
-        object.meta.deletion_timestamp.get_or_insert_with(chrono::Utc::now);
+        object
+            .meta
+            .deletion_timestamp
+            .get_or_insert_with(chrono::Utc::now);
         if let Some(earlier) = self.remember_delete(None, request_id, &object).await? {
             return Ok(earlier);
         }
