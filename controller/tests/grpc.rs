@@ -21,6 +21,10 @@ struct Fixture {
 }
 
 fn start() -> Fixture {
+    start_with(&[])
+}
+
+fn start_with(args: &[&str]) -> Fixture {
     let health = mint_api_token_with_id("health-ci").expect("mint");
     let transport = mint_api_token_with_id("transport-ci").expect("mint");
     let revoked = mint_api_token_with_id("health-old").expect("mint");
@@ -58,12 +62,14 @@ departments:
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("yunshu.yaml");
     std::fs::write(&path, config).expect("write config");
-    let serving = Serving::start(&[
+    let mut all = vec![
         "--store",
         "memory",
         "--config",
         path.to_str().expect("utf8"),
-    ]);
+    ];
+    all.extend_from_slice(args);
+    let serving = Serving::start(&all);
     Fixture {
         _dir: dir,
         serving,
@@ -171,6 +177,76 @@ async fn api_tokens_guard_the_api() {
             "a token leaked into the logs"
         );
     }
+}
+
+/// Request ids are remembered for `--request-retention`: a retry within it
+/// gets the first answer, one after it finds the name taken or gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_forgotten_after_the_retention() {
+    let f = start_with(&["--request-retention", "2s"]);
+    let mut c = InstanceServiceClient::connect(f.serving.grpc_url())
+        .await
+        .expect("connect");
+    let first = c
+        .create_instance(with_token(&f.health, create("kept")))
+        .await
+        .expect("create")
+        .into_inner();
+    let retried = c
+        .create_instance(with_token(&f.health, create("kept")))
+        .await
+        .expect("a retry within the retention gets the first answer")
+        .into_inner();
+    let uid = |i: &Option<pb::Instance>| {
+        i.as_ref()
+            .and_then(|i| i.metadata.as_ref())
+            .map(|m| m.uid.clone())
+    };
+    assert_eq!(
+        uid(&first.instance),
+        uid(&retried.instance),
+        "the same instance"
+    );
+    let name = first.instance.and_then(|i| i.metadata).expect("meta").name;
+    let delete = pb::DeleteInstanceRequest {
+        name: name.clone(),
+        request_id: "del-kept".into(),
+    };
+    c.delete_instance(with_token(&f.health, delete.clone()))
+        .await
+        .expect("delete");
+    c.delete_instance(with_token(&f.health, delete.clone()))
+        .await
+        .expect("a retry within the retention gets the first answer");
+
+    // Within a few sweeps (every second here), both ids are forgotten: the
+    // delete id finds nothing, and the create id makes a new instance.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let deleted = c
+            .delete_instance(with_token(&f.health, delete.clone()))
+            .await;
+        if deleted.as_ref().is_err_and(|e| e.code() == Code::NotFound) {
+            let made = c
+                .create_instance(with_token(&f.health, create("kept")))
+                .await;
+            if let Ok(made) = made {
+                assert_ne!(uid(&made.get_ref().instance), uid(&retried.instance));
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request ids still remembered after 20 s: {deleted:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let (_, metrics) = common::get(f.serving.port, "/metrics").expect("metrics");
+    let swept = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("yunshu_request_records_swept_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(swept >= Some(2), "swept {swept:?}:\n{metrics}");
 }
 
 /// A watch outlives the check of its credentials: revoking its token ends

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod meta;
 pub mod model;
 pub mod principal;
+pub mod requests;
 pub mod resources;
 pub mod store;
 pub mod traits;

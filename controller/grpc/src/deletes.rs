@@ -39,6 +39,7 @@ impl Api {
             object_key: keys::object(S::KIND, department, &object.meta.name),
             uid: object.meta.uid.clone(),
             fingerprint: delete_fingerprint(S::KIND, &object.meta.name),
+            written_at: yunshu_core::requests::unix_now(),
             last: serde_json::to_value(object).map_err(|e| {
                 to_status(yunshu_core::Error::Internal {
                     message: "failed to encode the deleted object".into(),
@@ -133,6 +134,9 @@ struct DeleteRecord {
     fingerprint: String,
     /// The object as it was when the delete was accepted.
     last: serde_json::Value,
+    /// When it was written ([`yunshu_core::requests::Written`]).
+    #[serde(default)]
+    written_at: i64,
 }
 
 /// The answer a recorded delete gives: the object as the delete left it

@@ -130,6 +130,12 @@ pub struct ServeArgs {
     /// How often tagged cloud resources are compared with the store (orphans and drift are reported, never deleted).
     #[arg(long, env = "YUNSHU_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
+    /// How long a client request id is remembered: within it, a retried create or delete gets the
+    /// first call's answer; after it, the id is forgotten (a retried create finds the name taken,
+    /// ALREADY_EXISTS; a retried delete finds nothing, NOT_FOUND). Swept every eighth of it (at
+    /// most every 10 minutes).
+    #[arg(long, env = "YUNSHU_REQUEST_RETENTION", default_value = "24h", value_parser = parse_retention)]
+    pub request_retention: Duration,
     /// Objects the provisioner works on at once.
     #[arg(long, env = "YUNSHU_PROVISION_WORKERS", default_value_t = 16)]
     pub provision_workers: usize,
@@ -173,13 +179,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_or((s, "s"), |i| (&s[..i], &s[i..]));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 5s or 2m"))?;
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 5s, 2m or 24h"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("`{s}`: unit must be ms, s or m")),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}`: unit must be ms, s, m or h")),
     }
+}
+
+/// A request retention: a duration of at least a second (a shorter one
+/// would forget request ids before a client could retry).
+pub fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "`{s}`: must be at least 1s, or retries would not be recognised"
+        ));
+    }
+    Ok(d)
 }
 
 /// Entry point of the `yunshu` binary.
@@ -244,7 +263,10 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("5d").is_err());
         assert!(parse_duration("fast").is_err());
+        assert_eq!(parse_retention("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_retention("500ms").is_err_and(|e| e.contains("at least 1s")));
     }
 }

@@ -168,8 +168,15 @@ pub async fn start(
     } else {
         watch::channel(true).1
     };
+    let (retention, retention_metrics) = (args.request_retention, reconcile_metrics.clone());
     let singletons = singleton::while_leading(leader, stop.clone(), move |term| {
         let (store, reg, vault) = (store.clone(), reg.clone(), vault.clone());
+        let swept = crate::retention::run(
+            store.clone(),
+            retention,
+            retention_metrics.clone(),
+            term.clone(),
+        );
         let (provisioner, prober, sweeper) = (provisioner.clone(), prober.clone(), sweeper.clone());
         let mut s = term.clone();
         vec![
@@ -189,6 +196,7 @@ pub async fn start(
             spawn_loop("provisioner", provisioner.run(term.clone())),
             spawn_loop("prober", prober.run(term.clone())),
             spawn_loop("sweeper", sweeper.run(term)),
+            spawn_loop("retention", swept),
         ]
     });
     let mut tasks = vec![("singletons", singletons)];

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod prober;
 pub mod provisioner;
 pub mod reconcile;
+pub mod retention;
 pub mod serve;
 pub mod singleton;
 pub mod sweeper;

@@ -25,13 +25,14 @@ struct OrphanLabels {
 pub struct ReconcileMetrics {
     errors: Family<ErrorLabels, Counter>,
     orphans: Family<OrphanLabels, Gauge>,
+    swept_requests: Counter,
 }
 
 impl ReconcileMetrics {
     /// Registers the families under `registry` (prefix `yunshu`), with
     /// every loop × category series at zero.
     pub fn register(&self, registry: &mut Registry) {
-        for controller in ["provisioner", "prober", "sweeper", "operator"] {
+        for controller in ["provisioner", "prober", "sweeper", "retention", "operator"] {
             for kind in [
                 ErrorKind::NotFound,
                 ErrorKind::AlreadyExists,
@@ -53,7 +54,7 @@ impl ReconcileMetrics {
         }
         registry.register(
             "reconcile_errors",
-            "Errors of the background loops by loop (provisioner, prober, sweeper, operator) and error category",
+            "Errors of the background loops by loop (provisioner, prober, sweeper, retention, operator) and error category",
             self.errors.clone(),
         );
         registry.register(
@@ -61,6 +62,17 @@ impl ReconcileMetrics {
             "Yunshu-tagged cloud resources that no object owns, per foundation and kind",
             self.orphans.clone(),
         );
+        registry.register(
+            "request_records_swept",
+            "Client request ids forgotten after the retention period (--request-retention)",
+            self.swept_requests.clone(),
+        );
+    }
+
+    /// Counts request records the retention sweep removed.
+    pub fn requests_forgotten(&self, count: usize) {
+        self.swept_requests
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
     }
 
     /// Counts an error of `controller`.

@@ -76,6 +76,21 @@ async fn answers_created_repeated_and_over_quota() {
         "a repeated request id returns the existing object"
     );
     assert_eq!(again.object.meta.uid, first.object.meta.uid);
+    // The request record says when it was written, which is all the
+    // retention sweep reads.
+    let record = store
+        .get(&keys::request("health", "req-1"))
+        .await
+        .expect("get")
+        .expect("a request record");
+    let written = codec::decode::<yunshu_core::requests::Written>(&record.key, &record.value)
+        .expect("decode")
+        .written_at
+        .expect("writtenAt");
+    assert!(
+        (yunshu_core::requests::unix_now() - written).abs() < 60,
+        "{written}"
+    );
 
     let rev = store.current_revision().await.expect("revision");
     let err = admission

@@ -295,6 +295,7 @@ impl Committer {
                             object_key: object_key.clone(),
                             uid: r.uid.clone(),
                             fingerprint: r.fingerprint.clone(),
+                            written_at: crate::requests::unix_now(),
                         };
                         let Ok(record) = codec::encode(&record) else {
                             continue;

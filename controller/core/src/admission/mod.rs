@@ -159,6 +159,9 @@ pub(crate) struct RequestRecord {
     object_key: String,
     uid: String,
     fingerprint: String,
+    /// When it was written ([`crate::requests::Written`]).
+    #[serde(default)]
+    written_at: i64,
 }
 
 /// The department's usage, stored at [`keys::usage`].

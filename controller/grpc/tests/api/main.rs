@@ -171,6 +171,17 @@ async fn create_get_list_watch_delete() {
             .status
             .is_some_and(|s| s.phase == pb::Phase::Deleting as i32)
     );
+    // Its record says when it was written, which the retention sweep reads.
+    let record = s
+        .store
+        .get(&yunshu_core::keys::request("health", "d1"))
+        .await
+        .expect("get")
+        .expect("a delete record");
+    let written =
+        yunshu_core::codec::decode::<yunshu_core::requests::Written>(&record.key, &record.value)
+            .expect("decode");
+    assert!(written.written_at.is_some(), "{written:?}");
     let err = c.delete_instance(delete("d2")).await.expect_err("gone");
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 

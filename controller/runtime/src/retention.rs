@@ -1,0 +1,266 @@
+//! The request-record sweep: forgets client request ids once they are older
+//! than the retention period, so the records that make retries safe do not
+//! pile up for ever (see [`yunshu_core::requests`]).
+//!
+//! Each record is removed by a transaction guarded by the revision the sweep
+//! read, so a record written again meanwhile is kept. A record from before
+//! records carried their time is stamped with the sweep's time instead,
+//! and goes one retention period later. Records of a schema this build
+//! cannot read are left alone.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::watch;
+use yunshu_core::{
+    Result, codec, keys,
+    requests::Written,
+    store::{Compare, KeyValue, Op, RangeRequest, Store, Txn},
+};
+
+use crate::reconcile::ReconcileMetrics;
+
+/// Keys read per page, and most records one transaction removes (below
+/// etcd's default limit of 128 operations per transaction).
+const PAGE: usize = 64;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Records removed: their request ids are forgotten.
+    pub removed: usize,
+    /// Records without a time, given the sweep's.
+    pub stamped: usize,
+}
+
+/// Every request record's key starts with this.
+fn prefix() -> String {
+    format!("{}requests/", keys::ROOT)
+}
+
+/// Removes every request record written at or before `now - retention`
+/// (`now` in seconds since the Unix epoch).
+pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<Swept> {
+    let cutoff = now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+    let mut swept = Swept::default();
+    let mut request = RangeRequest::prefix(prefix()).with_limit(PAGE);
+    loop {
+        let page = store.range(request.clone()).await?;
+        let mut expired = Vec::new();
+        for kv in &page.kvs {
+            let Ok(written) = codec::decode::<Written>(&kv.key, &kv.value) else {
+                continue;
+            };
+            match written.written_at {
+                Some(at) if at <= cutoff => expired.push(kv),
+                Some(_) => {}
+                None => swept.stamped += usize::from(stamp(store, kv, now).await?),
+            }
+        }
+        swept.removed += remove(store, &expired).await?;
+        match (page.more, page.kvs.last()) {
+            (true, Some(last)) => request = request.after(last.key.clone()),
+            _ => return Ok(swept),
+        }
+    }
+}
+
+/// Removes `records` in one transaction, or one by one when another
+/// writer changed some of them since they were read; returns how many.
+async fn remove(store: &dyn Store, records: &[&KeyValue]) -> Result<usize> {
+    let guarded = |kvs: &[&KeyValue]| {
+        Txn::new()
+            .when(
+                kvs.iter()
+                    .map(|kv| Compare::unchanged(&kv.key, kv.mod_revision)),
+            )
+            .and_then(kvs.iter().map(|kv| Op::delete(&kv.key)))
+    };
+    if records.is_empty() {
+        return Ok(0);
+    }
+    if store.txn(guarded(records)).await?.succeeded {
+        return Ok(records.len());
+    }
+    let mut removed = 0;
+    for kv in records {
+        removed += usize::from(store.txn(guarded(&[kv])).await?.succeeded);
+    }
+    Ok(removed)
+}
+
+/// Gives a record without a time the sweep's; whether it was still there.
+async fn stamp(store: &dyn Store, kv: &KeyValue, now: i64) -> Result<bool> {
+    let mut data: serde_json::Value = codec::decode(&kv.key, &kv.value)?;
+    let Some(fields) = data.as_object_mut() else {
+        return Ok(false);
+    };
+    fields.insert("writtenAt".into(), now.into());
+    let txn = Txn::new()
+        .when([Compare::unchanged(&kv.key, kv.mod_revision)])
+        .and_then([Op::put(&kv.key, codec::encode(&data)?)]);
+    Ok(store.txn(txn).await?.succeeded)
+}
+
+/// How often the sweep runs for a retention period: an eighth of it,
+/// between a second and ten minutes, so a record outlives its period by
+/// at most that much.
+pub fn interval(retention: Duration) -> Duration {
+    (retention / 8).clamp(Duration::from_secs(1), Duration::from_secs(600))
+}
+
+/// Sweeps every [`interval`] until `stop`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    metrics: Arc<ReconcileMetrics>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval(retention)) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        match sweep(&*store, retention, yunshu_core::requests::unix_now()).await {
+            Ok(s) => {
+                metrics.requests_forgotten(s.removed);
+                if s != Swept::default() {
+                    tracing::info!(
+                        removed = s.removed,
+                        stamped = s.stamped,
+                        "request records swept"
+                    );
+                }
+            }
+            Err(e) => {
+                metrics.error("retention", e.kind());
+                tracing::warn!(error = %e, "request record sweep failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yunshu_store::EmbeddedStore;
+
+    use super::*;
+
+    fn record(at: Option<i64>) -> Vec<u8> {
+        let mut data = serde_json::json!({"objectKey": "/yunshu/objects/instances/d/a", "uid": "u", "fingerprint": "f"});
+        if let Some(at) = at {
+            data["writtenAt"] = at.into();
+        }
+        codec::encode(&data).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn removes_only_what_is_older_than_the_retention() -> anyhow::Result<()> {
+        let store = EmbeddedStore::in_memory()?;
+        let day = Duration::from_secs(86_400);
+        let now = 1_800_000_000;
+        // More than a page of expired records, a young one, one without a
+        // time, and one of a schema this build cannot read.
+        for i in 0..150 {
+            store
+                .txn(Txn::new().and_then([Op::put(
+                    keys::request("d", &format!("old-{i:03}")),
+                    record(Some(now - 86_400 - i)),
+                )]))
+                .await?;
+        }
+        let young = keys::request("d", "young");
+        let untimed = keys::request("e", "untimed");
+        let future = keys::request("e", "future");
+        let object = "/yunshu/objects/instances/d/a";
+        for (k, v) in [
+            (young.as_str(), record(Some(now - 60))),
+            (untimed.as_str(), record(None)),
+            (
+                future.as_str(),
+                br#"{"schemaVersion":99,"data":{}}"#.to_vec(),
+            ),
+            (object, b"kept".to_vec()),
+        ] {
+            store.txn(Txn::new().and_then([Op::put(k, v)])).await?;
+        }
+
+        let swept = sweep(&store, day, now).await?;
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 150,
+                stamped: 1
+            }
+        );
+        let left: Vec<String> = store
+            .range(RangeRequest::prefix("/yunshu/"))
+            .await?
+            .kvs
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
+        assert_eq!(
+            left,
+            [
+                object.to_owned(),
+                young.clone(),
+                future.clone(),
+                untimed.clone()
+            ]
+        );
+        let stamped = store.range(RangeRequest::prefix(&untimed)).await?.kvs;
+        assert_eq!(
+            codec::decode::<Written>(&untimed, &stamped[0].value)?.written_at,
+            Some(now)
+        );
+
+        // A day on, the young and the stamped record go too.
+        let swept = sweep(&store, day, now + 86_400).await?;
+        assert_eq!(
+            swept,
+            Swept {
+                removed: 2,
+                stamped: 0
+            }
+        );
+        let left: Vec<String> = store
+            .range(RangeRequest::prefix("/yunshu/"))
+            .await?
+            .kvs
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect();
+        assert_eq!(left, [object.to_owned(), future]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_record_written_again_since_it_was_read_is_kept() -> anyhow::Result<()> {
+        let store = EmbeddedStore::in_memory()?;
+        let (a, b) = (keys::request("d", "a"), keys::request("d", "b"));
+        for k in [&a, &b] {
+            store
+                .txn(Txn::new().and_then([Op::put(k.as_str(), record(Some(10)))]))
+                .await?;
+        }
+        let read = store.range(RangeRequest::prefix(prefix())).await?.kvs;
+        store
+            .txn(Txn::new().and_then([Op::put(a.as_str(), record(Some(10)))]))
+            .await?;
+        assert_eq!(remove(&store, &read.iter().collect::<Vec<_>>()).await?, 1);
+        let left = store.range(RangeRequest::prefix(prefix())).await?.kvs;
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].key, a);
+        Ok(())
+    }
+
+    #[test]
+    fn the_interval_is_an_eighth_of_the_retention_within_bounds() {
+        assert_eq!(
+            interval(Duration::from_secs(86_400)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(interval(Duration::from_secs(80)), Duration::from_secs(10));
+        assert_eq!(interval(Duration::from_secs(2)), Duration::from_secs(1));
+    }
+}
