@@ -56,6 +56,7 @@ foundations:
       endpoint: "{endpoint}"
       traits: ["arch:x86_64"]
       capacity: {{ buckets: 100, bucket_bytes: 1099511627776 }}
+      tariff: {{ vcpu: 3600, volume_gib: 3600 }}
       credentials: {{ path: "{}" }}
   - name: vendor-cloud-misconfigured
     spec:
@@ -118,6 +119,37 @@ foundations:
     assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
     let data = get(&ctl, "volume", "data-1");
     assert_eq!(data["status"]["phase"], "Ready", "{data}");
+
+    // Both are metered on the foundation they were placed on, at its
+    // tariff: at 3600 a unit-hour, each vCPU and GiB costs 1 a second.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ctl(&["-o", "json", "bill"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let bill: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let amount = |class: &str| {
+            bill["lines"].as_array().and_then(|lines| {
+                lines.iter().find_map(|l| {
+                    (l["foundation"] == "foundations/vendor-cloud" && l["resource_class"] == class)
+                        .then(|| l["amount"].as_str()?.parse::<f64>().ok())
+                        .flatten()
+                })
+            })
+        };
+        if amount("vcpu").is_some_and(|a| a >= 2.0)
+            && amount("volume_gib").is_some_and(|a| a >= 1.0)
+        {
+            assert_eq!(bill["currency"], "CNY", "{bill}");
+            let table = text(&ctl(&["bill"]));
+            assert!(
+                table.contains("vCPU-hours") && table.contains("Total"),
+                "{table}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "not metered: {bill}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // The adapter serves no buckets (its capabilities say so), so a bucket
     // is not placed there even though the spec declares bucket capacity.

@@ -5,6 +5,8 @@
 //! /yunshu/requests/{department|_}/{request_id}   what a client request id did: the object a
 //!                                                create made, or a delete and the object's last state
 //! /yunshu/usage/{department}                     the department's charged usage (the quota key)
+//! /yunshu/bills/{department}/{YYYY-MM}           the department's metered use in a month
+//! /yunshu/meters/{department}                    up to when the department was metered
 //! /yunshu/leases/{name}                          leader election
 //! ```
 
@@ -62,6 +64,16 @@ pub fn reboot(department: &str, instance_uid: &str, request_id: &str) -> String 
 /// The department's usage key: the hot key admission guards.
 pub fn usage(department: &str) -> String {
     format!("{ROOT}usage/{department}")
+}
+
+/// A department's metered use in a month (`YYYY-MM`).
+pub fn bill(department: &str, month: &str) -> String {
+    format!("{ROOT}bills/{department}/{month}")
+}
+
+/// Up to when a department was metered.
+pub fn meter(department: &str) -> String {
+    format!("{ROOT}meters/{department}")
 }
 
 /// A leader-election lease key.

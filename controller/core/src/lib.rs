@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod admission;
+pub mod billing;
 pub mod catalog;
 pub mod codec;
 pub mod error;

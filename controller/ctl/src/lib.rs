@@ -148,6 +148,7 @@
 //! yunshuctl watch KIND [--since REVISION] [--count N]
 //! yunshuctl quota
 //! yunshuctl catalog
+//! yunshuctl bill [--month YYYY-MM]
 //! yunshuctl explain KIND NAME
 //! yunshuctl dry-run instance|volume|bucket <spec flags>
 //! ```

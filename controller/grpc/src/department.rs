@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tonic::{Request, Response, Status};
 use yunshu_core::{
     admission::UsageRecord,
-    codec, keys,
+    billing, codec, keys,
     meta::Object,
     model::{Department, FoundationSpec},
     resources::{ResourceClass, Resources},
@@ -121,6 +121,65 @@ impl DepartmentService for Api {
         Ok(Response::new(pb::GetQuotaResponse {
             resources,
             foundations,
+        }))
+    }
+
+    async fn get_bill(
+        &self,
+        request: Request<pb::GetBillRequest>,
+    ) -> Result<Response<pb::GetBillResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let dept = self.department(&p, &request.get_ref().department).await?;
+        let month = match request.get_ref().month.as_str() {
+            "" => billing::month_of(yunshu_core::requests::unix_now()),
+            m => m.to_owned(),
+        };
+        let (start, end) = billing::month_bounds(&month).map_err(to_status)?;
+        let name = &dept.meta.name;
+        let (ledger_key, meter_key) = (keys::bill(name, &month), keys::meter(name));
+        let (ledger, meter) =
+            futures::join!(self.store.get(&ledger_key), self.store.get(&meter_key));
+        let ledger = match ledger.map_err(to_status)? {
+            Some(kv) => codec::decode::<billing::Ledger>(&kv.key, &kv.value).map_err(to_status)?,
+            None => billing::Ledger::default(),
+        };
+        // Metering is up to where the department's meter is, within the month.
+        let (until, meter_currency) = match meter.map_err(to_status)? {
+            Some(kv) => {
+                let m = codec::decode::<billing::Meter>(&kv.key, &kv.value).map_err(to_status)?;
+                (m.metered_until.max(ledger.metered_until), m.currency)
+            }
+            None => (ledger.metered_until, String::new()),
+        };
+        let currency = if ledger.currency.is_empty() {
+            meter_currency
+        } else {
+            ledger.currency.clone()
+        };
+        let money = |nanos: u128| pb::Money {
+            currency_code: currency.clone(),
+            units: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
+            nanos: i32::try_from(nanos % 1_000_000_000).unwrap_or_default(),
+        };
+        let (lines, total) = billing::lines(&ledger);
+        Ok(Response::new(pb::GetBillResponse {
+            lines: lines
+                .into_iter()
+                .map(|l| pb::BillLine {
+                    foundation: foundation_name(&l.foundation),
+                    resource_class: class(l.class) as i32,
+                    quantity: l.quantity,
+                    unit: billing::billing_unit(l.class).1.to_owned(),
+                    unit_price: Some(money(l.unit_price)),
+                    amount: Some(money(l.amount)),
+                })
+                .collect(),
+            total: Some(money(total)),
+            metered_until: (until > start)
+                .then(|| chrono::DateTime::from_timestamp(until.min(end), 0))
+                .flatten()
+                .map(crate::convert::timestamp),
+            month,
         }))
     }
 

@@ -134,8 +134,14 @@ pub struct ServeArgs {
     /// first call's answer; after it, the id is forgotten (a retried create finds the name taken,
     /// ALREADY_EXISTS; a retried delete finds nothing, NOT_FOUND). Swept every eighth of it (at
     /// most every 10 minutes).
-    #[arg(long, env = "YUNSHU_REQUEST_RETENTION", default_value = "24h", value_parser = parse_retention)]
+    #[arg(long, env = "YUNSHU_REQUEST_RETENTION", default_value = "24h", value_parser = parse_period)]
     pub request_retention: Duration,
+    /// How often what each department holds on each foundation is metered into its monthly bill.
+    #[arg(long, env = "YUNSHU_METER_INTERVAL", default_value = "60s", value_parser = parse_period)]
+    pub meter_interval: Duration,
+    /// The ISO 4217 code of the currency foundation tariffs are in; bills are in it.
+    #[arg(long, env = "YUNSHU_CURRENCY", default_value = "CNY", value_parser = parse_currency)]
+    pub currency: String,
     /// Objects the provisioner works on at once.
     #[arg(long, env = "YUNSHU_PROVISION_WORKERS", default_value_t = 16)]
     pub provision_workers: usize,
@@ -189,14 +195,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// A request retention: a duration of at least a second (a shorter one
-/// would forget request ids before a client could retry).
-pub fn parse_retention(s: &str) -> Result<Duration, String> {
+/// An ISO 4217 currency code.
+pub fn parse_currency(s: &str) -> Result<String, String> {
+    yunshu_core::billing::check_currency(s).map(|()| s.to_owned())
+}
+
+/// A period of at least a second: a request retention (a shorter one would
+/// forget request ids before a client could retry) or a meter interval.
+pub fn parse_period(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(1) {
-        return Err(format!(
-            "`{s}`: must be at least 1s, or retries would not be recognised"
-        ));
+        return Err(format!("`{s}`: must be at least 1s"));
     }
     Ok(d)
 }
@@ -266,7 +275,9 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("fast").is_err());
-        assert_eq!(parse_retention("1s"), Ok(Duration::from_secs(1)));
-        assert!(parse_retention("500ms").is_err_and(|e| e.contains("at least 1s")));
+        assert_eq!(parse_period("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_period("500ms").is_err_and(|e| e.contains("at least 1s")));
+        assert_eq!(parse_currency("EUR"), Ok("EUR".to_owned()));
+        assert!(parse_currency("yuan").is_err_and(|e| e.contains("ISO 4217")));
     }
 }

@@ -169,11 +169,19 @@ pub async fn start(
         watch::channel(true).1
     };
     let (retention, retention_metrics) = (args.request_retention, reconcile_metrics.clone());
+    let (meter_every, currency) = (args.meter_interval, args.currency.clone());
     let singletons = singleton::while_leading(leader, stop.clone(), move |term| {
         let (store, reg, vault) = (store.clone(), reg.clone(), vault.clone());
         let swept = crate::retention::run(
             store.clone(),
             retention,
+            retention_metrics.clone(),
+            term.clone(),
+        );
+        let metered = crate::meter::run(
+            store.clone(),
+            meter_every,
+            currency.clone(),
             retention_metrics.clone(),
             term.clone(),
         );
@@ -197,6 +205,7 @@ pub async fn start(
             spawn_loop("prober", prober.run(term.clone())),
             spawn_loop("sweeper", sweeper.run(term)),
             spawn_loop("retention", swept),
+            spawn_loop("meter", metered),
         ]
     });
     let mut tasks = vec![("singletons", singletons)];

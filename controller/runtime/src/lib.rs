@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod drivers;
 pub mod grpc;
+pub mod meter;
 pub mod metrics;
 pub mod prober;
 pub mod provisioner;

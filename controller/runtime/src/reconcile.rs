@@ -32,7 +32,14 @@ impl ReconcileMetrics {
     /// Registers the families under `registry` (prefix `yunshu`), with
     /// every loop × category series at zero.
     pub fn register(&self, registry: &mut Registry) {
-        for controller in ["provisioner", "prober", "sweeper", "retention", "operator"] {
+        for controller in [
+            "provisioner",
+            "prober",
+            "sweeper",
+            "retention",
+            "meter",
+            "operator",
+        ] {
             for kind in [
                 ErrorKind::NotFound,
                 ErrorKind::AlreadyExists,
@@ -54,7 +61,7 @@ impl ReconcileMetrics {
         }
         registry.register(
             "reconcile_errors",
-            "Errors of the background loops by loop (provisioner, prober, sweeper, retention, operator) and error category",
+            "Errors of the background loops by loop (provisioner, prober, sweeper, retention, meter, operator) and error category",
             self.errors.clone(),
         );
         registry.register(

@@ -16,7 +16,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_yunshu");
 pub const CTL: &str = env!("CARGO_BIN_EXE_yunshuctl");
 
 /// `yunshu serve` on the embedded store under `dir` (data in `dir/data`,
-/// configuration in `dir/yunshu.yaml`), probing every second and sweeping
+/// configuration in `dir/yunshu.yaml`), probing and metering every second, sweeping
 /// every `sweep`, on the given loopback ports, logging at `filter` to `log`.
 pub fn spawn_serve(
     dir: &std::path::Path,
@@ -31,6 +31,8 @@ pub fn spawn_serve(
             "--store",
             "embedded",
             "--probe-interval",
+            "1s",
+            "--meter-interval",
             "1s",
             "--sweep-interval",
             sweep,

@@ -256,6 +256,23 @@ pub struct ExplainArgs {
     pub name: String,
 }
 
+/// Flags of `bill`.
+#[derive(Debug, Clone, Args)]
+pub struct BillArgs {
+    /// The month, `YYYY-MM` in UTC; this month when absent.
+    #[arg(long, value_parser = parse_month)]
+    pub month: Option<String>,
+}
+
+/// Checks a `YYYY-MM` month before it is sent.
+pub fn parse_month(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d")
+        .ok()
+        .filter(|_| s.len() == 7)
+        .map(|_| s.to_owned())
+        .ok_or_else(|| format!("`{s}` is not a month like 2026-11"))
+}
+
 /// Parses `key=value`.
 pub fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

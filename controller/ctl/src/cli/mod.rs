@@ -133,6 +133,8 @@ pub enum Command {
     Quota,
     /// Show what the department may request: sizes, images, zones, foundations.
     Catalog,
+    /// Show the department's bill for a month: use per foundation and resource, and its cost.
+    Bill(BillArgs),
     /// Explain where a resource was placed, or why it could not be.
     Explain(ExplainArgs),
     /// Show where a request would be placed, without creating anything.

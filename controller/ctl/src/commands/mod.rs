@@ -108,6 +108,7 @@ pub async fn execute(
         Command::Credentials(c) => credentials::run(&ctx, c, io).await,
         Command::Quota => department::quota(&ctx, io).await,
         Command::Catalog => department::catalog(&ctx, io).await,
+        Command::Bill(a) => department::bill(&ctx, a, io).await,
         Command::Explain(a) => placement::explain(&ctx, a, io).await,
         Command::DryRun(c) => placement::dry_run(&ctx, c, io).await,
     }

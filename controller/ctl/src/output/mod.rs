@@ -9,6 +9,7 @@
 //! snake_case is issued credentials ([`credentials`]), whose keys follow
 //! S3 tooling's camelCase (`accessKeyId`, `secretAccessKey`).
 
+pub mod bill;
 pub mod credentials;
 pub mod department;
 pub mod describe;

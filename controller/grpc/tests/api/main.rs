@@ -9,6 +9,7 @@
 mod access;
 mod actions;
 mod admin;
+mod billing;
 mod buckets;
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,0 +1,265 @@
+//! The meter: accrues what every department holds on every foundation, at
+//! the foundation's tariff, into its monthly ledgers, for bills (see
+//! [`yunshu_core::billing`]).
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use tokio::sync::watch;
+use yunshu_core::{
+    Result,
+    billing::{Ledger, Meter, by_month},
+    codec, keys,
+    meta::{Kind, Object},
+    model::FoundationSpec,
+    resources::{ResourceClass, Resources},
+    store::{Compare, Op, Store, StoreExt, Txn},
+};
+use yunshu_placement::AllocationRecord;
+
+use crate::reconcile::ReconcileMetrics;
+
+/// Department → foundation → what the scheduler committed to it there.
+type Held = BTreeMap<String, BTreeMap<String, Resources>>;
+
+/// Foundation → its tariff (price per unit-hour of each class).
+type Tariffs = BTreeMap<String, BTreeMap<ResourceClass, f64>>;
+
+async fn tariffs(store: &dyn Store) -> Result<Tariffs> {
+    let mut tariffs = Tariffs::new();
+    for kv in store
+        .range_all(&keys::objects(Kind::Foundation, None), 200)
+        .await?
+    {
+        let f: Object<FoundationSpec> = codec::decode_object(&kv)?;
+        tariffs.insert(f.meta.name, f.spec.tariff);
+    }
+    Ok(tariffs)
+}
+
+async fn held(store: &dyn Store) -> Result<Held> {
+    let prefix = yunshu_placement::keys::allocations();
+    let mut held = Held::new();
+    for kv in store.range_all(&prefix, 200).await? {
+        let Some(foundation) = kv.key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let record: AllocationRecord = codec::decode(&kv.key, &kv.value)?;
+        for (department, used) in record.departments {
+            if !used.is_zero() {
+                held.entry(department)
+                    .or_default()
+                    .insert(foundation.to_owned(), used);
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Meters every department up to `now` (seconds since the Unix epoch), in
+/// `currency`; returns how many were metered. A department metered for the
+/// first time starts at `now`. A foundation deleted since (which needs
+/// nothing left allocated on it) has no tariff: its last moments are free.
+pub async fn meter(store: &dyn Store, now: i64, currency: &str) -> Result<usize> {
+    let held = held(store).await?;
+    let tariffs = tariffs(store).await?;
+    let prefix = keys::objects(Kind::Department, None);
+    let mut departments: Vec<String> = store
+        .range_all(&prefix, 200)
+        .await?
+        .into_iter()
+        .filter_map(|kv| kv.key.strip_prefix(&prefix).map(str::to_owned))
+        .collect();
+    // A department deleted while it still held something is metered too.
+    departments.extend(held.keys().cloned());
+    departments.sort();
+    departments.dedup();
+    let none = BTreeMap::new();
+    let mut metered = 0;
+    for department in departments {
+        let held = held.get(&department).unwrap_or(&none);
+        // A lost race means another replica metered it just now.
+        if meter_one(store, &department, held, &tariffs, now, currency).await? {
+            metered += 1;
+        }
+    }
+    Ok(metered)
+}
+
+/// Meters one department from where it was metered up to `now`, in one
+/// transaction guarded by the revisions it read.
+async fn meter_one(
+    store: &dyn Store,
+    department: &str,
+    held: &BTreeMap<String, Resources>,
+    tariffs: &Tariffs,
+    now: i64,
+    currency: &str,
+) -> Result<bool> {
+    let meter_key = keys::meter(department);
+    let put_meter = Op::put(
+        &meter_key,
+        codec::encode(&Meter {
+            metered_until: now,
+            currency: currency.to_owned(),
+        })?,
+    );
+    let Some(kv) = store.get(&meter_key).await? else {
+        let txn = Txn::new()
+            .when([Compare::absent(&meter_key)])
+            .and_then([put_meter]);
+        return Ok(store.txn(txn).await?.succeeded);
+    };
+    let from = codec::decode::<Meter>(&kv.key, &kv.value)?.metered_until;
+    if now <= from {
+        return Ok(false);
+    }
+    let mut compares = vec![Compare::unchanged(&meter_key, kv.mod_revision)];
+    let mut ops = vec![put_meter];
+    if !held.is_empty() {
+        let mut start = from;
+        for (month, seconds) in by_month(from, now) {
+            let key = keys::bill(department, &month);
+            let (mut ledger, revision) = match store.get(&key).await? {
+                Some(kv) => (
+                    codec::decode::<Ledger>(&kv.key, &kv.value)?,
+                    kv.mod_revision,
+                ),
+                None => (
+                    Ledger {
+                        month,
+                        currency: currency.to_owned(),
+                        ..Ledger::default()
+                    },
+                    0,
+                ),
+            };
+            let free = BTreeMap::new();
+            for (foundation, used) in held {
+                ledger.add(
+                    foundation,
+                    used,
+                    seconds,
+                    tariffs.get(foundation).unwrap_or(&free),
+                );
+            }
+            start += seconds;
+            ledger.metered_until = start;
+            compares.push(Compare::unchanged(&key, revision));
+            ops.push(Op::put(&key, codec::encode(&ledger)?));
+        }
+    }
+    Ok(store
+        .txn(Txn::new().when(compares).and_then(ops))
+        .await?
+        .succeeded)
+}
+
+/// Meters every `interval` until `stop`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    interval: Duration,
+    currency: String,
+    metrics: Arc<ReconcileMetrics>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        if let Err(e) = meter(&*store, yunshu_core::requests::unix_now(), &currency).await {
+            metrics.error("meter", e.kind());
+            tracing::warn!(error = %e, "metering failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yunshu_core::resources::ResourceClass;
+    use yunshu_store::EmbeddedStore;
+
+    use super::*;
+
+    async fn put(store: &dyn Store, key: &str, value: Vec<u8>) -> Result<()> {
+        store
+            .txn(Txn::new().and_then([Op::put(key, value)]))
+            .await?;
+        Ok(())
+    }
+
+    async fn ledger(store: &dyn Store, department: &str, month: &str) -> Result<Ledger> {
+        let kv = store
+            .get(&keys::bill(department, month))
+            .await?
+            .ok_or_else(|| yunshu_core::Error::internal("no ledger"))?;
+        codec::decode(&kv.key, &kv.value)
+    }
+
+    #[tokio::test]
+    async fn accrues_what_is_held_once_per_second_across_a_month_turn() -> anyhow::Result<()> {
+        let store = EmbeddedStore::in_memory()?;
+        let mut four = Resources::ZERO;
+        four.set(ResourceClass::Vcpu, 4);
+        let record = AllocationRecord::default()
+            .plus("health", &four)
+            .and_then(|r| r.plus("transport", &four))
+            .ok_or_else(|| anyhow::anyhow!("overflow"))?;
+        put(
+            &store,
+            &yunshu_placement::keys::allocation("x86-1"),
+            codec::encode(&record)?,
+        )
+        .await?;
+        put(&store, &keys::department("health"), b"{}".to_vec()).await?;
+        let spec: FoundationSpec = serde_json::from_value(serde_json::json!({
+            "adapter": "openstack",
+            "endpoint": "http://127.0.0.1:5000/v3",
+            "tariff": {"vcpu": 0.5}
+        }))?;
+        let x86 = Object::new(None, "x86-1", spec);
+        put(
+            &store,
+            &keys::object(Kind::Foundation, None, "x86-1"),
+            codec::encode(&x86)?,
+        )
+        .await?;
+
+        // 2026-11-30T23:00:00Z: the first run starts the meters.
+        let t0 = 1_796_079_600;
+        assert_eq!(meter(&store, t0, "CNY").await?, 2);
+        assert!(store.get(&keys::bill("health", "2026-11")).await?.is_none());
+        // At 23:30, then at 00:30 (half an hour each side of midnight).
+        let t_half = t0 + 1800;
+        let t1 = t0 + 5400;
+        assert_eq!(meter(&store, t_half, "CNY").await?, 2);
+        assert_eq!(meter(&store, t1, "CNY").await?, 2);
+        // Again at the same second: nothing more is counted.
+        assert_eq!(meter(&store, t1, "CNY").await?, 0);
+        let nov = ledger(&store, "health", "2026-11").await?;
+        let dec = ledger(&store, "health", "2026-12").await?;
+        // 4 vCPU for an hour at 0.5 a vCPU-hour: 2.
+        let nov_vcpu = nov.usage["x86-1"][&ResourceClass::Vcpu];
+        assert_eq!(
+            (nov_vcpu.unit_seconds, nov_vcpu.nanos),
+            (4 * 3600, 2_000_000_000)
+        );
+        let dec_vcpu = dec.usage["x86-1"][&ResourceClass::Vcpu];
+        assert_eq!(
+            (dec_vcpu.unit_seconds, dec_vcpu.nanos),
+            (4 * 1800, 1_000_000_000)
+        );
+        assert_eq!(nov.currency, "CNY");
+        assert_eq!(nov.metered_until, t0 + 3600);
+        assert_eq!(dec.metered_until, t1);
+        // transport holds the same but has no department object any more.
+        assert_eq!(
+            ledger(&store, "transport", "2026-12").await?,
+            Ledger {
+                metered_until: t1,
+                ..dec
+            }
+        );
+        Ok(())
+    }
+}
