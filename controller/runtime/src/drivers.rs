@@ -189,17 +189,14 @@ pub async fn start(
         let mut s = term.clone();
         vec![
             spawn_loop("credential-expiry", async move {
-                loop {
-                    tokio::select! {
-                        () = tokio::time::sleep(every) => {}
-                        _ = s.wait_for(|s| *s) => return Ok(()),
-                    }
+                while singleton::pause(every, &mut s).await {
                     match crate::actions::expire(&store, &reg, &*vault).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(revoked = n, "expired bucket credentials revoked"),
                         Err(e) => tracing::warn!(error = %e, "credential expiry sweep failed"),
                     }
                 }
+                Ok(())
             }),
             spawn_loop("provisioner", provisioner.run(term.clone())),
             spawn_loop("prober", prober.run(term.clone())),

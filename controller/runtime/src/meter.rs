@@ -162,16 +162,13 @@ pub async fn run(
     metrics: Arc<ReconcileMetrics>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-        }
+    while crate::singleton::pause(interval, &mut stop).await {
         if let Err(e) = meter(&*store, yunshu_core::requests::unix_now(), &currency).await {
             metrics.error("meter", e.kind());
             tracing::warn!(error = %e, "metering failed");
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

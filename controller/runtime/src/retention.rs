@@ -115,11 +115,7 @@ pub async fn run(
     metrics: Arc<ReconcileMetrics>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval(retention)) => {}
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-        }
+    while crate::singleton::pause(interval(retention), &mut stop).await {
         match sweep(&*store, retention, yunshu_core::requests::unix_now()).await {
             Ok(s) => {
                 metrics.requests_forgotten(s.removed);
@@ -137,6 +133,7 @@ pub async fn run(
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -151,6 +148,16 @@ mod tests {
             data["writtenAt"] = at.into();
         }
         codec::encode(&data).unwrap_or_default()
+    }
+
+    async fn keys_under_root(store: &EmbeddedStore) -> Result<Vec<String>> {
+        Ok(store
+            .range(RangeRequest::prefix(keys::ROOT))
+            .await?
+            .kvs
+            .into_iter()
+            .map(|kv| kv.key)
+            .collect())
     }
 
     #[tokio::test]
@@ -192,15 +199,8 @@ mod tests {
                 stamped: 1
             }
         );
-        let left: Vec<String> = store
-            .range(RangeRequest::prefix("/yunshu/"))
-            .await?
-            .kvs
-            .into_iter()
-            .map(|kv| kv.key)
-            .collect();
         assert_eq!(
-            left,
+            keys_under_root(&store).await?,
             [
                 object.to_owned(),
                 young.clone(),
@@ -223,14 +223,7 @@ mod tests {
                 stamped: 0
             }
         );
-        let left: Vec<String> = store
-            .range(RangeRequest::prefix("/yunshu/"))
-            .await?
-            .kvs
-            .into_iter()
-            .map(|kv| kv.key)
-            .collect();
-        assert_eq!(left, [object.to_owned(), future]);
+        assert_eq!(keys_under_root(&store).await?, [object.to_owned(), future]);
         Ok(())
     }
 

@@ -19,6 +19,14 @@ use yunshu_core::{
     store::{Compare, LeaseId, Op, Store, Txn},
 };
 
+/// Waits `period`; false if `stop` came first (the loop should end).
+pub async fn pause(period: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(period) => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
 /// The name of the controllers' election key under `/yunshu/leases/`.
 pub const ELECTION: &str = "controllers";
 
