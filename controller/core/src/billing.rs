@@ -28,17 +28,38 @@ use crate::{
     resources::{ResourceClass, Resources},
 };
 
-/// What one class on one foundation accrued in a month.
+/// What one class on one foundation accrued in a month. Both figures can
+/// pass `u64` (bucket bytes × seconds), so they are stored as decimal
+/// strings: JSON readers lose precision above 2^53.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Accrued {
     /// Units held × seconds, in the class's own unit (vCPU-seconds,
     /// MiB-seconds of memory, GiB-seconds of disk and volumes,
     /// bucket-seconds, byte-seconds of bucket capacity).
+    #[serde(with = "decimal")]
     pub unit_seconds: u128,
     /// Their cost at the tariff in force when each was metered, in
-    /// billionths of the currency's unit.
-    pub nanos: u128,
+    /// 10^-18 of the currency's unit, fine enough that a small holding
+    /// metered every second is not rounded away.
+    #[serde(with = "decimal")]
+    pub attos: u128,
+}
+
+/// 10^-18 of a currency unit per billionth.
+pub const ATTOS_PER_NANO: u128 = 1_000_000_000;
+
+/// A `u128` as a decimal string.
+mod decimal {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(n: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&n.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
 }
 
 /// A department's metered use in one month, per foundation and class.
@@ -83,7 +104,7 @@ impl Ledger {
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss
             )]
-            let nanos = (unit_seconds as f64 * price * 1e9 / 3600.0).round() as u128;
+            let attos = (unit_seconds as f64 * price * 1e18 / 3600.0).round() as u128;
             let slot = self
                 .usage
                 .entry(foundation.to_owned())
@@ -91,7 +112,7 @@ impl Ledger {
                 .entry(class)
                 .or_default();
             slot.unit_seconds = slot.unit_seconds.saturating_add(unit_seconds);
-            slot.nanos = slot.nanos.saturating_add(nanos);
+            slot.attos = slot.attos.saturating_add(attos);
         }
     }
 }
@@ -100,11 +121,41 @@ impl Ledger {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meter {
-    /// Metered up to here, in seconds since the Unix epoch.
+    /// Metering began here, in seconds since the Unix epoch.
+    #[serde(default)]
+    pub since: i64,
+    /// Metered up to here.
     pub metered_until: i64,
     /// The currency of its ledgers.
     #[serde(default)]
     pub currency: String,
+    /// What the department held on each foundation at `metered_until`.
+    #[serde(default)]
+    pub held: BTreeMap<String, Resources>,
+}
+
+impl Meter {
+    /// What to bill an interval ending now at: per foundation and class,
+    /// the smaller of what was held at its start and what is held now, so
+    /// a long interval (a failover, controllers down) never charges for
+    /// something that was not there throughout; what came and went within
+    /// one interval is not billed.
+    pub fn billable(&self, now: &BTreeMap<String, Resources>) -> BTreeMap<String, Resources> {
+        let mut out = BTreeMap::new();
+        for (foundation, then) in &self.held {
+            let Some(now) = now.get(foundation) else {
+                continue;
+            };
+            let mut both = Resources::ZERO;
+            for class in ResourceClass::ALL {
+                both.set(class, then.get(class).min(now.get(class)));
+            }
+            if !both.is_zero() {
+                out.insert(foundation.clone(), both);
+            }
+        }
+        out
+    }
 }
 
 /// Checks an ISO 4217 currency code: three capital letters.
@@ -210,12 +261,11 @@ pub fn lines(ledger: &Ledger) -> (Vec<Line>, u128) {
                 foundation: foundation.clone(),
                 class,
                 quantity,
-                unit_price: accrued
-                    .nanos
+                unit_price: (accrued.attos / ATTOS_PER_NANO)
                     .saturating_mul(per_hour)
                     .checked_div(accrued.unit_seconds)
                     .unwrap_or(0),
-                amount: accrued.nanos,
+                amount: accrued.attos / ATTOS_PER_NANO,
             });
         }
     }
@@ -320,5 +370,49 @@ mod tests {
             ]
         );
         assert_eq!(total, 1_840_000_000);
+    }
+
+    #[test]
+    fn small_holdings_are_not_rounded_away_and_big_ones_survive_json() {
+        // 100 MiB of bucket capacity at 0.0001 per GiB-hour, metered every
+        // second for a day: each second costs far less than a billionth.
+        let mut held = Resources::ZERO;
+        held.set(ResourceClass::BucketBytes, 100 << 20);
+        let tariff = BTreeMap::from([(ResourceClass::BucketBytes, 0.0001 / f64::from(1u32 << 30))]);
+        let mut ledger = Ledger::default();
+        for _ in 0..86_400 {
+            ledger.add("s3-1", &held, 1, &tariff);
+        }
+        let (_, total) = lines(&ledger);
+        // 0.0001 × 100/1024 GiB × 24 h ≈ 0.000234375.
+        assert!((234_370..=234_380).contains(&total), "{total}");
+
+        // 64 TiB for a 31-day month: byte-seconds past u64.
+        held.set(ResourceClass::BucketBytes, 64 << 40);
+        ledger.add("s3-1", &held, 31 * 86_400, &tariff);
+        let bytes = crate::codec::encode(&ledger).expect("encode");
+        let back: Ledger = crate::codec::decode("k", &bytes).expect("decode");
+        assert_eq!(back, ledger);
+        assert!(
+            back.usage["s3-1"][&ResourceClass::BucketBytes].unit_seconds > u128::from(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn an_interval_is_billed_at_what_was_held_throughout() {
+        let r = |vcpu: u64| {
+            let mut r = Resources::ZERO;
+            r.set(ResourceClass::Vcpu, vcpu);
+            r
+        };
+        let meter = Meter {
+            held: BTreeMap::from([("a".to_owned(), r(8)), ("b".to_owned(), r(2))]),
+            ..Meter::default()
+        };
+        let now = BTreeMap::from([("a".to_owned(), r(4)), ("c".to_owned(), r(16))]);
+        assert_eq!(
+            meter.billable(&now),
+            BTreeMap::from([("a".to_owned(), r(4))])
+        );
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! A record is kept for a retention period (`--request-retention`, a day by
 //! default), then swept: within it, a retry is answered as the first call
-//! was; after it, the id is forgotten, and a retried create finds its name
-//! taken (ALREADY_EXISTS) while a retried delete finds nothing (NOT_FOUND).
+//! was; after it, the id is forgotten and a retry is a new request (a
+//! create finds its name taken, ALREADY_EXISTS, or makes a new object if the
+//! first was deleted; a delete finds nothing, NOT_FOUND, or deletes an
+//! object made again under the name).
 //! Every kind of record carries [`Written::written_at`], which is all the
 //! sweep reads.
 

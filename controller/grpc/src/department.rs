@@ -143,13 +143,18 @@ impl DepartmentService for Api {
             Some(kv) => codec::decode::<billing::Ledger>(&kv.key, &kv.value).map_err(to_status)?,
             None => billing::Ledger::default(),
         };
-        // Metering is up to where the department's meter is, within the month.
-        let (until, meter_currency) = match meter.map_err(to_status)? {
+        // Metering is up to where the department's meter is, within the
+        // month; a month that ended before metering began has none.
+        let (until, since, meter_currency) = match meter.map_err(to_status)? {
             Some(kv) => {
                 let m = codec::decode::<billing::Meter>(&kv.key, &kv.value).map_err(to_status)?;
-                (m.metered_until.max(ledger.metered_until), m.currency)
+                (
+                    m.metered_until.max(ledger.metered_until),
+                    m.since,
+                    m.currency,
+                )
             }
-            None => (ledger.metered_until, String::new()),
+            None => (ledger.metered_until, 0, String::new()),
         };
         let currency = if ledger.currency.is_empty() {
             meter_currency
@@ -175,7 +180,7 @@ impl DepartmentService for Api {
                 })
                 .collect(),
             total: Some(money(total)),
-            metered_until: (until > start)
+            metered_until: (until > start && end > since)
                 .then(|| chrono::DateTime::from_timestamp(until.min(end), 0))
                 .flatten()
                 .map(crate::convert::timestamp),

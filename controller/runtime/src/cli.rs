@@ -131,9 +131,10 @@ pub struct ServeArgs {
     #[arg(long, env = "YUNSHU_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
     /// How long a client request id is remembered: within it, a retried create or delete gets the
-    /// first call's answer; after it, the id is forgotten (a retried create finds the name taken,
-    /// ALREADY_EXISTS; a retried delete finds nothing, NOT_FOUND). Swept every eighth of it (at
-    /// most every 10 minutes).
+    /// first call's answer; after it, the id is forgotten and a retry is a new request (a create finds
+    /// the name taken, ALREADY_EXISTS, or makes a new object if the first was deleted; a delete finds
+    /// nothing, NOT_FOUND, or deletes an object made again under the name). Swept at least every
+    /// 10 minutes (every eighth of it when shorter).
     #[arg(long, env = "YUNSHU_REQUEST_RETENTION", default_value = "24h", value_parser = parse_period)]
     pub request_retention: Duration,
     /// How often what each department holds on each foundation is metered into its monthly bill.

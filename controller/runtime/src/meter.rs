@@ -59,65 +59,98 @@ async fn held(store: &dyn Store) -> Result<Held> {
 /// `currency`; returns how many were metered. A department metered for the
 /// first time starts at `now`. A foundation deleted since (which needs
 /// nothing left allocated on it) has no tariff: its last moments are free.
+/// One department failing (its ledger unreadable, say) does not stop the
+/// others; the last failure is returned once all were tried.
 pub async fn meter(store: &dyn Store, now: i64, currency: &str) -> Result<usize> {
     let held = held(store).await?;
     let tariffs = tariffs(store).await?;
-    let prefix = keys::objects(Kind::Department, None);
-    let mut departments: Vec<String> = store
-        .range_all(&prefix, 200)
-        .await?
-        .into_iter()
-        .filter_map(|kv| kv.key.strip_prefix(&prefix).map(str::to_owned))
-        .collect();
-    // A department deleted while it still held something is metered too.
+    let names = |prefix: String| async move {
+        Ok::<_, yunshu_core::Error>(
+            store
+                .range_all(&prefix, 200)
+                .await?
+                .into_iter()
+                .filter_map(|kv| kv.key.strip_prefix(&prefix).map(str::to_owned))
+                .collect::<std::collections::BTreeSet<String>>(),
+        )
+    };
+    let existing = names(keys::objects(Kind::Department, None)).await?;
+    // A department deleted while it still held something is metered too,
+    // and one with a meter left is metered once more, to close it.
+    let mut departments = names(keys::meter("")).await?;
+    departments.extend(existing.iter().cloned());
     departments.extend(held.keys().cloned());
-    departments.sort();
-    departments.dedup();
     let none = BTreeMap::new();
-    let mut metered = 0;
+    let (mut metered, mut failed) = (0, None);
     for department in departments {
         let held = held.get(&department).unwrap_or(&none);
+        let gone = !existing.contains(&department);
         // A lost race means another replica metered it just now.
-        if meter_one(store, &department, held, &tariffs, now, currency).await? {
-            metered += 1;
+        match meter_one(store, &department, held, gone, &tariffs, now, currency).await {
+            Ok(done) => metered += usize::from(done),
+            Err(e) => {
+                tracing::warn!(department, error = %e, "metering a department failed");
+                failed = Some(e);
+            }
         }
     }
-    Ok(metered)
+    failed.map_or(Ok(metered), Err)
 }
 
 /// Meters one department from where it was metered up to `now`, in one
-/// transaction guarded by the revisions it read.
+/// transaction guarded by the revisions it read. The meter of a department
+/// that is `gone` and held nothing since the last run is removed, so one
+/// made again under the name starts afresh.
+#[allow(clippy::too_many_arguments)]
 async fn meter_one(
     store: &dyn Store,
     department: &str,
     held: &BTreeMap<String, Resources>,
+    gone: bool,
     tariffs: &Tariffs,
     now: i64,
     currency: &str,
 ) -> Result<bool> {
     let meter_key = keys::meter(department);
-    let put_meter = Op::put(
-        &meter_key,
-        codec::encode(&Meter {
-            metered_until: now,
-            currency: currency.to_owned(),
-        })?,
-    );
+    let put_meter = |since| {
+        Ok::<_, yunshu_core::Error>(Op::put(
+            &meter_key,
+            codec::encode(&Meter {
+                since,
+                metered_until: now,
+                currency: currency.to_owned(),
+                held: held.clone(),
+            })?,
+        ))
+    };
     let Some(kv) = store.get(&meter_key).await? else {
         let txn = Txn::new()
             .when([Compare::absent(&meter_key)])
-            .and_then([put_meter]);
+            .and_then([put_meter(now)?]);
         return Ok(store.txn(txn).await?.succeeded);
     };
-    let from = codec::decode::<Meter>(&kv.key, &kv.value)?.metered_until;
-    if now <= from {
+    let last = codec::decode::<Meter>(&kv.key, &kv.value)?;
+    if now <= last.metered_until {
         return Ok(false);
     }
+    if last.currency != currency {
+        return Err(yunshu_core::Error::internal(format!(
+            "{department} is billed in {}, but --currency is {currency}; \
+             set it back (bills in another currency need their ledgers converted)",
+            last.currency
+        )));
+    }
     let mut compares = vec![Compare::unchanged(&meter_key, kv.mod_revision)];
-    let mut ops = vec![put_meter];
-    if !held.is_empty() {
-        let mut start = from;
-        for (month, seconds) in by_month(from, now) {
+    if gone && held.is_empty() && last.held.is_empty() {
+        let txn = Txn::new().when(compares).and_then([Op::delete(&meter_key)]);
+        return Ok(store.txn(txn).await?.succeeded);
+    }
+    let mut ops = vec![put_meter(last.since)?];
+    let billable = last.billable(held);
+    if !billable.is_empty() {
+        let mut start = last.metered_until;
+        let free = BTreeMap::new();
+        for (month, seconds) in by_month(last.metered_until, now) {
             let key = keys::bill(department, &month);
             let (mut ledger, revision) = match store.get(&key).await? {
                 Some(kv) => (
@@ -133,8 +166,7 @@ async fn meter_one(
                     0,
                 ),
             };
-            let free = BTreeMap::new();
-            for (foundation, used) in held {
+            for (foundation, used) in &billable {
                 ledger.add(
                     foundation,
                     used,
@@ -236,16 +268,11 @@ mod tests {
         let nov = ledger(&store, "health", "2026-11").await?;
         let dec = ledger(&store, "health", "2026-12").await?;
         // 4 vCPU for an hour at 0.5 a vCPU-hour: 2.
+        let two = 2 * 10u128.pow(18);
         let nov_vcpu = nov.usage["x86-1"][&ResourceClass::Vcpu];
-        assert_eq!(
-            (nov_vcpu.unit_seconds, nov_vcpu.nanos),
-            (4 * 3600, 2_000_000_000)
-        );
+        assert_eq!((nov_vcpu.unit_seconds, nov_vcpu.attos), (4 * 3600, two));
         let dec_vcpu = dec.usage["x86-1"][&ResourceClass::Vcpu];
-        assert_eq!(
-            (dec_vcpu.unit_seconds, dec_vcpu.nanos),
-            (4 * 1800, 1_000_000_000)
-        );
+        assert_eq!((dec_vcpu.unit_seconds, dec_vcpu.attos), (4 * 1800, two / 2));
         assert_eq!(nov.currency, "CNY");
         assert_eq!(nov.metered_until, t0 + 3600);
         assert_eq!(dec.metered_until, t1);
@@ -257,6 +284,37 @@ mod tests {
                 ..dec
             }
         );
+
+        // A department placed mid-interval is billed from the next run on;
+        // another currency is refused, not mixed into the month.
+        let mut more = four;
+        more.set(ResourceClass::Vcpu, 8);
+        let record = AllocationRecord::default()
+            .plus("health", &more)
+            .ok_or_else(|| anyhow::anyhow!("overflow"))?;
+        put(
+            &store,
+            &yunshu_placement::keys::allocation("x86-1"),
+            codec::encode(&record)?,
+        )
+        .await?;
+        // transport, gone, holds nothing now: metered once more (nothing
+        // was held throughout), then its meter is closed.
+        assert_eq!(meter(&store, t1 + 60, "CNY").await?, 2);
+        let dec = ledger(&store, "health", "2026-12").await?;
+        assert_eq!(
+            dec.usage["x86-1"][&ResourceClass::Vcpu].unit_seconds,
+            4 * 1800 + 4 * 60
+        );
+        assert!(store.get(&keys::meter("transport")).await?.is_some());
+        assert_eq!(meter(&store, t1 + 90, "CNY").await?, 2);
+        assert!(store.get(&keys::meter("transport")).await?.is_none());
+        let dec = ledger(&store, "health", "2026-12").await?;
+        let err = meter(&store, t1 + 120, "EUR")
+            .await
+            .expect_err("another currency");
+        assert!(err.to_string().contains("--currency is EUR"), "{err}");
+        assert_eq!(ledger(&store, "health", "2026-12").await?, dec);
         Ok(())
     }
 }

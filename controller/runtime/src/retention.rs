@@ -20,7 +20,8 @@ use yunshu_core::{
 use crate::reconcile::ReconcileMetrics;
 
 /// Keys read per page, and most records one transaction removes (below
-/// etcd's default limit of 128 operations per transaction).
+/// etcd's default limit of 128 operations per transaction, and never above
+/// the store's own limit).
 const PAGE: usize = 64;
 
 /// What one sweep did.
@@ -42,11 +43,13 @@ fn prefix() -> String {
 pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<Swept> {
     let cutoff = now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
     let mut swept = Swept::default();
-    let mut request = RangeRequest::prefix(prefix()).with_limit(PAGE);
+    // Each removal is one compare and one delete.
+    let page = PAGE.min(store.capabilities().max_txn_ops).max(1);
+    let mut request = RangeRequest::prefix(prefix()).with_limit(page);
     loop {
-        let page = store.range(request.clone()).await?;
+        let read = store.range(request.clone()).await?;
         let mut expired = Vec::new();
-        for kv in &page.kvs {
+        for kv in &read.kvs {
             let Ok(written) = codec::decode::<Written>(&kv.key, &kv.value) else {
                 continue;
             };
@@ -57,7 +60,7 @@ pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<S
             }
         }
         swept.removed += remove(store, &expired).await?;
-        match (page.more, page.kvs.last()) {
+        match (read.more, read.kvs.last()) {
             (true, Some(last)) => request = request.after(last.key.clone()),
             _ => return Ok(swept),
         }
