@@ -137,9 +137,9 @@ pub struct Meter {
 impl Meter {
     /// What to bill an interval ending now at: per foundation and class,
     /// the smaller of what was held at its start and what is held now, so
-    /// a long interval (a failover, controllers down) never charges for
-    /// something that was not there throughout; what came and went within
-    /// one interval is not billed.
+    /// a long interval (a failover, controllers down) charges only for what
+    /// was there at both ends; what came and went within one interval is
+    /// not billed.
     pub fn billable(&self, now: &BTreeMap<String, Resources>) -> BTreeMap<String, Resources> {
         let mut out = BTreeMap::new();
         for (foundation, then) in &self.held {
@@ -248,6 +248,11 @@ pub struct Line {
     pub amount: u128,
 }
 
+/// Attos rounded to the nearest billionth.
+const fn nearest_nano(attos: u128) -> u128 {
+    attos.saturating_add(ATTOS_PER_NANO / 2) / ATTOS_PER_NANO
+}
+
 /// A ledger's lines, one per foundation and class used, and their total in
 /// billionths of the currency's unit.
 pub fn lines(ledger: &Ledger) -> (Vec<Line>, u128) {
@@ -261,11 +266,12 @@ pub fn lines(ledger: &Ledger) -> (Vec<Line>, u128) {
                 foundation: foundation.clone(),
                 class,
                 quantity,
-                unit_price: (accrued.attos / ATTOS_PER_NANO)
-                    .saturating_mul(per_hour)
-                    .checked_div(accrued.unit_seconds)
-                    .unwrap_or(0),
-                amount: accrued.attos / ATTOS_PER_NANO,
+                unit_price: accrued
+                    .attos
+                    .checked_mul(per_hour)
+                    .and_then(|a| a.checked_div(accrued.unit_seconds))
+                    .map_or(0, nearest_nano),
+                amount: nearest_nano(accrued.attos),
             });
         }
     }
@@ -396,6 +402,21 @@ mod tests {
         assert!(
             back.usage["s3-1"][&ResourceClass::BucketBytes].unit_seconds > u128::from(u64::MAX)
         );
+    }
+
+    #[test]
+    fn a_minute_at_a_time_adds_up_to_the_hourly_price() {
+        // 4 vCPU at 0.08 metered every minute for 20 hours: 6.40 exactly,
+        // though no minute costs a whole number of attos.
+        let mut held = Resources::ZERO;
+        held.set(ResourceClass::Vcpu, 4);
+        let tariff = BTreeMap::from([(ResourceClass::Vcpu, 0.08)]);
+        let mut ledger = Ledger::default();
+        for _ in 0..1200 {
+            ledger.add("kunpeng-1", &held, 60, &tariff);
+        }
+        let (lines, total) = lines(&ledger);
+        assert_eq!((lines[0].unit_price, total), (80_000_000, 6_400_000_000));
     }
 
     #[test]

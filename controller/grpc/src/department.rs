@@ -180,7 +180,7 @@ impl DepartmentService for Api {
                 })
                 .collect(),
             total: Some(money(total)),
-            metered_until: (until > start && end > since)
+            metered_until: ((until > start && end > since) || ledger.metered_until > start)
                 .then(|| chrono::DateTime::from_timestamp(until.min(end), 0))
                 .flatten()
                 .map(crate::convert::timestamp),

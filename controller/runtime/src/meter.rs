@@ -153,10 +153,16 @@ async fn meter_one(
         for (month, seconds) in by_month(last.metered_until, now) {
             let key = keys::bill(department, &month);
             let (mut ledger, revision) = match store.get(&key).await? {
-                Some(kv) => (
-                    codec::decode::<Ledger>(&kv.key, &kv.value)?,
-                    kv.mod_revision,
-                ),
+                Some(kv) => {
+                    let ledger = codec::decode::<Ledger>(&kv.key, &kv.value)?;
+                    if !ledger.currency.is_empty() && ledger.currency != currency {
+                        return Err(yunshu_core::Error::internal(format!(
+                            "{department}'s bill for {} is in {}, but --currency is {currency}",
+                            ledger.month, ledger.currency
+                        )));
+                    }
+                    (ledger, kv.mod_revision)
+                }
                 None => (
                     Ledger {
                         month,
