@@ -223,6 +223,21 @@ mod tests {
         Ok(())
     }
 
+    /// What each department holds on x86-1, in vCPUs.
+    async fn allocate(store: &dyn Store, vcpus: &[(&str, u64)]) -> anyhow::Result<()> {
+        let mut record = AllocationRecord::default();
+        for &(department, vcpu) in vcpus {
+            let mut r = Resources::ZERO;
+            r.set(ResourceClass::Vcpu, vcpu);
+            record = record
+                .plus(department, &r)
+                .ok_or_else(|| anyhow::anyhow!("overflow"))?;
+        }
+        let key = yunshu_placement::keys::allocation("x86-1");
+        put(store, &key, codec::encode(&record)?).await?;
+        Ok(())
+    }
+
     async fn ledger(store: &dyn Store, department: &str, month: &str) -> Result<Ledger> {
         let kv = store
             .get(&keys::bill(department, month))
@@ -234,18 +249,7 @@ mod tests {
     #[tokio::test]
     async fn accrues_what_is_held_once_per_second_across_a_month_turn() -> anyhow::Result<()> {
         let store = EmbeddedStore::in_memory()?;
-        let mut four = Resources::ZERO;
-        four.set(ResourceClass::Vcpu, 4);
-        let record = AllocationRecord::default()
-            .plus("health", &four)
-            .and_then(|r| r.plus("transport", &four))
-            .ok_or_else(|| anyhow::anyhow!("overflow"))?;
-        put(
-            &store,
-            &yunshu_placement::keys::allocation("x86-1"),
-            codec::encode(&record)?,
-        )
-        .await?;
+        allocate(&store, &[("health", 4), ("transport", 4)]).await?;
         put(&store, &keys::department("health"), b"{}".to_vec()).await?;
         let spec: FoundationSpec = serde_json::from_value(serde_json::json!({
             "adapter": "openstack",
@@ -293,17 +297,7 @@ mod tests {
 
         // A department placed mid-interval is billed from the next run on;
         // another currency is refused, not mixed into the month.
-        let mut more = four;
-        more.set(ResourceClass::Vcpu, 8);
-        let record = AllocationRecord::default()
-            .plus("health", &more)
-            .ok_or_else(|| anyhow::anyhow!("overflow"))?;
-        put(
-            &store,
-            &yunshu_placement::keys::allocation("x86-1"),
-            codec::encode(&record)?,
-        )
-        .await?;
+        allocate(&store, &[("health", 8)]).await?;
         // transport, gone, holds nothing now: metered once more (nothing
         // was held throughout), then its meter is closed.
         assert_eq!(meter(&store, t1 + 60, "CNY").await?, 2);
