@@ -151,6 +151,35 @@ foundations:
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // Detached and attached again over the API, waiting for the cloud.
+    for args in [
+        &["detach", "volume", "data-1", "--wait", "--timeout", "1m"][..],
+        &[
+            "attach",
+            "volume",
+            "data-1",
+            "--to",
+            "web-1",
+            "--wait",
+            "--timeout",
+            "1m",
+        ][..],
+    ] {
+        let out = ctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            text(&out),
+            served.logs()
+        );
+        let attached = get(&ctl, "volume", "data-1")["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Attached").cloned())
+            .unwrap_or_default();
+        let want = if args[0] == "attach" { "True" } else { "False" };
+        assert!(attached.to_string().contains(want), "{args:?}: {attached}");
+    }
+
     // The adapter serves no buckets (its capabilities say so), so a bucket
     // is not placed there even though the spec declares bucket capacity.
     let out = ctl(&["create", "bucket", "b-1", "--quota-bytes", "1Mi"]);

@@ -143,6 +143,8 @@
 //! yunshuctl start|stop instance NAME [--request-id ID] [--wait [--timeout D]]
 //! yunshuctl reboot instance NAME [--request-id ID]
 //! yunshuctl resize instance NAME --vcpu N --memory SIZE [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl attach volume NAME --to INSTANCE [--request-id ID] [--wait [--timeout D]]
+//! yunshuctl detach volume NAME [--request-id ID] [--wait [--timeout D]]
 //! yunshuctl credentials issue bucket NAME [--ttl D] [--request-id ID]
 //! yunshuctl credentials revoke bucket NAME ACCESS_KEY_ID [--request-id ID]
 //! yunshuctl watch KIND [--since REVISION] [--count N]

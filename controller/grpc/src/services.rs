@@ -367,6 +367,50 @@ workload_service! {
         list_volumes: ListVolumesRequest => ListVolumesResponse,
         delete_volume: DeleteVolumeRequest => DeleteVolumeResponse,
         watch_volumes: WatchVolumesRequest => WatchVolumesResponse / WatchVolumesStream;
+
+    async fn attach_volume(&self, request: Request<pb::AttachVolumeRequest>) -> Result<Response<pb::AttachVolumeResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let (department, _) = crate::names::parse_name("name", &r.name, "volumes")?;
+        let instance = match crate::names::parse_name("instance", &r.instance, "instances") {
+            Ok((d, n)) if d == department => n,
+            Ok(_) => {
+                return Err(crate::status::invalid(&[FieldViolation::new(
+                    "instance",
+                    "must name an instance of the volume's department",
+                )]));
+            }
+            Err(status) => return Err(crate::status::invalid(&[FieldViolation::new("instance", status.message())])),
+        };
+        let target = self.get::<InstanceSpec>(&p, &r.instance).await?;
+        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, |v| {
+            if v.spec.attach_to.as_deref() == Some(instance.as_str()) {
+                return Ok(());
+            }
+            // Volumes do not move between foundations.
+            if let (Some(on), Some(there)) = (&v.status.placement.foundation, &target.status.placement.foundation)
+                && on != there
+            {
+                return Err(Status::failed_precondition(format!(
+                    "volume {} is on foundation {on} and instance {instance} on {there}; volumes do not move between foundations",
+                    v.meta.name
+                )));
+            }
+            v.spec.attach_to = Some(instance.clone());
+            Ok(())
+        });
+        Ok(Response::new(pb::AttachVolumeResponse { volume: Some(VolumeSpec::to_message(&o.await?)) }))
+    }
+
+    async fn detach_volume(&self, request: Request<pb::DetachVolumeRequest>) -> Result<Response<pb::DetachVolumeResponse>, Status> {
+        let p = authz::principal(&request)?;
+        let r = request.into_inner();
+        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, |v| {
+            v.spec.attach_to = None;
+            Ok(())
+        });
+        Ok(Response::new(pb::DetachVolumeResponse { volume: Some(VolumeSpec::to_message(&o.await?)) }))
+    }
 }
 
 workload_service! {

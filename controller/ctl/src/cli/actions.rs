@@ -1,6 +1,7 @@
 //! The flags of the commands that act on an existing resource rather than
 //! create or delete it: `start`, `stop`, `reboot` and `resize` an
-//! instance; `credentials issue` and `credentials revoke` for a bucket.
+//! instance; `attach` and `detach` a volume; `credentials issue` and
+//! `credentials revoke` for a bucket.
 //!
 //! Each verb takes the kind as a subcommand (`start instance NAME`), as
 //! `create` does, so its `--help` lists what it applies to and another
@@ -40,6 +41,62 @@ pub enum ResizeCommand {
     /// Change an instance's vCPUs and memory (one of the catalog's sizes);
     /// the difference is admitted against the quota first.
     Instance(ResizeArgs),
+}
+
+/// `attach` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AttachCommand {
+    /// Attach a volume to an instance of the department (detaching it from
+    /// any other first); both must be on one foundation.
+    Volume(AttachArgs),
+}
+
+/// `detach` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DetachCommand {
+    /// Detach a volume from its instance.
+    Volume(DetachArgs),
+}
+
+/// `--wait` and `--timeout` of an attach or detach.
+#[derive(Debug, Clone, Args)]
+pub struct AttachWaitArgs {
+    /// Wait until the cloud has done it (the volume's Attached condition
+    /// says so), showing each change of it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (exit 7).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// Flags of `attach volume`.
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The volume's name (or full resource name `departments/…`).
+    pub name: String,
+    /// The instance's name (or full resource name).
+    #[arg(long = "to", value_name = "INSTANCE")]
+    pub instance: String,
+    /// Make retries safe [default: a new UUID].
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// How long to wait.
+    #[command(flatten)]
+    pub wait: AttachWaitArgs,
+}
+
+/// Flags of `detach volume`.
+#[derive(Debug, Clone, Args)]
+pub struct DetachArgs {
+    /// The volume's name (or full resource name `departments/…`).
+    pub name: String,
+    /// Make retries safe [default: a new UUID].
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// How long to wait.
+    #[command(flatten)]
+    pub wait: AttachWaitArgs,
 }
 
 /// `--wait` and `--timeout` of a change to an existing instance.

@@ -129,6 +129,12 @@ pub enum Command {
     /// Issue or revoke a bucket's S3 credentials.
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Attach a volume to an instance.
+    #[command(subcommand)]
+    Attach(AttachCommand),
+    /// Detach a volume from its instance.
+    #[command(subcommand)]
+    Detach(DetachCommand),
     /// Show the department's quota and usage.
     Quota,
     /// Show what the department may request: sizes, images, zones, foundations.

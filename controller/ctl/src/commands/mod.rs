@@ -8,6 +8,7 @@ pub mod department;
 pub mod instance;
 pub mod placement;
 pub mod read;
+pub mod volume;
 
 use std::io::Write;
 
@@ -106,6 +107,8 @@ pub async fn execute(
         Command::Reboot(c) => instance::reboot(&ctx, c, io).await,
         Command::Resize(c) => instance::resize(&ctx, c, io).await,
         Command::Credentials(c) => credentials::run(&ctx, c, io).await,
+        Command::Attach(c) => volume::attach(&ctx, c, io).await,
+        Command::Detach(c) => volume::detach(&ctx, c, io).await,
         Command::Quota => department::quota(&ctx, io).await,
         Command::Catalog => department::catalog(&ctx, io).await,
         Command::Bill(a) => department::bill(&ctx, a, io).await,

@@ -9,6 +9,7 @@
 mod access;
 mod actions;
 mod admin;
+mod attach;
 mod billing;
 mod buckets;
 #[path = "../common/mod.rs"]

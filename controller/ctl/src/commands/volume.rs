@@ -1,0 +1,198 @@
+//! `attach volume NAME --to INSTANCE` and `detach volume NAME`.
+//!
+//! Both change the volume's spec (`attach_to`); the provisioner then has the
+//! cloud attach or detach it and reports that in the volume's `Attached`
+//! condition, which `--wait` follows.
+
+use std::time::{Duration, Instant};
+
+use yunshu_proto::api::v1 as pb;
+
+use super::{Context, Io, new_request_id};
+use crate::{
+    cli::{AttachCommand, AttachWaitArgs, DetachCommand},
+    error::{Error, Result},
+    output::{emit, resource::ResourceView},
+    resource::{Kind, Resource},
+};
+
+/// The condition the provisioner keeps on a volume.
+const ATTACHED: &str = "Attached";
+
+/// `attach volume NAME --to INSTANCE`.
+pub async fn attach(ctx: &Context, c: &AttachCommand, io: &mut Io<'_>) -> Result<()> {
+    let AttachCommand::Volume(a) = c;
+    let name = ctx.resource_name(Kind::Volume, &a.name)?;
+    let instance = ctx.resource_name(Kind::Instance, &a.instance)?;
+    let request_id = a.request_id.clone().unwrap_or_else(new_request_id);
+    let req = pb::AttachVolumeRequest {
+        name: name.clone(),
+        instance: instance.clone(),
+        request_id: request_id.clone(),
+    };
+    let c = &ctx.client;
+    let volume = c
+        .unary(c.volumes.clone().attach_volume(req))
+        .await
+        .map_err(|e| e.for_mutation(&request_id))?
+        .volume;
+    let short = instance.rsplit('/').next().unwrap_or(&instance).to_owned();
+    finish(ctx, volume, &name, Some(&short), &a.wait, io).await
+}
+
+/// `detach volume NAME`.
+pub async fn detach(ctx: &Context, c: &DetachCommand, io: &mut Io<'_>) -> Result<()> {
+    let DetachCommand::Volume(a) = c;
+    let name = ctx.resource_name(Kind::Volume, &a.name)?;
+    let request_id = a.request_id.clone().unwrap_or_else(new_request_id);
+    let req = pb::DetachVolumeRequest {
+        name: name.clone(),
+        request_id: request_id.clone(),
+    };
+    let c = &ctx.client;
+    let volume = c
+        .unary(c.volumes.clone().detach_volume(req))
+        .await
+        .map_err(|e| e.for_mutation(&request_id))?
+        .volume;
+    finish(ctx, volume, &name, None, &a.wait, io).await
+}
+
+/// Whether the volume's `Attached` condition shows `target` (an instance's
+/// short name, or `None` for detached) at `generation` or later.
+fn reached(v: &pb::Volume, target: Option<&str>, generation: u64) -> bool {
+    let Some(c) = attached(v) else {
+        // Never attached: detached already.
+        return target.is_none();
+    };
+    let is = c.status == pb::ConditionStatus::True as i32;
+    c.observed_generation >= generation
+        && match target {
+            Some(t) => is && c.message == t,
+            None => !is,
+        }
+}
+
+fn attached(v: &pb::Volume) -> Option<&pb::Condition> {
+    v.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.r#type == ATTACHED)
+}
+
+/// Prints the changed volume; with `--wait`, first follows its `Attached`
+/// condition until it shows `target`.
+async fn finish(
+    ctx: &Context,
+    volume: Option<pb::Volume>,
+    name: &str,
+    target: Option<&str>,
+    wait: &AttachWaitArgs,
+    io: &mut Io<'_>,
+) -> Result<()> {
+    let mut volume = volume
+        .ok_or_else(|| Error::from(tonic::Status::internal("the server's answer has no volume")))?;
+    let short = name.rsplit('/').next().unwrap_or(name).to_owned();
+    let what = target.map_or_else(|| "detach".to_owned(), |t| format!("attach to {t}"));
+    if wait.wait {
+        let generation = volume.metadata.as_ref().map_or(0, |m| m.generation);
+        let progress = io.progress(ctx.format);
+        writeln!(
+            progress,
+            "volume {short}: {what} requested; waiting for the cloud"
+        )?;
+        let began = Instant::now();
+        let mut last = None;
+        while !reached(&volume, target, generation) {
+            let now = attached(&volume).map(|c| (c.reason.clone(), c.message.clone()));
+            if now != last {
+                if let Some((reason, message)) = &now {
+                    writeln!(
+                        progress,
+                        "{:>6.1}s  {reason:<12}  {message}",
+                        began.elapsed().as_secs_f64()
+                    )?;
+                }
+                last = now;
+            }
+            if began.elapsed() >= wait.timeout {
+                return Err(Error::Timeout {
+                    after: wait.timeout,
+                    waiting: format!("waiting for volume {short} to {what}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let c = &ctx.client;
+            volume = c
+                .unary(c.volumes.clone().get_volume(pb::GetVolumeRequest {
+                    name: name.to_owned(),
+                }))
+                .await?
+                .volume
+                .ok_or_else(|| {
+                    Error::from(tonic::Status::internal("the server's answer has no volume"))
+                })?;
+        }
+    }
+    let done = if wait.wait { "done" } else { "requested" };
+    let resource = Resource::Volume(volume);
+    emit(ctx.format, &ResourceView::from(&resource), io.out, |w| {
+        writeln!(w, "volume {short}: {what} {done}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(generation: u64, condition: Option<(bool, &str, u64)>) -> pb::Volume {
+        pb::Volume {
+            metadata: Some(pb::ObjectMeta {
+                generation,
+                ..Default::default()
+            }),
+            spec: None,
+            status: Some(pb::VolumeStatus {
+                conditions: condition
+                    .map(|(on, to, observed)| pb::Condition {
+                        r#type: ATTACHED.into(),
+                        status: if on {
+                            pb::ConditionStatus::True as i32
+                        } else {
+                            pb::ConditionStatus::False as i32
+                        },
+                        message: to.into(),
+                        observed_generation: observed,
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn waits_end_when_the_cloud_has_done_it() {
+        assert!(!reached(&volume(2, None), Some("web-1"), 2));
+        assert!(!reached(
+            &volume(2, Some((true, "web-1", 1))),
+            Some("web-1"),
+            2
+        ));
+        assert!(!reached(
+            &volume(2, Some((true, "web-2", 2))),
+            Some("web-1"),
+            2
+        ));
+        assert!(reached(
+            &volume(2, Some((true, "web-1", 2))),
+            Some("web-1"),
+            2
+        ));
+        assert!(reached(&volume(2, None), None, 2));
+        assert!(!reached(&volume(3, Some((true, "web-1", 2))), None, 3));
+        assert!(reached(&volume(3, Some((false, "", 3))), None, 3));
+    }
+}
