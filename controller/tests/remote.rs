@@ -164,6 +164,17 @@ foundations:
             "--timeout",
             "1m",
         ][..],
+        // Already so: done at once.
+        &[
+            "attach",
+            "volume",
+            "data-1",
+            "--to",
+            "web-1",
+            "--wait",
+            "--timeout",
+            "10s",
+        ][..],
     ] {
         let out = ctl(args);
         assert!(

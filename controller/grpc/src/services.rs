@@ -372,6 +372,8 @@ workload_service! {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
         let (department, _) = crate::names::parse_name("name", &r.name, "volumes")?;
+        authz::write(&p, &department)?;
+        crate::resource::require_request_id(&r.request_id)?;
         let instance = match crate::names::parse_name("instance", &r.instance, "instances") {
             Ok((d, n)) if d == department => n,
             Ok(_) => {

@@ -103,16 +103,31 @@ async fn finish(
             "volume {short}: {what} requested; waiting for the cloud"
         )?;
         let began = Instant::now();
-        let mut last = None;
+        let mut last = (None, String::new());
         while !reached(&volume, target, generation) {
-            let now = attached(&volume).map(|c| (c.reason.clone(), c.message.clone()));
+            // Each change of the condition, and of the volume's message
+            // (what the provisioner waits for, or why it cannot).
+            let status = volume.status.clone().unwrap_or_default();
+            if status.phase == pb::Phase::Failed as i32 {
+                return Err(Error::Failed {
+                    kind: "volume",
+                    name: short,
+                    message: status.message,
+                });
+            }
+            let now = (
+                attached(&volume).map(|c| (c.reason.clone(), c.message.clone())),
+                status.message,
+            );
             if now != last {
-                if let Some((reason, message)) = &now {
-                    writeln!(
-                        progress,
-                        "{:>6.1}s  {reason:<12}  {message}",
-                        began.elapsed().as_secs_f64()
-                    )?;
+                let at = began.elapsed().as_secs_f64();
+                if now.0 != last.0
+                    && let Some((reason, message)) = &now.0
+                {
+                    writeln!(progress, "{at:>6.1}s  {reason:<12}  {message}")?;
+                }
+                if now.1 != last.1 && !now.1.is_empty() {
+                    writeln!(progress, "{at:>6.1}s  {:<12}  {}", "Waiting", now.1)?;
                 }
                 last = now;
             }

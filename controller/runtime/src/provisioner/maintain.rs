@@ -99,23 +99,30 @@ impl Provisioner {
         v: &Object<VolumeSpec>,
         client: &FoundationClient,
     ) -> Result<Next> {
-        let attached_to = v
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == ATTACHED && c.status == ConditionStatus::True)
+        let condition = v.status.conditions.iter().find(|c| c.type_ == ATTACHED);
+        let attached_to = condition
+            .filter(|c| c.status == ConditionStatus::True)
             .map(|c| c.message.as_str());
+        // Already as the spec says: the condition is brought up to this
+        // generation, so whoever waits for it sees the change was done.
+        let stale = condition.is_some_and(|c| c.observed_generation < v.meta.generation);
         let Some(target) = &v.spec.attach_to else {
             // Cleared: detach from the instance it is on, if any.
-            return match attached_to {
-                Some(old) => self.detach(key, v, old, client).await,
-                None => Ok(Next::Done),
+            return match (attached_to, condition) {
+                (Some(old), _) => self.detach(key, v, old, client).await,
+                (None, Some(c)) if stale => {
+                    let message = c.message.clone();
+                    self.set_attached(key, v, ConditionStatus::False, "Detached", message)
+                        .await?;
+                    Ok(Next::Done)
+                }
+                (None, _) => Ok(Next::Done),
             };
         };
         if attached_to == Some(target.as_str()) {
             // Back to the instance it is on: no waiting message stays.
-            if !v.status.message.is_empty() {
-                self.wait_with_message::<VolumeSpec>(key, &v.meta.uid, String::new())
+            if stale || !v.status.message.is_empty() {
+                self.set_attached(key, v, ConditionStatus::True, "Attached", target.clone())
                     .await?;
             }
             return Ok(Next::Done);
