@@ -51,6 +51,11 @@ pub fn request(department: &str, request_id: &str) -> String {
     format!("{ROOT}requests/{department}/{request_id}")
 }
 
+/// The prefix of every request record.
+pub fn all_requests() -> String {
+    format!("{ROOT}requests/")
+}
+
 /// The prefix of a department's request records.
 pub fn requests(department: &str) -> String {
     format!("{ROOT}requests/{department}/")
@@ -69,6 +74,11 @@ pub fn usage(department: &str) -> String {
 /// A department's metered use in a month (`YYYY-MM`).
 pub fn bill(department: &str, month: &str) -> String {
     format!("{ROOT}bills/{department}/{month}")
+}
+
+/// The prefix of every department's meter.
+pub fn meters() -> String {
+    format!("{ROOT}meters/")
 }
 
 /// Up to when a department was metered.

@@ -77,7 +77,7 @@ pub async fn meter(store: &dyn Store, now: i64, currency: &str) -> Result<usize>
     let existing = names(keys::objects(Kind::Department, None)).await?;
     // A department deleted while it still held something is metered too,
     // and one with a meter left is metered once more, to close it.
-    let mut departments = names(keys::meter("")).await?;
+    let mut departments = names(keys::meters()).await?;
     departments.extend(existing.iter().cloned());
     departments.extend(held.keys().cloned());
     let none = BTreeMap::new();

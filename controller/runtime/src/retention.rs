@@ -33,11 +33,6 @@ pub struct Swept {
     pub stamped: usize,
 }
 
-/// Every request record's key starts with this.
-fn prefix() -> String {
-    format!("{}requests/", keys::ROOT)
-}
-
 /// Removes every request record written at or before `now - retention`
 /// (`now` in seconds since the Unix epoch).
 pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<Swept> {
@@ -45,7 +40,7 @@ pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<S
     let mut swept = Swept::default();
     // Each removal is one compare and one delete.
     let page = PAGE.min(store.capabilities().max_txn_ops).max(1);
-    let mut request = RangeRequest::prefix(prefix()).with_limit(page);
+    let mut request = RangeRequest::prefix(keys::all_requests()).with_limit(page);
     loop {
         let read = store.range(request.clone()).await?;
         let mut expired = Vec::new();
@@ -239,12 +234,18 @@ mod tests {
                 .txn(Txn::new().and_then([Op::put(k.as_str(), record(Some(10)))]))
                 .await?;
         }
-        let read = store.range(RangeRequest::prefix(prefix())).await?.kvs;
+        let read = store
+            .range(RangeRequest::prefix(keys::all_requests()))
+            .await?
+            .kvs;
         store
             .txn(Txn::new().and_then([Op::put(a.as_str(), record(Some(10)))]))
             .await?;
         assert_eq!(remove(&store, &read.iter().collect::<Vec<_>>()).await?, 1);
-        let left = store.range(RangeRequest::prefix(prefix())).await?.kvs;
+        let left = store
+            .range(RangeRequest::prefix(keys::all_requests()))
+            .await?
+            .kvs;
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].key, a);
         Ok(())

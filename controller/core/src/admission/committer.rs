@@ -284,6 +284,7 @@ impl Committer {
                 .push(Compare::unchanged(&usage_key, state.usage_revision));
         }
         let mut writes = false;
+        let written_at = crate::requests::unix_now();
         for (p, plan, object_key) in &planned {
             let accept = matches!(plan, Plan::Accept);
             match &p.change {
@@ -295,7 +296,7 @@ impl Committer {
                             object_key: object_key.clone(),
                             uid: r.uid.clone(),
                             fingerprint: r.fingerprint.clone(),
-                            written_at: crate::requests::unix_now(),
+                            written_at,
                         };
                         let Ok(record) = codec::encode(&record) else {
                             continue;
