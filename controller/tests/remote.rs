@@ -37,6 +37,7 @@ fn a_department_uses_a_cloud_served_by_a_python_adapter() {
   maxVolumeGib: 100
   sizes:
     - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}
+    - {{ name: c4m8, vcpu: 4, memoryMib: 8192 }}
   images:
     - {{ name: kylin-v10, architectures: [x86_64] }}
 departments:
@@ -190,6 +191,43 @@ foundations:
     let out = ctl(&["delete", "bucket", "b-1"]);
     assert!(out.status.success(), "{}", text(&out));
 
+    // Resized while Ready: the foundation's claim grows first, then the
+    // cloud resizes the instance, and its probe counts the new size.
+    let out = ctl(&[
+        "resize",
+        "instance",
+        "web-1",
+        "--vcpu",
+        "4",
+        "--memory",
+        "8Gi",
+        "--wait",
+        "--timeout",
+        "1m",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
+    let web = get(&ctl, "instance", "web-1");
+    assert_eq!(web["status"]["phase"], "Ready", "{web}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let used =
+            foundation_status(served.grpc_port, &admin_token, "vendor-cloud").and_then(|s| {
+                let vcpu = yunshu_proto::api::v1::ResourceClass::Vcpu as i32;
+                s.inventory
+                    .iter()
+                    .find(|i| i.resource_class == vcpu)
+                    .map(|i| i.used)
+            });
+        if used == Some(4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cloud holds {used:?} vCPUs, not 4"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let out = ctl(&["stop", "instance", "web-1", "--wait", "--timeout", "1m"]);
     assert!(out.status.success(), "{}\n{}", text(&out), served.logs());
 
@@ -241,6 +279,21 @@ fn get(ctl: &impl Fn(&[&str]) -> std::process::Output, kind: &str, name: &str) -
 /// The foundation's health and its Ready condition's reason and message,
 /// through the admin API.
 fn ready_condition(port: u16, admin_token: &str, name: &str) -> Option<(String, String, String)> {
+    let status = foundation_status(port, admin_token, name)?;
+    let ready = status.conditions.iter().find(|c| c.r#type == "Ready")?;
+    Some((
+        status.health().as_str_name().to_owned(),
+        ready.reason.clone(),
+        ready.message.clone(),
+    ))
+}
+
+/// The foundation's status, through the admin API.
+fn foundation_status(
+    port: u16,
+    admin_token: &str,
+    name: &str,
+) -> Option<yunshu_proto::api::v1::FoundationStatus> {
     use yunshu_proto::api::v1::{GetFoundationRequest, admin_service_client::AdminServiceClient};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -257,18 +310,11 @@ fn ready_condition(port: u16, admin_token: &str, name: &str) -> Option<(String, 
             "authorization",
             format!("Bearer {admin_token}").parse().expect("header"),
         );
-        let status = c
-            .get_foundation(req)
+        c.get_foundation(req)
             .await
             .ok()?
             .into_inner()
             .foundation?
-            .status?;
-        let ready = status.conditions.iter().find(|c| c.r#type == "Ready")?;
-        Some((
-            status.health().as_str_name().to_owned(),
-            ready.reason.clone(),
-            ready.message.clone(),
-        ))
+            .status
     })
 }

@@ -130,6 +130,21 @@ impl Resources {
         }
         Resources(out)
     }
+
+    /// The larger amount of each class.
+    #[must_use]
+    pub fn max(&self, other: &Resources) -> Resources {
+        let mut out = [0; 6];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = self.0[i].max(other.0[i]);
+        }
+        Resources(out)
+    }
+
+    /// Whether `self` holds at least `other` in every class.
+    pub fn covers(&self, other: &Resources) -> bool {
+        self.0.iter().zip(other.0).all(|(a, b)| *a >= b)
+    }
 }
 
 impl Serialize for Resources {
@@ -178,6 +193,18 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn max_and_covers_go_class_by_class() {
+        let a = Resources::from_pairs([(ResourceClass::Vcpu, 4), (ResourceClass::MemoryMib, 2048)]);
+        let b = Resources::from_pairs([(ResourceClass::Vcpu, 2), (ResourceClass::MemoryMib, 8192)]);
+        let m = a.max(&b);
+        assert_eq!(m.get(ResourceClass::Vcpu), 4);
+        assert_eq!(m.get(ResourceClass::MemoryMib), 8192);
+        assert!(m.covers(&a) && m.covers(&b));
+        assert!(!a.covers(&b) && !b.covers(&a));
+        assert!(a.covers(&Resources::ZERO));
+    }
 
     #[test]
     fn serializes_non_zero_classes_only() {

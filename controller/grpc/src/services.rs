@@ -340,14 +340,13 @@ workload_service! {
             if (o.spec.vcpu, o.spec.memory_mib) == (r.vcpu, r.memory_mib) {
                 return Ok(());
             }
-            // A placed instance's foundation allocation would have to move
-            // with its quota charge; that waits for the provisioner.
-            if !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable) {
+            // Unplaced, it is placed at the new size; Ready, placement grows
+            // its claim and the provisioner resizes it in the cloud. While it
+            // is being created the cloud may be making it at either size.
+            if !matches!(o.status.phase, Phase::Pending | Phase::Unschedulable | Phase::Ready) {
                 return Err(Status::failed_precondition(format!(
-                    "instance {} is {:?} on {}; only a Pending or Unschedulable instance can be resized in this version",
-                    o.meta.name,
-                    o.status.phase,
-                    o.status.placement.foundation.as_deref().unwrap_or("a foundation")
+                    "instance {} is {:?}; only a Ready instance, or one not placed yet, can be resized",
+                    o.meta.name, o.status.phase
                 )));
             }
             o.spec.vcpu = r.vcpu;

@@ -42,9 +42,13 @@
 //! [`PlacementObserver`] the runtime installs; it depends on no metrics
 //! library itself.
 //!
-//! **Not covered yet**: a claim keeps the charge the object had when it was
-//! scheduled, so resizing a Scheduled object does not move its foundation's
-//! allocation.
+//! **Resizes**: a placed object's claim holds the larger, in each class, of
+//! its spec's charge and what the cloud was last made to hold
+//! (`status.provisioned`). The loop moves the claim and the foundation's
+//! allocation there in one guarded transaction: growth only if it fits the
+//! foundation and the department's quota on it (otherwise it waits, and is
+//! tried again as room frees), shrinking once the cloud has shrunk. The
+//! provisioner resizes in the cloud only when the claim covers the new size.
 
 mod cache;
 mod commit;

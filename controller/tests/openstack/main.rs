@@ -72,6 +72,30 @@ fn instances_land_by_architecture_and_delete_cleans_up() {
         );
     }
 
+    // Resized while Ready: the foundation's claim grows, then Nova's server
+    // takes a flavor of the new size, confirmed and running again.
+    let out = y.ctl(&[
+        "resize",
+        "instance",
+        "x86-1",
+        "--vcpu",
+        "2",
+        "--memory",
+        "4Gi",
+        "--wait",
+        "--timeout",
+        "3m",
+    ]);
+    assert!(out.status.success(), "{}\n{}", text(&out), y.logs());
+    let servers = y.servers_with_uid("x86-cloud", &uid_of(&y.instance("x86-1")));
+    let flavor = &servers[0]["flavor"];
+    assert_eq!(
+        (flavor["vcpus"].as_u64(), flavor["ram"].as_u64()),
+        (Some(2), Some(4096)),
+        "{servers:?}"
+    );
+    assert_eq!(servers[0]["status"], "ACTIVE", "{servers:?}");
+
     // Nothing fits 128 vCPU on one host: Unschedulable, with a reason per foundation.
     let out = y.ctl(&[
         "create",

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Print, as JSON, every server of one cloud (all projects) with its status,
-metadata and attached volumes: what the end-to-end tests compare Yunshu's
+metadata, flavor (vcpus, ram, disk) and attached volumes: what the end-to-end tests compare Yunshu's
 objects with.
 
 usage: nova_servers.py STATE CLOUD
@@ -24,6 +24,7 @@ def main():
     servers = nova.get("/servers/detail", params={"all_tenants": 1, "limit": 1000}).json()["servers"]
     json.dump([{"id": s["id"], "name": s["name"], "status": s["status"],
                 "metadata": s.get("metadata", {}), "project": s.get("tenant_id"),
+                "flavor": s.get("flavor", {}),
                 "volumes": [v["id"] for v in s.get("os-extended-volumes:volumes_attached", [])]}
                for s in servers], sys.stdout)
 

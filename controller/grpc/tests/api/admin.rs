@@ -205,7 +205,8 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
     assert_eq!(of(pb::ResourceClass::Buckets), None, "{on:?}");
 
     // A resize retried after the instance was placed finds it at that size
-    // already and succeeds; a real resize of a placed one is refused.
+    // already and succeeds; a real resize of one still being created
+    // (Scheduled: this foundation has no adapter) is refused.
     let resize = |vcpu: u32, memory_mib: u64| {
         as_(
             "edu:operator:lin",

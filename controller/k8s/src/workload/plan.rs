@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use yunshu_core::{
     Error, ErrorKind,
     catalog::Catalog,
-    meta::{Object, Spec},
+    meta::{Kind, Object, Spec},
     model::{BucketSpec, Charge, InstanceSpec, Phase, VolumeSpec, WorkloadStatus},
+    resources::ResourceClass,
 };
 use yunshu_crds::{ConditionStatus, DEPARTMENT_LABEL};
 
@@ -99,12 +100,12 @@ pub fn plan<S: Spec<Status = WorkloadStatus> + Charge>(
         return Step::InSync(old);
     }
     let placed = !matches!(old.status.phase, Phase::Pending | Phase::Unschedulable);
-    if placed && old.spec.charge() != spec.charge() {
+    if placed && old.spec.charge() != spec.charge() && !resizable(&old, &spec) {
         let verdict = Decided::fails(
             SYNCED,
             "ChangeRefused",
             format!(
-                "{} {name} is {:?}; its size can change only while Pending or Unschedulable in this version",
+                "{} {name} is {:?}; its size can change only while Pending or Unschedulable, or, for a Ready instance, in vCPUs and memory",
                 S::KIND,
                 old.status.phase
             ),
@@ -118,6 +119,19 @@ pub fn plan<S: Spec<Status = WorkloadStatus> + Charge>(
     new.spec = spec;
     new.meta.generation += 1;
     Step::Update { old, new }
+}
+
+/// Whether a placed object may take `spec`'s size: a Ready instance
+/// changing only its vCPUs and memory, which placement and the provisioner
+/// resize in place (the API's ResizeInstance makes the same change).
+fn resizable<S: Spec<Status = WorkloadStatus> + Charge>(old: &Object<S>, spec: &S) -> bool {
+    let (from, to) = (old.spec.charge(), spec.charge());
+    S::KIND == Kind::Instance
+        && old.status.phase == Phase::Ready
+        && ResourceClass::ALL
+            .into_iter()
+            .filter(|c| !matches!(c, ResourceClass::Vcpu | ResourceClass::MemoryMib))
+            .all(|c| from.get(c) == to.get(c))
 }
 
 /// How a deletion proceeds, given the store object.
@@ -308,13 +322,28 @@ mod tests {
     }
 
     #[test]
-    fn a_placed_instance_is_not_resized_but_may_change_power() {
+    fn a_placed_instance_is_resized_only_when_ready_but_may_change_power() {
         let mut ours = Object::new(Some("health"), "web-1", vm(4));
         ours.meta.uid = "u-1".into();
         ours.status.phase = Phase::Scheduled;
         let step = plan(Some(ours.clone()), "health", "ns", "web-1", "u-1", vm(8));
         assert!(
             matches!(step, Step::Refuse { ref verdict, .. } if verdict.reason == "ChangeRefused")
+        );
+        let mut ready = ours.clone();
+        ready.status.phase = Phase::Ready;
+        let Step::Update { new, .. } =
+            plan(Some(ready.clone()), "health", "ns", "web-1", "u-1", vm(8))
+        else {
+            panic!("a Ready instance takes a new vCPU count and memory");
+        };
+        assert_eq!((new.spec.vcpu, new.meta.generation), (8, 2));
+        let mut bigger_disk = vm(4);
+        bigger_disk.disk_gib = 80;
+        let step = plan(Some(ready), "health", "ns", "web-1", "u-1", bigger_disk);
+        assert!(
+            matches!(step, Step::Refuse { ref verdict, .. } if verdict.reason == "ChangeRefused"),
+            "disks are not resized in place"
         );
         let mut stopped = vm(4);
         stopped.power = PowerState::Stopped;

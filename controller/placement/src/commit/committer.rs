@@ -12,7 +12,7 @@ use yunshu_core::{
 };
 
 use super::{
-    CommitConfig, Job, Outcome,
+    Adjusted, CommitConfig, Job, Outcome,
     plan::{DeptState, Early, Plan, State, plan},
 };
 use crate::{
@@ -84,7 +84,22 @@ impl Committer {
                 };
                 self.release_answer(r, answer);
             }
+            (Job::Adjust(a), early) => self.adjust_answer(
+                a,
+                match early {
+                    Early::Stale => Adjusted::Stale,
+                    Early::Bounce(why) => Adjusted::Refused(why),
+                },
+            ),
         }
+    }
+
+    fn adjust_answer(&self, a: super::AdjustJob, answer: Adjusted) {
+        self.tell(Outcome::Adjusted {
+            claim_key: a.claim_key,
+            object_key: a.object_key,
+            answer,
+        });
     }
 
     fn release_answer(&self, r: super::ReleaseJob, answer: yunshu_core::Result<bool>) {
@@ -110,7 +125,8 @@ impl Committer {
             .iter()
             .filter_map(|j| match j {
                 Job::Place(p) => Some(p.department.as_str()),
-                Job::Park(_) | Job::Release(_) => None,
+                Job::Adjust(a) if a.grows() => Some(a.claim.department.as_str()),
+                Job::Park(_) | Job::Release(_) | Job::Adjust(_) => None,
             })
             .collect();
         departments.sort_unstable();
@@ -200,6 +216,10 @@ impl Committer {
                     source: None,
                 };
                 self.release_answer(r, Err(error));
+            }
+            Job::Adjust(a) => {
+                let why = format!("resizing the claim {} did not settle", a.claim_key);
+                self.adjust_answer(a, Adjusted::Refused(why));
             }
         }
     }
@@ -299,6 +319,7 @@ impl Committer {
                 target: self.target.clone(),
             }),
             Job::Release(r) => self.release_answer(r, Ok(true)),
+            Job::Adjust(a) => self.adjust_answer(a, Adjusted::Done),
         }
     }
 }

@@ -87,6 +87,28 @@ pub(crate) struct ReleaseJob {
     pub reply: Option<oneshot::Sender<Result<bool>>>,
 }
 
+/// Move a placed object's claim to a new charge: a resize. Growth must
+/// fit the foundation and the department's quota on it; shrinking always
+/// fits.
+#[derive(Debug)]
+pub(crate) struct AdjustJob {
+    pub claim_key: String,
+    pub claim_revision: Revision,
+    pub claim: ClaimRecord,
+    /// What the claim is to hold.
+    pub charge: Resources,
+    pub object_key: String,
+    /// The object's revision the new charge was read from.
+    pub object_revision: Revision,
+}
+
+impl AdjustJob {
+    /// Whether the new charge is more than the claim holds in some class.
+    pub fn grows(&self) -> bool {
+        !self.claim.charge.covers(&self.charge)
+    }
+}
+
 /// A unit of work for a committer.
 #[derive(Debug)]
 pub(crate) enum Job {
@@ -96,6 +118,8 @@ pub(crate) enum Job {
     Park(PlaceJob),
     /// Release a claim.
     Release(ReleaseJob),
+    /// Change a claim's charge.
+    Adjust(AdjustJob),
 }
 
 /// What a committer tells the loop.
@@ -115,12 +139,29 @@ pub(crate) enum Outcome {
     GaveUp { key: String, target: Option<String> },
     /// A release the loop asked for finished.
     Released { claim_key: String, released: bool },
+    /// A claim adjustment was answered: written, or why not.
+    Adjusted {
+        claim_key: String,
+        object_key: String,
+        answer: Adjusted,
+    },
     /// The allocation as a committer last read or wrote it.
     Allocation {
         foundation: String,
         revision: Revision,
         record: AllocationRecord,
     },
+}
+
+/// How a claim adjustment fared.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Adjusted {
+    /// The claim holds the new charge.
+    Done,
+    /// The claim or its object moved since; their new versions decide.
+    Stale,
+    /// The growth does not fit (or did not settle); try again when room frees.
+    Refused(String),
 }
 
 /// The committers of one scheduler, one per target, started on first use.

@@ -78,6 +78,7 @@ fn job_keys(job: &Job) -> Vec<String> {
             keys
         }
         Job::Release(r) => vec![r.claim_key.clone(), r.object_key.clone()],
+        Job::Adjust(a) => vec![a.claim_key.clone(), a.object_key.clone()],
     }
 }
 
@@ -93,6 +94,7 @@ pub(super) fn plan(state: &State, fresh: bool, jobs: Vec<Job>) -> Plan {
         Job::Place(p) => {
             p.generation != state.generation || !state.departments.contains_key(&p.department)
         }
+        Job::Adjust(a) => a.grows() && !state.departments.contains_key(&a.claim.department),
         Job::Park(_) | Job::Release(_) => false,
     };
     if !fresh && jobs.iter().any(needs_reload) {
@@ -100,9 +102,12 @@ pub(super) fn plan(state: &State, fresh: bool, jobs: Vec<Job>) -> Plan {
         out.deferred = jobs;
         return out;
     }
-    // Releases first, so placements in the same batch can use the room.
-    let (releases, rest): (Vec<Job>, Vec<Job>) =
-        jobs.into_iter().partition(|j| matches!(j, Job::Release(_)));
+    // Releases and shrinks first, so growth in the same batch can use the room.
+    let (releases, rest): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| match j {
+        Job::Release(_) => true,
+        Job::Adjust(a) => !a.grows(),
+        Job::Place(_) | Job::Park(_) => false,
+    });
     let mut touched = HashSet::new();
     for job in releases.into_iter().chain(rest) {
         let keys = job_keys(&job);
@@ -115,6 +120,16 @@ pub(super) fn plan(state: &State, fresh: bool, jobs: Vec<Job>) -> Plan {
                 out.allocation = out.allocation.minus(&r.claim.department, &r.claim.charge);
                 None
             }
+            Job::Adjust(a) => match adjust(state, &out.allocation, a) {
+                Ok(allocation) => {
+                    out.allocation = allocation;
+                    if a.grows() {
+                        out.departments.insert(a.claim.department.clone());
+                    }
+                    None
+                }
+                Err(why) => Some(Early::Bounce(why)),
+            },
             Job::Park(p) => p.cancelled().then_some(Early::Stale),
             Job::Place(p) if p.cancelled() => Some(Early::Stale),
             Job::Place(p) => match admit(state, &out.allocation, p) {
@@ -167,6 +182,41 @@ fn admit(
     .map_err(|m| m.to_string())?;
     allocation
         .plus(&p.department, &p.charge)
+        .ok_or_else(|| "resource amounts overflow".to_owned())
+}
+
+/// The allocation after moving `a`'s claim to its new charge, or why the
+/// growth does not fit. Shrinking needs no check; growth is checked as a
+/// placement of the new charge with the old one taken out, so a foundation
+/// never holds more than it has (and a department no more than its quota
+/// there) while the cloud catches up.
+fn adjust(
+    state: &State,
+    allocation: &AllocationRecord,
+    a: &super::AdjustJob,
+) -> Result<AllocationRecord, String> {
+    let department = &a.claim.department;
+    let without = allocation.minus(department, &a.claim.charge);
+    if a.grows() {
+        if !matches!(state.health, Health::Ready | Health::Degraded) {
+            return Err(format!("the foundation is {:?}", state.health));
+        }
+        let dept = state
+            .departments
+            .get(department)
+            .filter(|d| d.revision != 0)
+            .ok_or_else(|| format!("department {department} not found"))?;
+        check_fit(
+            &state.inventory,
+            &without,
+            department,
+            dept.limits.as_ref(),
+            &a.charge,
+        )
+        .map_err(|m| m.to_string())?;
+    }
+    without
+        .plus(department, &a.charge)
         .ok_or_else(|| "resource amounts overflow".to_owned())
 }
 

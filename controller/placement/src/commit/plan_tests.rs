@@ -10,7 +10,7 @@ use yunshu_core::{
 
 use super::*;
 use crate::{
-    commit::{PlaceJob, ReleaseJob},
+    commit::{AdjustJob, PlaceJob, ReleaseJob},
     inventory::ClaimRecord,
 };
 
@@ -78,10 +78,28 @@ fn release(name: &str, n: u64) -> Job {
     })
 }
 
+/// Department `d`'s instance `name` moving its claim from `from` to `to` vCPUs.
+fn adjust(name: &str, from: u64, to: u64) -> Job {
+    Job::Adjust(AdjustJob {
+        claim_key: format!("/yunshu/claims/instances/d/{name}"),
+        claim_revision: 15,
+        claim: ClaimRecord {
+            uid: format!("uid-{name}"),
+            foundation: "f".into(),
+            department: "d".into(),
+            charge: vcpu(from),
+        },
+        charge: vcpu(to),
+        object_key: format!("/yunshu/objects/instances/d/{name}"),
+        object_revision: 21,
+    })
+}
+
 fn key(job: &Job) -> &str {
     match job {
         Job::Place(p) | Job::Park(p) => &p.key,
         Job::Release(r) => &r.claim_key,
+        Job::Adjust(a) => &a.claim_key,
     }
 }
 
@@ -229,4 +247,48 @@ fn only_guarded_revisions_count_as_moved() {
         d.revision += 1;
     }
     assert!(old.moved(&fresh));
+}
+
+#[test]
+fn claims_grow_only_into_free_room_and_shrinks_go_first() {
+    // a holds 8 and b 8 of 16: b cannot grow to 12, a can shrink.
+    let p = plan(&state(16, 16), false, vec![adjust("b", 8, 12)]);
+    assert!(p.accepted.is_empty());
+    let (job, why) = &p.answered[0];
+    assert_eq!(key(job), "/yunshu/claims/instances/d/b");
+    assert!(bounce_reason(why).contains("vcpu"), "{why:?}");
+
+    // Growing into its own charge plus what is free fits exactly.
+    let p = plan(&state(16, 12), false, vec![adjust("a", 4, 8)]);
+    assert_eq!(p.accepted.len(), 1);
+    assert_eq!(p.allocation.used, vcpu(16));
+    assert!(
+        p.departments.contains("d"),
+        "growth is guarded by the department"
+    );
+
+    // In one batch the shrink is planned first, and makes the growth fit.
+    let p = plan(
+        &state(16, 16),
+        false,
+        vec![adjust("b", 8, 12), adjust("a", 8, 2)],
+    );
+    let keys: Vec<&str> = p.accepted.iter().map(key).collect();
+    assert_eq!(
+        keys,
+        [
+            "/yunshu/claims/instances/d/a",
+            "/yunshu/claims/instances/d/b"
+        ]
+    );
+    assert_eq!(p.allocation.used, vcpu(14));
+    assert!(p.answered.is_empty());
+
+    // A shrink alone needs no department guard, even on a Down foundation.
+    let mut down = state(16, 16);
+    down.health = Health::Down;
+    let p = plan(&down, false, vec![adjust("a", 8, 2)]);
+    assert_eq!(p.accepted.len(), 1);
+    assert!(p.departments.is_empty());
+    assert_eq!(p.allocation.used, vcpu(10));
 }

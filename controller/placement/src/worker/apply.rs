@@ -9,10 +9,10 @@ use yunshu_core::{
     store::{EventKind, KeyValue},
 };
 
-use super::{Tracked, Worker};
+use super::{Placed, Tracked, Worker};
 use crate::{
     cache::Changed,
-    commit::{Job, ReleaseJob},
+    commit::{AdjustJob, Adjusted, Job, ReleaseJob},
     inventory::ClaimRecord,
     keys,
     workload::Workload,
@@ -79,6 +79,13 @@ impl Worker {
         let waiting = w.wants_placement();
         let phase = w.status().phase;
         let uid = w.meta().uid.clone();
+        let placed = (!waiting
+            && !matches!(phase, Phase::Pending | Phase::Unschedulable)
+            && w.meta().deletion_timestamp.is_none())
+        .then(|| Placed {
+            charge: w.charge(),
+            provisioned: w.status().provisioned,
+        });
         // A volume waiting on its instance: decided again once that is
         // placed, or now if it already is (after a relist, say).
         let instance_placed = match w.attach_to().filter(|_| waiting) {
@@ -102,8 +109,10 @@ impl Worker {
                 revision: kv.mod_revision,
                 uid,
                 waiting: waiting.then_some(w),
+                placed,
             },
         );
+        self.maybe_adjust(key);
         if !waiting {
             self.forget(key);
         } else if phase == Phase::Pending || recheck || instance_placed {
@@ -127,6 +136,9 @@ impl Worker {
             EventKind::Put => match codec::decode::<ClaimRecord>(key, &kv.value) {
                 Ok(claim) => {
                     self.claims.insert(key.to_owned(), (kv.mod_revision, claim));
+                    if let Some(object) = keys::object_for(key) {
+                        self.maybe_adjust(&object);
+                    }
                 }
                 Err(error) => tracing::warn!(%error, key, "skipping malformed claim"),
             },
@@ -290,12 +302,86 @@ impl Worker {
         self.retry_wanted = true;
     }
 
-    /// Moves every parked object to the queue.
+    /// Moves every parked object to the queue, and tries again the claims
+    /// that could not grow.
     pub(super) fn requeue_parked(&mut self) {
         self.retry_wanted = false;
         self.next_retry = tokio::time::Instant::now() + super::RETRY_COALESCE;
         for key in std::mem::take(&mut self.parked) {
             self.enqueue(&key);
+        }
+        for key in std::mem::take(&mut self.blocked) {
+            self.maybe_adjust(&key);
+        }
+    }
+
+    /// Moves a placed object's claim to what it must hold now: the larger,
+    /// in each class, of its spec's charge and what the cloud was last made
+    /// to hold (the claim's own charge when that was never recorded, as on
+    /// objects placed before resizes were). One adjustment per claim is in
+    /// flight at a time; its answer looks again.
+    pub(super) fn maybe_adjust(&mut self, object_key: &str) {
+        let Some(claim_key) = keys::claim_for(object_key) else {
+            return;
+        };
+        if self.adjusting.contains_key(&claim_key) {
+            return;
+        }
+        let Some((t, placed)) = self
+            .objects
+            .get(object_key)
+            .and_then(|t| Some((t, t.placed?)))
+        else {
+            self.blocked.remove(object_key);
+            return;
+        };
+        let Some((claim_revision, claim)) =
+            self.claims.get(&claim_key).filter(|(_, c)| c.uid == t.uid)
+        else {
+            return;
+        };
+        let charge = placed
+            .charge
+            .max(&placed.provisioned.unwrap_or(claim.charge));
+        if charge == claim.charge {
+            self.blocked.remove(object_key);
+            return;
+        }
+        tracing::debug!(key = object_key, foundation = %claim.foundation, from = ?claim.charge, to = ?charge, "adjusting claim");
+        let job = AdjustJob {
+            claim_key: claim_key.clone(),
+            claim_revision: *claim_revision,
+            claim: claim.clone(),
+            charge,
+            object_key: object_key.to_owned(),
+            object_revision: t.revision,
+        };
+        let foundation = claim.foundation.clone();
+        self.adjusting
+            .insert(claim_key, (job.claim_revision, job.object_revision));
+        self.committers.send(Some(&foundation), Job::Adjust(job));
+    }
+
+    /// Acts on the answer to an adjustment: a refused growth waits for
+    /// room; otherwise, if the claim or object has moved on in the loop's
+    /// view meanwhile, the new versions are looked at (later versions look
+    /// for themselves as they arrive).
+    pub(super) fn adjusted(&mut self, claim_key: &str, object_key: &str, answer: Adjusted) {
+        let based = self.adjusting.remove(claim_key);
+        match answer {
+            Adjusted::Refused(why) => {
+                tracing::debug!(key = object_key, why, "claim cannot grow yet");
+                self.blocked.insert(object_key.to_owned());
+            }
+            Adjusted::Done | Adjusted::Stale => {
+                let seen = (
+                    self.claims.get(claim_key).map_or(0, |(r, _)| *r),
+                    self.objects.get(object_key).map_or(0, |t| t.revision),
+                );
+                if based != Some(seen) {
+                    self.maybe_adjust(object_key);
+                }
+            }
         }
     }
 

@@ -192,6 +192,14 @@ impl Worker {
                 }
                 return;
             }
+            Outcome::Adjusted {
+                claim_key,
+                object_key,
+                answer,
+            } => {
+                self.adjusted(&claim_key, &object_key, answer);
+                return;
+            }
             Outcome::Released {
                 claim_key,
                 released,

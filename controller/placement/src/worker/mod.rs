@@ -8,6 +8,11 @@
 //! room is freed on a foundation, and every `retry_interval`. Claims of
 //! deleted objects are released as the deletions are seen, and a sweep
 //! every `sweep_interval` releases any the loop missed.
+//!
+//! A placed object's claim follows its size ([`Worker::maybe_adjust`]): it
+//! holds the larger of the spec's charge and what the cloud was last made
+//! to hold, so a resized instance grows its claim before the cloud grows
+//! it, and shrinks it only after the cloud has shrunk it.
 
 mod apply;
 mod dispatch;
@@ -47,6 +52,17 @@ struct Tracked {
     uid: String,
     /// The object, kept while it waits for placement.
     waiting: Option<Workload>,
+    /// Its sizes once placed (and not being deleted).
+    placed: Option<Placed>,
+}
+
+/// What a placed object's claim must cover.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    /// The spec's charge.
+    charge: Resources,
+    /// What the cloud was last made to hold, if recorded.
+    provisioned: Option<Resources>,
 }
 
 /// A decision handed to a committer and not answered yet.
@@ -106,6 +122,12 @@ pub(crate) struct Worker {
     /// Objects to decide again once their next version is seen.
     recheck: HashSet<String>,
     releasing: HashSet<String>,
+    /// Claims being adjusted: the claim's and the object's revisions the
+    /// adjustment was based on.
+    adjusting: HashMap<String, (Revision, Revision)>,
+    /// Objects whose claim could not grow to their new size yet; tried
+    /// again with the parked objects.
+    blocked: BTreeSet<String>,
     /// Bumped whenever a retry of the parked objects is asked for.
     epoch: u64,
     retry_wanted: bool,
@@ -140,6 +162,8 @@ impl Worker {
             in_flight: HashMap::new(),
             recheck: HashSet::new(),
             releasing: HashSet::new(),
+            adjusting: HashMap::new(),
+            blocked: BTreeSet::new(),
             epoch: 0,
             retry_wanted: false,
             next_retry: tokio::time::Instant::now(),
@@ -205,6 +229,7 @@ impl Worker {
         self.queued.clear();
         self.parked.clear();
         self.recheck.clear();
+        self.blocked.clear();
         let mut listed = 0;
         for prefix in workload_prefixes() {
             let (kvs, revision) = list(&*self.store, &prefix).await?;

@@ -175,12 +175,16 @@ impl Provisioner {
             return Ok(Next::Done);
         }
         if resource.ready {
+            // Resizes wait for Ready, so the spec read here is the one the
+            // resource was made to.
+            let made = object.spec.charge();
             let written = mutate::<S>(&*self.store, key, |o| {
                 if o.meta.uid != uid || o.status.phase != Phase::Provisioning {
                     return false;
                 }
                 o.status.phase = Phase::Ready;
                 o.status.message = String::new();
+                o.status.provisioned = Some(made);
                 set_provisioned(&mut o.status, &resource, foundation, o.meta.generation);
                 true
             })

@@ -1,7 +1,11 @@
-//! Keeping Ready resources as their spec says: an instance's power state,
-//! a volume's attachment, a bucket's usage.
+//! Keeping Ready resources as their spec says: an instance's size and
+//! power state, a volume's attachment, a bucket's usage.
 
 use super::*;
+
+/// How long a resize waits for its claim to grow before its instance says
+/// it is waiting for room.
+const RESIZE_GRACE: Duration = Duration::from_secs(2);
 
 impl Provisioner {
     /// Keeps a Ready resource as its spec says: an instance's power state,
@@ -17,6 +21,9 @@ impl Provisioner {
         };
         let any: &dyn std::any::Any = &object;
         if let Some(instance) = any.downcast_ref::<Object<InstanceSpec>>() {
+            if let Some(next) = self.maintain_size(key, instance, &client).await? {
+                return Ok(next);
+            }
             return self.maintain_power(key, instance, &client).await;
         }
         if let Some(volume) = any.downcast_ref::<Object<VolumeSpec>>() {
@@ -26,6 +33,102 @@ impl Provisioner {
             return self.refresh_usage(key, bucket, &client).await;
         }
         Ok(Next::Done)
+    }
+
+    /// Resizes a Ready instance in the cloud when its spec's size changed,
+    /// once its foundation's claim covers the new size (placement grows the
+    /// claim first, so the foundation is never overcommitted; a shrink is
+    /// always covered), and records what the cloud now holds. `None`: the
+    /// cloud holds what the spec says. Without a record of what it holds,
+    /// the claim says (it was made with the size the instance was created
+    /// with); without either, the spec is taken as done.
+    pub(super) async fn maintain_size(
+        &self,
+        key: &str,
+        o: &Object<InstanceSpec>,
+        client: &FoundationClient,
+    ) -> Result<Option<Next>> {
+        let want = o.spec.charge();
+        if o.status.provisioned == Some(want) {
+            return Ok(None);
+        }
+        let claim = match yunshu_placement::keys::claim_for(key) {
+            Some(claim_key) => match self.store.get(&claim_key).await? {
+                Some(kv) => Some(codec::decode::<ClaimRecord>(&kv.key, &kv.value)?)
+                    .filter(|c| c.uid == o.meta.uid),
+                None => None,
+            },
+            None => None,
+        };
+        let Some(have) = o.status.provisioned.or(claim.as_ref().map(|c| c.charge)) else {
+            return Ok(None);
+        };
+        let uid = o.meta.uid.clone();
+        if have == want {
+            // Recorded, so a later resize knows where it starts.
+            mutate::<InstanceSpec>(&*self.store, key, |x| {
+                x.meta.uid == uid && x.status.provisioned.replace(want) != Some(want)
+            })
+            .await?;
+            return Ok(None);
+        }
+        let size = format!("{} vCPU and {} MiB", o.spec.vcpu, o.spec.memory_mib);
+        if !claim.is_some_and(|c| c.charge.covers(&want)) {
+            // Placement grows the claim within moments when the foundation
+            // has room: only a resize that has waited longer says so.
+            let since = *self
+                .resize_waits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(key.to_owned())
+                .or_insert_with(Instant::now);
+            if since.elapsed() < RESIZE_GRACE {
+                return Ok(Some(Next::After(self.config.poll_min)));
+            }
+            let message = format!(
+                "waiting for room on foundation {} to resize to {size}",
+                client.name()
+            );
+            return self
+                .wait_with_message::<InstanceSpec>(key, &uid, message)
+                .await
+                .map(Some);
+        }
+        self.resize_waits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        let resize = InstanceAction::Resize {
+            vcpu: o.spec.vcpu,
+            memory_mib: o.spec.memory_mib,
+        };
+        if let Err(e) = client.instance_action(&owner_of(o), resize).await {
+            // Tried again after a while; meanwhile the instance says why.
+            self.metrics.error("provisioner", e.kind());
+            let message = format!("resizing to {size} on foundation {}: {e}", client.name());
+            return self
+                .wait_with_message::<InstanceSpec>(key, &uid, message)
+                .await
+                .map(Some);
+        }
+        tracing::info!(
+            key,
+            foundation = client.name(),
+            vcpu = o.spec.vcpu,
+            memory_mib = o.spec.memory_mib,
+            "resized"
+        );
+        mutate::<InstanceSpec>(&*self.store, key, |x| {
+            if x.meta.uid != uid {
+                return false;
+            }
+            x.status.provisioned = Some(want);
+            x.status.message = String::new();
+            true
+        })
+        .await?;
+        // The power state and the Ready condition follow on the next pass.
+        Ok(Some(Next::After(Duration::ZERO)))
     }
 
     pub(super) async fn maintain_power(

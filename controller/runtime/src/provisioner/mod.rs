@@ -17,7 +17,10 @@
 //! 4. **Poll** with `get` until the cloud says ready (phase Ready, with
 //!    addresses) or failed (phase Failed, with the cloud's fault message).
 //!    While the foundation is unreachable the object waits in Provisioning
-//!    and its message says why.
+//!    and its message says why. Once Ready, the resource is kept as its
+//!    spec says ([`maintain`]): an instance is resized once placement's
+//!    claim covers the new size, then its power state follows; a volume's
+//!    attachment follows `attach_to`.
 //! 5. **Deletion.** An object with a deletion timestamp and the finalizer:
 //!    the adapter deletes the resource (volumes are detached first), the
 //!    provisioner polls until the cloud no longer has it, then admission
@@ -65,6 +68,7 @@ mod maintain;
 mod queue;
 
 use self::queue::{Next, Queue};
+use yunshu_placement::ClaimRecord;
 
 /// The finalizer the provisioner puts on every object it provisions.
 pub const FINALIZER: &str = "yunshu.io/provisioner";
@@ -110,6 +114,9 @@ pub struct Provisioner {
     metrics: Arc<ReconcileMetrics>,
     tenants: tokio::sync::Mutex<HashMap<(String, String), ()>>,
     started: Mutex<HashMap<String, Instant>>,
+    /// Resized instances whose claim did not cover the new size yet, and
+    /// since when ([`maintain`]).
+    resize_waits: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Provisioner {
@@ -258,6 +265,7 @@ impl Provisioner {
             metrics,
             tenants: tokio::sync::Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
+            resize_waits: Mutex::new(HashMap::new()),
         })
     }
 
@@ -348,6 +356,10 @@ impl Provisioner {
 
     fn forget(&self, key: &str) {
         self.started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        self.resize_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);

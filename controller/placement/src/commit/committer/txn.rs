@@ -81,6 +81,17 @@ impl Committer {
                         Compare::unchanged(&r.object_key, r.object_revision),
                     ])
                     .and_then([Op::delete(&r.claim_key)]),
+                Job::Adjust(a) => {
+                    let claim = ClaimRecord {
+                        charge: a.charge,
+                        ..a.claim.clone()
+                    };
+                    txn.when([
+                        Compare::unchanged(&a.claim_key, a.claim_revision),
+                        Compare::unchanged(&a.object_key, a.object_revision),
+                    ])
+                    .and_then([Op::put(&a.claim_key, codec::encode(&claim)?)])
+                }
             };
         }
         Ok(txn)
@@ -105,6 +116,7 @@ impl Committer {
             Job::Place(p) => (&p.key, p.revision, keys::claim_for(&p.key)),
             Job::Park(p) => (&p.key, p.revision, None),
             Job::Release(r) => (&r.object_key, r.object_revision, Some(r.claim_key.clone())),
+            Job::Adjust(a) => (&a.object_key, a.object_revision, Some(a.claim_key.clone())),
         };
         let object = match self.store.get(object_key).await {
             Ok(kv) => kv.map_or(0, |kv| kv.mod_revision),
@@ -133,6 +145,9 @@ impl Committer {
             Job::Release(_) if object != object_revision => Some(Early::Bounce(
                 "the object changed since the release was asked for".into(),
             )),
+            Job::Adjust(a) if claim != a.claim_revision || object != object_revision => {
+                Some(Early::Stale)
+            }
             _ => None,
         }
     }
