@@ -156,11 +156,13 @@ impl DepartmentService for Api {
             }
             None => (ledger.metered_until, 0, String::new()),
         };
-        let currency = if ledger.currency.is_empty() {
-            meter_currency
-        } else {
-            ledger.currency.clone()
-        };
+        // The month's own currency; else the meter's; else, before any
+        // metering, the one it will be metered in.
+        let currency = [&ledger.currency, &meter_currency, &self.currency]
+            .into_iter()
+            .find(|c| !c.is_empty())
+            .cloned()
+            .unwrap_or_default();
         let money = |nanos: u128| pb::Money {
             currency_code: currency.clone(),
             units: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),

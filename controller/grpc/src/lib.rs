@@ -48,4 +48,7 @@ pub struct Api {
     /// departments and placement policies, so the admin service refuses
     /// writes (the operator would overwrite them) and serves reads only.
     pub crds_own_config: bool,
+    /// The currency bills are metered in (`--currency`): a bill of a
+    /// department not metered yet is in it.
+    pub currency: String,
 }

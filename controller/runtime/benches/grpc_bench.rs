@@ -171,6 +171,7 @@ async fn start_ours(
         placement: None,
         actions: None,
         crds_own_config: false,
+        currency: "CNY".into(),
     };
     let (l, addr) = listener().await?;
     let metrics = Arc::new(Metrics::new());

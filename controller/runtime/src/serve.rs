@@ -103,6 +103,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         placement: Some(scheduler),
         actions: Some(drivers.actions.clone()),
         crds_own_config: args.kubernetes,
+        currency: args.currency.clone(),
     };
     let auth = config.auth.clone().unwrap_or_default();
     let settings = GrpcSettings {

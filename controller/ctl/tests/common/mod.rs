@@ -165,6 +165,7 @@ pub async fn serve(
         // adapters; without them those calls answer FAILED_PRECONDITION.
         actions: None,
         crds_own_config: false,
+        currency: "CNY".into(),
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

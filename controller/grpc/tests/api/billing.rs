@@ -157,6 +157,19 @@ async fn a_month_is_priced_per_foundation_and_class() {
         .into_inner();
     assert_eq!(ahead.metered_until, None, "December is not metered yet");
 
+    // A department never metered yet is billed nothing, in the currency
+    // it will be metered in.
+    let unmetered = c
+        .get_bill(as_("transport:operator:bob", bill("transport", "2026-11")))
+        .await
+        .expect("bill")
+        .into_inner();
+    assert_eq!(money(unmetered.total.as_ref()), (0, 0));
+    assert_eq!(
+        unmetered.total.map(|t| t.currency_code).as_deref(),
+        Some("CNY")
+    );
+
     // Viewers and admins read it; other departments cannot see it.
     for who in ["health:viewer:v", "platform:admin:root"] {
         c.get_bill(as_(who, bill("health", "2026-11")))

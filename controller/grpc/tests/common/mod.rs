@@ -74,6 +74,7 @@ async fn serve(
         )),
         actions,
         crds_own_config,
+        currency: "CNY".into(),
     };
     let routes = yunshu_grpc::server::routes(api).await.expect("routes");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
