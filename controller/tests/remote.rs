@@ -270,6 +270,130 @@ foundations:
     assert!(!logs.contains("vendor-adapter-token"), "{logs}");
 }
 
+/// A resize waits while the foundation has no room for it, saying so, and
+/// can be undone meanwhile; once room is freed it goes ahead.
+#[test]
+fn a_resize_waits_for_room_and_can_be_undone() {
+    let mut served = Served::new("3s", "info");
+    let dir = served.dir().to_owned();
+    let adapter_token = dir.join("adapter.token");
+    std::fs::write(&adapter_token, "vendor-adapter-token\n").expect("token");
+    // Five vCPUs in all: two instances of two leave one free.
+    let adapter = PythonAdapter::start_with(&adapter_token, &["--vcpu", "5"]);
+    let credentials = dir.join("vendor.credentials.yaml");
+    std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
+    let (token, identity, _) = mint(&dir, "lin", "operator");
+    std::fs::write(
+        dir.join("yunshu.yaml"),
+        format!(
+            r#"catalog:
+  maxDiskGib: 100
+  maxVolumeGib: 100
+  sizes:
+    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}
+    - {{ name: c4m8, vcpu: 4, memoryMib: 8192 }}
+  images:
+    - {{ name: kylin-v10, architectures: [x86_64] }}
+departments:
+  - name: gov
+    spec:
+      identities:
+        - {identity}
+      quota: {{ hard: {{ vcpu: 16, memory_mib: 65536, disk_gib: 100 }} }}
+foundations:
+  - name: vendor-cloud
+    spec:
+      adapter: remote
+      endpoint: "{}"
+      traits: ["arch:x86_64"]
+      credentials: {{ path: "{}" }}
+"#,
+            adapter.endpoint(),
+            credentials.display(),
+        ),
+    )
+    .expect("config");
+    served.start();
+    let ctl = |args: &[&str]| served.ctl("gov", &token, args);
+    let run = |args: &[&str]| {
+        let out = ctl(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            text(&out),
+            served.logs()
+        );
+    };
+    for name in ["web-1", "web-2"] {
+        run(&[
+            "create",
+            "instance",
+            name,
+            "--vcpu",
+            "2",
+            "--memory",
+            "4Gi",
+            "--disk",
+            "1Gi",
+            "--image",
+            "kylin-v10",
+            "--wait",
+            "--timeout",
+            "1m",
+        ]);
+    }
+    let resize = |vcpu: &str, memory: &str| {
+        run(&[
+            "resize",
+            "instance",
+            "web-1",
+            "--vcpu",
+            vcpu,
+            "--memory",
+            memory,
+            "--wait",
+            "--timeout",
+            "1m",
+        ]);
+    };
+
+    // Four would need three free: admitted against the quota, then waiting.
+    run(&[
+        "resize", "instance", "web-1", "--vcpu", "4", "--memory", "8Gi",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let web = get(&ctl, "instance", "web-1");
+        let message = web["status"]["message"].as_str().unwrap_or_default();
+        if message.contains("waiting for room on foundation vendor-cloud") {
+            assert_eq!(web["status"]["phase"], "Ready", "{web}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never said it waits: {web}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Undone: back to its size at once, and the message goes.
+    resize("2", "4Gi");
+    let web = get(&ctl, "instance", "web-1");
+    assert_eq!(
+        web["status"]["message"].as_str().unwrap_or_default(),
+        "",
+        "{web}"
+    );
+
+    // With web-2 gone there is room, and the resize goes ahead.
+    run(&["delete", "instance", "web-2", "--wait", "--timeout", "1m"]);
+    resize("4", "8Gi");
+    let web = get(&ctl, "instance", "web-1");
+    assert_eq!(web["spec"]["vcpu"], 4, "{web}");
+    assert_eq!(
+        web["status"]["message"].as_str().unwrap_or_default(),
+        "",
+        "{web}"
+    );
+}
+
 fn get(ctl: &impl Fn(&[&str]) -> std::process::Output, kind: &str, name: &str) -> Value {
     let out = ctl(&["-o", "json", "get", kind, name]);
     assert!(out.status.success(), "{}", text(&out));

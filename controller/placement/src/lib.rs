@@ -42,9 +42,10 @@
 //! [`PlacementObserver`] the runtime installs; it depends on no metrics
 //! library itself.
 //!
-//! **Resizes**: a placed object's claim holds the larger, in each class, of
-//! its spec's charge and what the cloud was last made to hold
-//! (`status.provisioned`). The loop moves the claim and the foundation's
+//! **Resizes**: a placed object's claim holds the largest, in each class, of
+//! its spec's charge, what the cloud was last made to hold
+//! (`status.provisioned`) and what a resize under way asked the cloud for
+//! (`status.resizing_to`). The loop moves the claim and the foundation's
 //! allocation there in one guarded transaction: growth only if it fits the
 //! foundation and the department's quota on it (otherwise it waits, and is
 //! tried again as room frees), shrinking once the cloud has shrunk. The

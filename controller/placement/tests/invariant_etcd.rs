@@ -1,7 +1,8 @@
 //! The invariant test: three schedulers, each on its own connection to one
 //! real etcd, place ≥ 2,000 concurrently admitted instances over six
 //! foundations while some scheduled ones are deleted and one foundation
-//! grows. Replaying the whole history shows that no foundation's allocation
+//! grows, and then 400 placed ones double their vCPUs (those that fit
+//! grow, the rest wait). Replaying the whole history shows that no foundation's allocation
 //! ever exceeded capacity × allocation ratio, that the allocation keys always
 //! equal the claims, and every request ends Scheduled or Unschedulable with
 //! a reason. Set `YUNSHU_PLACEMENT_UNGUARDED=1` to drop the allocation guard
@@ -32,6 +33,7 @@ use yunshu_testenv::EtcdServer;
 
 const REQUESTS: usize = 2_100;
 const DELETES: usize = 150;
+const RESIZES: usize = 400;
 
 async fn instances(store: &dyn Store) -> Vec<Instance> {
     store
@@ -136,6 +138,43 @@ async fn three_schedulers_on_one_etcd_never_overcommit() {
     .await;
     settle(&*store, Duration::from_secs(40)).await;
     let scheduled_after = started.elapsed();
+
+    // Resizes of placed instances, through all three replicas: some made
+    // Ready (as the provisioner would) double their vCPUs. Growth takes
+    // room like a placement does, so the history must stay within capacity
+    // here too; what does not fit waits with its claim unchanged.
+    let mut resized = 0;
+    let placed: Vec<Instance> = instances(&*store)
+        .await
+        .into_iter()
+        .filter(|i| i.status.phase == Phase::Scheduled)
+        .take(RESIZES)
+        .collect();
+    let tasks: Vec<_> = placed
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut i)| {
+            let (store, admission) = (store.clone(), admissions[n % 3].clone());
+            tokio::spawn(async move {
+                let key = keys::object(Kind::Instance, i.meta.department.as_deref(), &i.meta.name);
+                i.status.phase = Phase::Ready;
+                i.status.provisioned = Some(i.spec.charge());
+                let revision = store
+                    .put(&key, codec::encode(&i).expect("encode"))
+                    .await
+                    .expect("ready");
+                i.meta.revision = revision;
+                let mut bigger = i.clone();
+                bigger.spec.vcpu *= 2;
+                bigger.meta.generation += 1;
+                admission.update(&i, bigger).await.is_ok()
+            })
+        })
+        .collect();
+    for t in tasks {
+        resized += usize::from(t.await.expect("resize task"));
+    }
+    settle(&*store, Duration::from_secs(40)).await;
     stop.send(true).expect("loops listening");
     for l in loops {
         tokio::time::timeout(Duration::from_secs(10), l)
@@ -156,17 +195,15 @@ async fn three_schedulers_on_one_etcd_never_overcommit() {
         "one object per request"
     );
     let mut per_foundation: BTreeMap<String, Resources> = BTreeMap::new();
-    let (mut scheduled, mut unschedulable) = (0, 0);
+    let (mut scheduled, mut unschedulable, mut grown) = (0, 0, 0);
     let mut shapes: HashMap<(String, u32, Vec<String>), Instance> = HashMap::new();
     for i in &all {
         let key = keys::object(Kind::Instance, i.meta.department.as_deref(), &i.meta.name);
         let p = &i.status.placement;
         match i.status.phase {
-            Phase::Scheduled => {
+            Phase::Scheduled | Phase::Ready => {
                 scheduled += 1;
                 let f = p.foundation.clone().expect("scheduled on a foundation");
-                let e = per_foundation.entry(f.clone()).or_default();
-                *e = e.checked_add(&i.spec.charge()).expect("sum");
                 let ckv = store
                     .get(&pkeys::claim_for(&key).expect("claim key"))
                     .await
@@ -177,6 +214,20 @@ async fn three_schedulers_on_one_etcd_never_overcommit() {
                     (claim.uid.as_str(), claim.foundation.as_str()),
                     (i.meta.uid.as_str(), f.as_str())
                 );
+                // A claim holds its object's size, or, for a growth still
+                // waiting for room, what the cloud holds.
+                let held = i.status.provisioned.unwrap_or(claim.charge);
+                assert!(
+                    claim.charge == i.spec.charge() || claim.charge == held,
+                    "{key}: claim {:?}, spec {:?}, cloud {held:?}",
+                    claim.charge,
+                    i.spec.charge()
+                );
+                if claim.charge == i.spec.charge() && held != claim.charge {
+                    grown += 1;
+                }
+                let e = per_foundation.entry(f.clone()).or_default();
+                *e = e.checked_add(&claim.charge).expect("sum");
             }
             Phase::Unschedulable => {
                 unschedulable += 1;
@@ -227,7 +278,7 @@ async fn three_schedulers_on_one_etcd_never_overcommit() {
         assert_eq!(
             a.used,
             per_foundation.get(f).copied().unwrap_or_default(),
-            "{f}: allocation equals its scheduled objects"
+            "{f}: allocation equals its scheduled objects' claims"
         );
     }
     // Nothing left Unschedulable would fit now.
@@ -245,10 +296,14 @@ async fn three_schedulers_on_one_etcd_never_overcommit() {
         scheduled > 500 && unschedulable > 100,
         "a mix: {scheduled} scheduled, {unschedulable} unschedulable"
     );
+    assert!(
+        grown > 0 && grown < resized,
+        "some resizes fit and some wait: {grown} of {resized} grew"
+    );
 
     eprintln!(
         "{REQUESTS} requests over 6 foundations, 3 schedulers: {scheduled} scheduled, {unschedulable} unschedulable, \
-         {} deleted; admitted in {admitted_after:.1?}, settled in {scheduled_after:.1?}; \
+         {} deleted, {grown} of {resized} doubled; admitted in {admitted_after:.1?}, settled in {scheduled_after:.1?}; \
          history of {revisions} revisions checked; total {:.1?}",
         deleted.len(),
         started.elapsed()

@@ -1,8 +1,8 @@
 //! Resizing placed instances, on the embedded store: a claim and its
 //! foundation's allocation grow before the cloud does, and only as far as
 //! the foundation has room; a growth that does not fit waits and goes
-//! ahead once room is freed; a shrink is given back only once the cloud
-//! has shrunk.
+//! ahead once room is freed or added; a shrink is given back only once the
+//! cloud has shrunk; a resize under way is covered whatever the spec says.
 
 mod common;
 
@@ -119,6 +119,40 @@ async fn claims_follow_resizes_without_overcommitting() {
     cloud_holds_spec(&*store, "a").await;
     wait_claim(&*store, "a", 2, 14).await;
     wait_claim(&*store, "b", 12, 14).await;
+    cloud_holds_spec(&*store, "b").await;
+
+    // b wants 20 of a foundation of 16: it waits until the admin makes the
+    // foundation 32, however long its committer has known it as 16.
+    resize(&admission, &*store, "b", 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_claim(&*store, "b", 12, 14).await;
+    put_foundation(
+        &*store,
+        "kunpeng",
+        foundation(&["arch:aarch64"], 32, 1.0, 256),
+    )
+    .await;
+    wait_claim(&*store, "b", 20, 22).await;
+    cloud_holds_spec(&*store, "b").await;
+
+    // While the cloud is being resized (to 6, say) its claim covers that
+    // too, whatever the spec says meanwhile; then it goes back.
+    let mut a: Instance = read_instance(&*store, "health", "a").await.expect("stored");
+    a.status.resizing_to = Some(instance("health", "a", 6, &[]).spec.charge());
+    let key = keys::object(Kind::Instance, Some("health"), "a");
+    store
+        .put(&key, codec::encode(&a).expect("encode"))
+        .await
+        .expect("put");
+    wait_claim(&*store, "a", 6, 26).await;
+    cloud_holds_spec(&*store, "a").await;
+    a = read_instance(&*store, "health", "a").await.expect("stored");
+    a.status.resizing_to = None;
+    store
+        .put(&key, codec::encode(&a).expect("encode"))
+        .await
+        .expect("put");
+    wait_claim(&*store, "a", 2, 22).await;
 
     stop.send(true).expect("loop listening");
     tokio::time::timeout(WAIT, task)

@@ -173,10 +173,22 @@ impl OpenStackAdapter {
             )
             .await
         };
-        if server.status == "VERIFY_RESIZE" {
-            return confirm(server.id).await;
-        }
         let current = server.flavor.unwrap_or_default();
+        if server.status == "VERIFY_RESIZE" {
+            // An earlier resize waits for confirmation: confirmed, it is
+            // this one if it was to this size; otherwise this one follows
+            // once the server is active again.
+            confirm(server.id.clone()).await?;
+            if current.vcpus == vcpu && current.ram == memory_mib {
+                return Ok(());
+            }
+            return Err(Error::Conflict {
+                message: format!(
+                    "nova: confirmed an earlier resize of server {} to {} vCPU and {} MiB; resize again once it is active",
+                    server.id, current.vcpus, current.ram
+                ),
+            });
+        }
         if current.vcpus == vcpu
             && current.ram == memory_mib
             && matches!(server.status.as_str(), "ACTIVE" | "SHUTOFF")

@@ -16,6 +16,13 @@ pub struct PythonAdapter {
 
 impl PythonAdapter {
     pub fn start(token_file: &Path) -> Self {
+        Self::start_with(token_file, &[])
+    }
+
+    /// With more of the adapter's flags, e.g. `["--vcpu", "5"]` for a
+    /// smaller cloud.
+    #[allow(dead_code)] // not every test that includes this module uses it
+    pub fn start_with(token_file: &Path, flags: &[&str]) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
             .find_map(|d| {
@@ -27,6 +34,7 @@ impl PythonAdapter {
             .arg(script)
             .args(["--port", "0", "--token-file"])
             .arg(token_file)
+            .args(flags)
             .stdout(Stdio::piped())
             .spawn()
             .expect("run python3 (grpcio and grpcio-tools: e2e/scripts/install-deps.sh)");

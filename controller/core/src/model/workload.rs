@@ -77,13 +77,18 @@ pub struct WorkloadStatus {
     /// Ready, Scheduled, Synced.
     #[serde(default)]
     pub conditions: Vec<Condition>,
-    /// What the cloud resource was last created or resized to hold, by
-    /// the charge of the spec it was made to (instances). Until a resize
-    /// is done in the cloud it differs from the spec's charge, and the
-    /// foundation's claim covers the larger of the two in every class.
-    /// Absent on objects written before resizes of placed instances.
+    /// What the cloud resource was last created or resized to hold: the
+    /// charge of the spec it was made to. Until a resize is done in the
+    /// cloud it differs from the spec's charge, and the foundation's claim
+    /// covers the larger of the two in every class. Absent on objects
+    /// written before placed instances could be resized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned: Option<Resources>,
+    /// The largest size the cloud was asked to resize to since the last
+    /// resize it finished (instances): while the cloud may be at any of
+    /// them, the foundation's claim covers it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resizing_to: Option<Resources>,
 }
 
 /// Placement constraints shared by the department resources.

@@ -228,6 +228,48 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
         .expect_err("placed");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
 
+    // Once Ready (as the provisioner leaves it), it is resized: the spec at
+    // once, and the foundation's allocation as placement grows its claim.
+    let key = yunshu_core::keys::object(yunshu_core::meta::Kind::Instance, Some("edu"), "web-1");
+    let kv = s.store.get(&key).await.expect("get").expect("stored");
+    let mut ready: yunshu_core::model::Instance =
+        yunshu_core::codec::decode_object(&kv).expect("decode");
+    ready.status.phase = yunshu_core::model::Phase::Ready;
+    ready.status.provisioned = Some(yunshu_core::model::Charge::charge(&ready.spec));
+    yunshu_core::store::StoreExt::put(
+        &*s.store,
+        &key,
+        yunshu_core::codec::encode(&ready).expect("encode"),
+    )
+    .await
+    .expect("ready");
+    let mut bigger = resize(4, 8192);
+    bigger.get_mut().request_id = "resize-2".into();
+    let resized = instances
+        .resize_instance(bigger)
+        .await
+        .expect("a Ready instance is resized")
+        .into_inner();
+    assert_eq!(
+        resized.instance.and_then(|i| i.spec).map(|s| s.vcpu),
+        Some(4)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let a: yunshu_placement::AllocationRecord = s
+            .store
+            .get(&yunshu_placement::keys::allocation("kunpeng-1"))
+            .await
+            .expect("get")
+            .map(|kv| yunshu_core::codec::decode(&kv.key, &kv.value).expect("decode"))
+            .unwrap_or_default();
+        if a.used.get(yunshu_core::resources::ResourceClass::Vcpu) == 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{a:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // Resources are allocated on it: the foundation cannot go.
     let err = admin
         .delete_foundation(as_(

@@ -109,6 +109,10 @@ pub(super) fn plan(state: &State, fresh: bool, jobs: Vec<Job>) -> Plan {
         Job::Place(_) | Job::Park(_) => false,
     });
     let mut touched = HashSet::new();
+    // A growth refused on a state read earlier is planned again on a fresh
+    // one: the foundation or the department may have room by now, and a
+    // refusal makes no transaction whose guard would say so.
+    let mut refused_on_old = false;
     for job in releases.into_iter().chain(rest) {
         let keys = job_keys(&job);
         if keys.iter().any(|k| touched.contains(k)) {
@@ -142,12 +146,22 @@ pub(super) fn plan(state: &State, fresh: bool, jobs: Vec<Job>) -> Plan {
             },
         };
         match early {
+            Some(_) if !fresh && matches!(job, Job::Adjust(_)) => {
+                refused_on_old = true;
+                out.deferred.push(job);
+            }
             Some(e) => out.answered.push((job, e)),
             None => {
                 touched.extend(keys);
                 out.accepted.push(job);
             }
         }
+    }
+    if refused_on_old {
+        out.reload = true;
+        out.deferred.append(&mut out.accepted);
+        out.allocation = state.allocation.clone();
+        out.departments.clear();
     }
     out
 }

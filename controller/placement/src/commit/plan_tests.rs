@@ -251,12 +251,21 @@ fn only_guarded_revisions_count_as_moved() {
 
 #[test]
 fn claims_grow_only_into_free_room_and_shrinks_go_first() {
-    // a holds 8 and b 8 of 16: b cannot grow to 12, a can shrink.
-    let p = plan(&state(16, 16), false, vec![adjust("b", 8, 12)]);
+    // a holds 8 and b 8 of 16: b cannot grow to 12, a can shrink. Refused
+    // on a state read for this attempt, it is answered; on an older one,
+    // the state is read again first (room may have come since).
+    let p = plan(&state(16, 16), true, vec![adjust("b", 8, 12)]);
     assert!(p.accepted.is_empty());
     let (job, why) = &p.answered[0];
     assert_eq!(key(job), "/yunshu/claims/instances/d/b");
     assert!(bounce_reason(why).contains("vcpu"), "{why:?}");
+    let p = plan(
+        &state(16, 16),
+        false,
+        vec![release("r", 0), adjust("b", 8, 12)],
+    );
+    assert!(p.reload && p.accepted.is_empty() && p.answered.is_empty());
+    assert_eq!(p.deferred.len(), 2, "both wait for the reread");
 
     // Growing into its own charge plus what is free fits exactly.
     let p = plan(&state(16, 12), false, vec![adjust("a", 4, 8)]);

@@ -85,6 +85,7 @@ impl Worker {
         .then(|| Placed {
             charge: w.charge(),
             provisioned: w.status().provisioned,
+            resizing_to: w.status().resizing_to,
         });
         // A volume waiting on its instance: decided again once that is
         // placed, or now if it already is (after a relist, say).
@@ -315,11 +316,12 @@ impl Worker {
         }
     }
 
-    /// Moves a placed object's claim to what it must hold now: the larger,
-    /// in each class, of its spec's charge and what the cloud was last made
-    /// to hold (the claim's own charge when that was never recorded, as on
-    /// objects placed before resizes were). One adjustment per claim is in
-    /// flight at a time; its answer looks again.
+    /// Moves a placed object's claim to what it must hold now: the largest,
+    /// in each class, of its spec's charge, what the cloud was last made to
+    /// hold (the claim's own charge when that was never recorded, as on
+    /// objects placed before resizes were) and what a resize under way
+    /// asked the cloud for. One adjustment per claim is in flight at a
+    /// time; its answer looks again.
     pub(super) fn maybe_adjust(&mut self, object_key: &str) {
         let Some(claim_key) = keys::claim_for(object_key) else {
             return;
@@ -342,7 +344,8 @@ impl Worker {
         };
         let charge = placed
             .charge
-            .max(&placed.provisioned.unwrap_or(claim.charge));
+            .max(&placed.provisioned.unwrap_or(claim.charge))
+            .max(&placed.resizing_to.unwrap_or_default());
         if charge == claim.charge {
             self.blocked.remove(object_key);
             return;
@@ -368,20 +371,18 @@ impl Worker {
     /// for themselves as they arrive).
     pub(super) fn adjusted(&mut self, claim_key: &str, object_key: &str, answer: Adjusted) {
         let based = self.adjusting.remove(claim_key);
+        let seen = (
+            self.claims.get(claim_key).map_or(0, |(r, _)| *r),
+            self.objects.get(object_key).map_or(0, |t| t.revision),
+        );
+        let moved = based != Some(seen);
         match answer {
-            Adjusted::Refused(why) => {
+            Adjusted::Refused(why) if !moved => {
                 tracing::debug!(key = object_key, why, "claim cannot grow yet");
                 self.blocked.insert(object_key.to_owned());
             }
-            Adjusted::Done | Adjusted::Stale => {
-                let seen = (
-                    self.claims.get(claim_key).map_or(0, |(r, _)| *r),
-                    self.objects.get(object_key).map_or(0, |t| t.revision),
-                );
-                if based != Some(seen) {
-                    self.maybe_adjust(object_key);
-                }
-            }
+            _ if moved => self.maybe_adjust(object_key),
+            Adjusted::Refused(_) | Adjusted::Done | Adjusted::Stale => {}
         }
     }
 

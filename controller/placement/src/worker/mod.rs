@@ -10,9 +10,10 @@
 //! every `sweep_interval` releases any the loop missed.
 //!
 //! A placed object's claim follows its size ([`Worker::maybe_adjust`]): it
-//! holds the larger of the spec's charge and what the cloud was last made
-//! to hold, so a resized instance grows its claim before the cloud grows
-//! it, and shrinks it only after the cloud has shrunk it.
+//! holds the largest of the spec's charge, what the cloud was last made to
+//! hold and what it is being resized to, so a resized instance grows its
+//! claim before the cloud grows it, and shrinks it only after the cloud has
+//! shrunk it.
 
 mod apply;
 mod dispatch;
@@ -63,6 +64,9 @@ struct Placed {
     charge: Resources,
     /// What the cloud was last made to hold, if recorded.
     provisioned: Option<Resources>,
+    /// The largest size the cloud was asked for since, if a resize is
+    /// under way.
+    resizing_to: Option<Resources>,
 }
 
 /// A decision handed to a committer and not answered yet.

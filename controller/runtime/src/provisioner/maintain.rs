@@ -7,9 +7,28 @@ use super::*;
 /// it is waiting for room.
 const RESIZE_GRACE: Duration = Duration::from_secs(2);
 
+/// How the messages of a resize that waits begin.
+const WAITING_FOR_ROOM: &str = "waiting for room";
+const RESIZING: &str = "resizing";
+
+/// Whether `message` is one a waiting resize wrote.
+fn is_resize_message(message: &str) -> bool {
+    message.starts_with(WAITING_FOR_ROOM) || message.starts_with(RESIZING)
+}
+
+/// Where an instance's size stands ([`Provisioner::maintain_size`]).
+pub(super) enum Sized {
+    /// The cloud holds what the spec says.
+    Done,
+    /// Resized just now.
+    Resized,
+    /// The resize waits for room, or for the cloud after a failure.
+    Waiting(Next),
+}
+
 impl Provisioner {
-    /// Keeps a Ready resource as its spec says: an instance's power state,
-    /// a volume's attachment.
+    /// Keeps a Ready resource as its spec says: an instance's size and
+    /// power state, a volume's attachment, a bucket's usage.
     pub(super) async fn maintain<S: Provisioned>(
         &self,
         key: &str,
@@ -21,10 +40,17 @@ impl Provisioner {
         };
         let any: &dyn std::any::Any = &object;
         if let Some(instance) = any.downcast_ref::<Object<InstanceSpec>>() {
-            if let Some(next) = self.maintain_size(key, instance, &client).await? {
-                return Ok(next);
-            }
-            return self.maintain_power(key, instance, &client).await;
+            return match self.maintain_size(key, instance, &client).await? {
+                Sized::Done => self.maintain_power(key, instance, &client, true).await,
+                // The power state and the Ready condition follow on the next pass.
+                Sized::Resized => Ok(Next::After(Duration::ZERO)),
+                // Stop and start do not wait for the resize, but the Ready
+                // condition does: the spec is not in force until both are.
+                Sized::Waiting(next) => {
+                    self.maintain_power(key, instance, &client, false).await?;
+                    Ok(next)
+                }
+            };
         }
         if let Some(volume) = any.downcast_ref::<Object<VolumeSpec>>() {
             return self.maintain_attachment(key, volume, &client).await;
@@ -38,19 +64,39 @@ impl Provisioner {
     /// Resizes a Ready instance in the cloud when its spec's size changed,
     /// once its foundation's claim covers the new size (placement grows the
     /// claim first, so the foundation is never overcommitted; a shrink is
-    /// always covered), and records what the cloud now holds. `None`: the
-    /// cloud holds what the spec says. Without a record of what it holds,
-    /// the claim says (it was made with the size the instance was created
-    /// with); without either, the spec is taken as done.
+    /// always covered), and records what the cloud now holds.
+    ///
+    /// Before asking the cloud it records the size asked for in
+    /// `resizing_to` (the largest asked since the last finished resize), so
+    /// the claim keeps covering it whatever happens next: a crash, a
+    /// timeout while the cloud goes on, or the spec changing back. A resize
+    /// is finished only when the cloud answered the spec's size. Without a
+    /// record of what the cloud holds (instances made before resizes), the
+    /// cloud is asked anyway, which it answers at once when it already has
+    /// the size.
     pub(super) async fn maintain_size(
         &self,
         key: &str,
         o: &Object<InstanceSpec>,
         client: &FoundationClient,
-    ) -> Result<Option<Next>> {
+    ) -> Result<Sized> {
         let want = o.spec.charge();
-        if o.status.provisioned == Some(want) {
-            return Ok(None);
+        let uid = o.meta.uid.clone();
+        if o.status.provisioned == Some(want) && o.status.resizing_to.is_none() {
+            self.resize_waits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(key);
+            if is_resize_message(&o.status.message) {
+                // A resize that waited was undone: it waits no more.
+                mutate::<InstanceSpec>(&*self.store, key, |x| {
+                    x.meta.uid == uid
+                        && is_resize_message(&x.status.message)
+                        && !std::mem::take(&mut x.status.message).is_empty()
+                })
+                .await?;
+            }
+            return Ok(Sized::Done);
         }
         let claim = match yunshu_placement::keys::claim_for(key) {
             Some(claim_key) => match self.store.get(&claim_key).await? {
@@ -60,17 +106,9 @@ impl Provisioner {
             },
             None => None,
         };
-        let Some(have) = o.status.provisioned.or(claim.as_ref().map(|c| c.charge)) else {
-            return Ok(None);
-        };
-        let uid = o.meta.uid.clone();
-        if have == want {
-            // Recorded, so a later resize knows where it starts.
-            mutate::<InstanceSpec>(&*self.store, key, |x| {
-                x.meta.uid == uid && x.status.provisioned.replace(want) != Some(want)
-            })
-            .await?;
-            return Ok(None);
+        if o.status.provisioned.is_none() && claim.is_none() {
+            // Nothing says what the cloud holds, nor covers a change.
+            return Ok(Sized::Done);
         }
         let size = format!("{} vCPU and {} MiB", o.spec.vcpu, o.spec.memory_mib);
         if !claim.is_some_and(|c| c.charge.covers(&want)) {
@@ -83,21 +121,32 @@ impl Provisioner {
                 .entry(key.to_owned())
                 .or_insert_with(Instant::now);
             if since.elapsed() < RESIZE_GRACE {
-                return Ok(Some(Next::After(self.config.poll_min)));
+                return Ok(Sized::Waiting(Next::After(self.config.poll_min)));
             }
             let message = format!(
-                "waiting for room on foundation {} to resize to {size}",
+                "{WAITING_FOR_ROOM} on foundation {} to resize to {size}",
                 client.name()
             );
-            return self
-                .wait_with_message::<InstanceSpec>(key, &uid, message)
-                .await
-                .map(Some);
+            return Ok(Sized::Waiting(
+                self.wait_with_message::<InstanceSpec>(key, &uid, message)
+                    .await?,
+            ));
         }
         self.resize_waits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
+        let asked = o.status.resizing_to.unwrap_or_default().max(&want);
+        if o.status.resizing_to != Some(asked) {
+            let written = mutate::<InstanceSpec>(&*self.store, key, |x| {
+                let asked = x.status.resizing_to.unwrap_or_default().max(&want);
+                x.meta.uid == uid && x.status.resizing_to.replace(asked) != Some(asked)
+            })
+            .await?;
+            if written.is_none() {
+                return Ok(Sized::Done);
+            }
+        }
         let resize = InstanceAction::Resize {
             vcpu: o.spec.vcpu,
             memory_mib: o.spec.memory_mib,
@@ -105,11 +154,11 @@ impl Provisioner {
         if let Err(e) = client.instance_action(&owner_of(o), resize).await {
             // Tried again after a while; meanwhile the instance says why.
             self.metrics.error("provisioner", e.kind());
-            let message = format!("resizing to {size} on foundation {}: {e}", client.name());
-            return self
-                .wait_with_message::<InstanceSpec>(key, &uid, message)
-                .await
-                .map(Some);
+            let message = format!("{RESIZING} to {size} on foundation {}: {e}", client.name());
+            return Ok(Sized::Waiting(
+                self.wait_with_message::<InstanceSpec>(key, &uid, message)
+                    .await?,
+            ));
         }
         tracing::info!(
             key,
@@ -123,19 +172,25 @@ impl Provisioner {
                 return false;
             }
             x.status.provisioned = Some(want);
-            x.status.message = String::new();
+            x.status.resizing_to = None;
+            if is_resize_message(&x.status.message) {
+                x.status.message = String::new();
+            }
             true
         })
         .await?;
-        // The power state and the Ready condition follow on the next pass.
-        Ok(Some(Next::After(Duration::ZERO)))
+        Ok(Sized::Resized)
     }
 
+    /// Brings an instance to its spec's power state; once it is there and
+    /// `settle` says the rest of the spec is in force too, marks it Ready
+    /// at the spec's generation.
     pub(super) async fn maintain_power(
         &self,
         key: &str,
         o: &Object<InstanceSpec>,
         client: &FoundationClient,
+        settle: bool,
     ) -> Result<Next> {
         let observed = o
             .status
@@ -157,6 +212,9 @@ impl Provisioner {
                 client.instance_action(&owner, action).await?;
             }
             return Ok(Next::After(self.config.poll_min * 2));
+        }
+        if !settle {
+            return Ok(Next::Done);
         }
         let (uid, generation) = (o.meta.uid.clone(), o.meta.generation);
         mutate::<InstanceSpec>(&*self.store, key, |o| {
