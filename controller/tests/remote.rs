@@ -14,15 +14,33 @@ use common::{Served, mint, text};
 use python::PythonAdapter;
 use serde_json::Value;
 
+/// The catalog both tests' departments order from.
+const CATALOG: &str = r#"catalog:
+  maxDiskGib: 100
+  maxVolumeGib: 100
+  sizes:
+    - { name: c2m4, vcpu: 2, memoryMib: 4096 }
+    - { name: c4m8, vcpu: 4, memoryMib: 8192 }
+  images:
+    - { name: kylin-v10, architectures: [x86_64] }
+"#;
+
+/// The vendor's cloud: the Python example adapter started with `flags`,
+/// and the credentials file a foundation reaches it with.
+fn vendor_cloud(dir: &std::path::Path, flags: &[&str]) -> (PythonAdapter, std::path::PathBuf) {
+    let adapter_token = dir.join("adapter.token");
+    std::fs::write(&adapter_token, "vendor-adapter-token\n").expect("token");
+    let adapter = PythonAdapter::start_with(&adapter_token, flags);
+    let credentials = dir.join("vendor.credentials.yaml");
+    std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
+    (adapter, credentials)
+}
+
 #[test]
 fn a_department_uses_a_cloud_served_by_a_python_adapter() {
     let mut served = Served::new("3s", "info");
     let dir = served.dir().to_owned();
-    let adapter_token = dir.join("adapter.token");
-    std::fs::write(&adapter_token, "vendor-adapter-token\n").expect("token");
-    let adapter = PythonAdapter::start(&adapter_token);
-    let credentials = dir.join("vendor.credentials.yaml");
-    std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
+    let (adapter, credentials) = vendor_cloud(&dir, &[]);
 
     let bad_credentials = dir.join("wrong.credentials.yaml");
     std::fs::write(&bad_credentials, "token: not-the-token\n").expect("credentials");
@@ -32,15 +50,7 @@ fn a_department_uses_a_cloud_served_by_a_python_adapter() {
     std::fs::write(
         dir.join("yunshu.yaml"),
         format!(
-            r#"catalog:
-  maxDiskGib: 100
-  maxVolumeGib: 100
-  sizes:
-    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}
-    - {{ name: c4m8, vcpu: 4, memoryMib: 8192 }}
-  images:
-    - {{ name: kylin-v10, architectures: [x86_64] }}
-departments:
+            r#"{CATALOG}departments:
   - name: gov
     spec:
       identities:
@@ -276,25 +286,13 @@ foundations:
 fn a_resize_waits_for_room_and_can_be_undone() {
     let mut served = Served::new("3s", "info");
     let dir = served.dir().to_owned();
-    let adapter_token = dir.join("adapter.token");
-    std::fs::write(&adapter_token, "vendor-adapter-token\n").expect("token");
     // Five vCPUs in all: two instances of two leave one free.
-    let adapter = PythonAdapter::start_with(&adapter_token, &["--vcpu", "5"]);
-    let credentials = dir.join("vendor.credentials.yaml");
-    std::fs::write(&credentials, "token: vendor-adapter-token\n").expect("credentials");
+    let (adapter, credentials) = vendor_cloud(&dir, &["--vcpu", "5"]);
     let (token, identity, _) = mint(&dir, "lin", "operator");
     std::fs::write(
         dir.join("yunshu.yaml"),
         format!(
-            r#"catalog:
-  maxDiskGib: 100
-  maxVolumeGib: 100
-  sizes:
-    - {{ name: c2m4, vcpu: 2, memoryMib: 4096 }}
-    - {{ name: c4m8, vcpu: 4, memoryMib: 8192 }}
-  images:
-    - {{ name: kylin-v10, architectures: [x86_64] }}
-departments:
+            r#"{CATALOG}departments:
   - name: gov
     spec:
       identities:

@@ -15,13 +15,13 @@ pub struct PythonAdapter {
 }
 
 impl PythonAdapter {
+    #[allow(dead_code)] // not every test that includes this module uses it
     pub fn start(token_file: &Path) -> Self {
         Self::start_with(token_file, &[])
     }
 
     /// With more of the adapter's flags, e.g. `["--vcpu", "5"]` for a
     /// smaller cloud.
-    #[allow(dead_code)] // not every test that includes this module uses it
     pub fn start_with(token_file: &Path, flags: &[&str]) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
