@@ -2,10 +2,10 @@
 //! real etcd, place ≥ 2,000 concurrently admitted instances over six
 //! foundations while some scheduled ones are deleted and one foundation
 //! grows, and then 400 placed ones double their vCPUs (those that fit
-//! grow, the rest wait). Replaying the whole history shows that no foundation's allocation
-//! ever exceeded capacity × allocation ratio, that the allocation keys always
-//! equal the claims, and every request ends Scheduled or Unschedulable with
-//! a reason. Set `YUNSHU_PLACEMENT_UNGUARDED=1` to drop the allocation guard
+//! grow, the rest wait). Replaying the whole history shows that no
+//! foundation's allocation ever exceeded capacity × allocation ratio, that
+//! the allocation keys always equal the claims, and every request ends
+//! Scheduled or Unschedulable with a reason. Set `YUNSHU_PLACEMENT_UNGUARDED=1` to drop the allocation guard
 //! and watch it fail.
 
 mod common;

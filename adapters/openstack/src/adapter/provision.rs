@@ -189,10 +189,9 @@ impl OpenStackAdapter {
                 ),
             });
         }
-        if current.vcpus == vcpu
-            && current.ram == memory_mib
-            && matches!(server.status.as_str(), "ACTIVE" | "SHUTOFF")
-        {
+        // Already this size, and nothing under way: done, whatever its
+        // state (a paused or shelved server at this size needs nothing).
+        if current.vcpus == vcpu && current.ram == memory_mib && server.task_state.is_none() {
             return Ok(());
         }
         if !matches!(server.status.as_str(), "ACTIVE" | "SHUTOFF") {

@@ -80,8 +80,8 @@ pub struct WorkloadStatus {
     /// What the cloud resource was last created or resized to hold: the
     /// charge of the spec it was made to. Until a resize is done in the
     /// cloud it differs from the spec's charge, and the foundation's claim
-    /// covers the larger of the two in every class. Absent on objects
-    /// written before placed instances could be resized.
+    /// covers the largest of the two and `resizing_to` in every class.
+    /// Absent on objects written before placed instances could be resized.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned: Option<Resources>,
     /// The largest size the cloud was asked to resize to since the last

@@ -7,8 +7,9 @@ use super::*;
 /// it is waiting for room.
 const RESIZE_GRACE: Duration = Duration::from_secs(2);
 
-/// How the messages of a resize that waits begin.
+/// How the message of a resize waiting for room begins.
 const WAITING_FOR_ROOM: &str = "waiting for room";
+/// How the message of a resize the cloud failed begins.
 const RESIZING: &str = "resizing";
 
 /// Whether `message` is one a waiting resize wrote.
@@ -17,11 +18,11 @@ fn is_resize_message(message: &str) -> bool {
 }
 
 /// Where an instance's size stands ([`Provisioner::maintain_size`]).
-pub(super) enum Sized {
+enum SizeState {
     /// The cloud holds what the spec says.
     Done,
-    /// Resized just now.
-    Resized,
+    /// Resized just now, or the object moved meanwhile: look again.
+    Again,
     /// The resize waits for room, or for the cloud after a failure.
     Waiting(Next),
 }
@@ -41,12 +42,12 @@ impl Provisioner {
         let any: &dyn std::any::Any = &object;
         if let Some(instance) = any.downcast_ref::<Object<InstanceSpec>>() {
             return match self.maintain_size(key, instance, &client).await? {
-                Sized::Done => self.maintain_power(key, instance, &client, true).await,
+                SizeState::Done => self.maintain_power(key, instance, &client, true).await,
                 // The power state and the Ready condition follow on the next pass.
-                Sized::Resized => Ok(Next::After(Duration::ZERO)),
+                SizeState::Again => Ok(Next::After(Duration::ZERO)),
                 // Stop and start do not wait for the resize, but the Ready
                 // condition does: the spec is not in force until both are.
-                Sized::Waiting(next) => {
+                SizeState::Waiting(next) => {
                     self.maintain_power(key, instance, &client, false).await?;
                     Ok(next)
                 }
@@ -74,12 +75,12 @@ impl Provisioner {
     /// record of what the cloud holds (instances made before resizes), the
     /// cloud is asked anyway, which it answers at once when it already has
     /// the size.
-    pub(super) async fn maintain_size(
+    async fn maintain_size(
         &self,
         key: &str,
         o: &Object<InstanceSpec>,
         client: &FoundationClient,
-    ) -> Result<Sized> {
+    ) -> Result<SizeState> {
         let want = o.spec.charge();
         let uid = o.meta.uid.clone();
         if o.status.provisioned == Some(want) && o.status.resizing_to.is_none() {
@@ -90,13 +91,15 @@ impl Provisioner {
             if is_resize_message(&o.status.message) {
                 // A resize that waited was undone: it waits no more.
                 mutate::<InstanceSpec>(&*self.store, key, |x| {
-                    x.meta.uid == uid
-                        && is_resize_message(&x.status.message)
-                        && !std::mem::take(&mut x.status.message).is_empty()
+                    let ours = x.meta.uid == uid && is_resize_message(&x.status.message);
+                    if ours {
+                        x.status.message.clear();
+                    }
+                    ours
                 })
                 .await?;
             }
-            return Ok(Sized::Done);
+            return Ok(SizeState::Done);
         }
         let claim = match yunshu_placement::keys::claim_for(key) {
             Some(claim_key) => match self.store.get(&claim_key).await? {
@@ -108,7 +111,7 @@ impl Provisioner {
         };
         if o.status.provisioned.is_none() && claim.is_none() {
             // Nothing says what the cloud holds, nor covers a change.
-            return Ok(Sized::Done);
+            return Ok(SizeState::Done);
         }
         let size = format!("{} vCPU and {} MiB", o.spec.vcpu, o.spec.memory_mib);
         if !claim.is_some_and(|c| c.charge.covers(&want)) {
@@ -121,13 +124,13 @@ impl Provisioner {
                 .entry(key.to_owned())
                 .or_insert_with(Instant::now);
             if since.elapsed() < RESIZE_GRACE {
-                return Ok(Sized::Waiting(Next::After(self.config.poll_min)));
+                return Ok(SizeState::Waiting(Next::After(self.config.poll_min)));
             }
             let message = format!(
                 "{WAITING_FOR_ROOM} on foundation {} to resize to {size}",
                 client.name()
             );
-            return Ok(Sized::Waiting(
+            return Ok(SizeState::Waiting(
                 self.wait_with_message::<InstanceSpec>(key, &uid, message)
                     .await?,
             ));
@@ -138,13 +141,20 @@ impl Provisioner {
             .remove(key);
         let asked = o.status.resizing_to.unwrap_or_default().max(&want);
         if o.status.resizing_to != Some(asked) {
+            // Only onto the spec the claim was checked against: had it
+            // changed back meanwhile, placement may have shrunk the claim.
+            let generation = o.meta.generation;
+            let ours =
+                |x: &Object<InstanceSpec>| x.meta.uid == uid && x.meta.generation == generation;
             let written = mutate::<InstanceSpec>(&*self.store, key, |x| {
                 let asked = x.status.resizing_to.unwrap_or_default().max(&want);
-                x.meta.uid == uid && x.status.resizing_to.replace(asked) != Some(asked)
+                ours(x) && x.status.resizing_to.replace(asked) != Some(asked)
             })
             .await?;
-            if written.is_none() {
-                return Ok(Sized::Done);
+            let recorded = written
+                .is_some_and(|x| ours(&x) && x.status.resizing_to.is_some_and(|r| r.covers(&want)));
+            if !recorded {
+                return Ok(SizeState::Again);
             }
         }
         let resize = InstanceAction::Resize {
@@ -155,7 +165,7 @@ impl Provisioner {
             // Tried again after a while; meanwhile the instance says why.
             self.metrics.error("provisioner", e.kind());
             let message = format!("{RESIZING} to {size} on foundation {}: {e}", client.name());
-            return Ok(Sized::Waiting(
+            return Ok(SizeState::Waiting(
                 self.wait_with_message::<InstanceSpec>(key, &uid, message)
                     .await?,
             ));
@@ -179,7 +189,7 @@ impl Provisioner {
             true
         })
         .await?;
-        Ok(Sized::Resized)
+        Ok(SizeState::Again)
     }
 
     /// Brings an instance to its spec's power state; once it is there and
