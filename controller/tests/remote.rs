@@ -355,21 +355,35 @@ foundations:
         ]);
     };
 
-    // Four would need three free: admitted against the quota, then waiting.
-    run(&[
-        "resize", "instance", "web-1", "--vcpu", "4", "--memory", "8Gi",
+    // Four would need three free: admitted against the quota, then waiting,
+    // which `--wait` shows until it gives up (exit 7).
+    let out = ctl(&[
+        "resize",
+        "instance",
+        "web-1",
+        "--vcpu",
+        "4",
+        "--memory",
+        "8Gi",
+        "--wait",
+        "--timeout",
+        "8s",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let web = get(&ctl, "instance", "web-1");
-        let message = web["status"]["message"].as_str().unwrap_or_default();
-        if message.contains("waiting for room on foundation vendor-cloud") {
-            assert_eq!(web["status"]["phase"], "Ready", "{web}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "never said it waits: {web}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}\n{}",
+        text(&out),
+        served.logs()
+    );
+    assert!(
+        text(&out).contains("observed 1: waiting for room on foundation vendor-cloud"),
+        "{}",
+        text(&out)
+    );
+    let web = get(&ctl, "instance", "web-1");
+    assert_eq!(web["status"]["phase"], "Ready", "{web}");
+    assert_eq!(web["spec"]["vcpu"], 4, "admitted: {web}");
 
     // Undone: back to its size at once, and the message goes.
     resize("2", "4Gi");

@@ -60,8 +60,10 @@ impl Until {
 /// How long to pause before reading again after a transient failure.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// What a progress line is printed for a change of.
-type ProgressKey = (Phase, String, Option<u64>);
+/// What a progress line is printed for a change of: the phase, the
+/// placement summary and, while applying a change, the observed generation
+/// and the message.
+type ProgressKey = (Phase, String, Option<(u64, String)>);
 
 /// Prints one line per phase change.
 pub struct Progress<'a> {
@@ -90,9 +92,11 @@ impl<'a> Progress<'a> {
     }
 
     /// Prints a line if the phase (or its summary, or while applying a
-    /// change the observed generation) changed.
+    /// change the observed generation or the message) changed.
     pub fn observe(&mut self, r: &Resource) -> Result<()> {
-        let observed = self.target.map(|_| observed_generation(r));
+        let observed = self
+            .target
+            .map(|_| (observed_generation(r), r.message().to_owned()));
         let key = (r.phase(), r.placement_summary().to_owned(), observed);
         if self.last.as_ref() == Some(&key) {
             return Ok(());
@@ -118,10 +122,17 @@ impl<'a> Progress<'a> {
         match &self.last {
             None => "unknown".to_owned(),
             Some((phase, _, observed)) => match (self.target, observed) {
-                (Some(target), Some(observed)) if *observed < target => format!(
-                    "{}, generation {target} not yet applied",
-                    phase_name(*phase)
-                ),
+                (Some(target), Some((observed, why))) if *observed < target => {
+                    let pending = format!(
+                        "{}, generation {target} not yet applied",
+                        phase_name(*phase)
+                    );
+                    if why.is_empty() {
+                        pending
+                    } else {
+                        format!("{pending} ({why})")
+                    }
+                }
                 _ => phase_name(*phase).to_owned(),
             },
         }
@@ -147,15 +158,22 @@ pub fn transition_line(elapsed: Duration, r: &Resource) -> String {
 
 /// [`transition_line`] while waiting for `target` to be applied: a Ready
 /// resource that has not applied it says so (`applying generation 3,
-/// observed 2`); once applied, the Ready condition's message (e.g.
-/// `SHUTOFF on foundation kunpeng-1`) or the addresses.
+/// observed 2`), with its message if it has one (what it waits for); once
+/// applied, the Ready condition's message (e.g. `SHUTOFF on foundation
+/// kunpeng-1`) or the addresses.
 pub fn applying_line(elapsed: Duration, r: &Resource, target: Option<u64>) -> String {
     let phase = r.phase();
     let ready_detail = match target {
-        Some(generation) if phase == Phase::Ready && !is_applied(r, generation) => Some(format!(
-            "applying generation {generation}, observed {}",
-            observed_generation(r)
-        )),
+        Some(generation) if phase == Phase::Ready && !is_applied(r, generation) => {
+            let pending = format!(
+                "applying generation {generation}, observed {}",
+                observed_generation(r)
+            );
+            Some(match r.message() {
+                "" => pending,
+                why => format!("{pending}: {why}"),
+            })
+        }
         Some(_) => r
             .ready_condition()
             .map(|c| c.message.clone())
@@ -527,6 +545,17 @@ mod tests {
         assert_eq!(
             applying_line(t, &changed(3, 3, ConditionStatus::True), Some(3)),
             "   1.5s  Ready          SHUTOFF on foundation kunpeng-1"
+        );
+        // What it waits for, when it says.
+        let mut waiting = changed(3, 2, ConditionStatus::True);
+        if let Resource::Instance(i) = &mut waiting
+            && let Some(s) = i.status.as_mut()
+        {
+            s.message = "waiting for room on foundation kunpeng-1".into();
+        }
+        assert_eq!(
+            applying_line(t, &waiting, Some(3)),
+            "   1.5s  Ready          applying generation 3, observed 2: waiting for room on foundation kunpeng-1"
         );
         // Without a target, Ready shows the addresses as before.
         assert_eq!(
