@@ -79,8 +79,8 @@ impl Worker {
         let waiting = w.wants_placement();
         let phase = w.status().phase;
         let uid = w.meta().uid.clone();
-        let placed = (!waiting
-            && !matches!(phase, Phase::Pending | Phase::Unschedulable)
+        // Placed and not being deleted (so not waiting either).
+        let placed = (!matches!(phase, Phase::Pending | Phase::Unschedulable)
             && w.meta().deletion_timestamp.is_none())
         .then(|| Placed {
             charge: w.charge(),
