@@ -61,11 +61,6 @@ pub fn requests(department: &str) -> String {
     format!("{ROOT}requests/{department}/")
 }
 
-/// The key recording that a request id rebooted an instance.
-pub fn reboot(department: &str, instance_uid: &str, request_id: &str) -> String {
-    format!("{ROOT}reboots/{department}/{instance_uid}/{request_id}")
-}
-
 /// The department's usage key: the hot key admission guards.
 pub fn usage(department: &str) -> String {
     format!("{ROOT}usage/{department}")

@@ -161,7 +161,7 @@ fn delete_fingerprint(kind: yunshu_core::meta::Kind, name: &str) -> String {
     yunshu_core::admission::fingerprint(kind, name, b"delete")
 }
 
-fn reused(request_id: &str) -> Status {
+pub(crate) fn reused(request_id: &str) -> Status {
     Status::aborted(format!(
         "request id {request_id} was already used for a different request"
     ))

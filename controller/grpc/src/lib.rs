@@ -14,6 +14,7 @@
 pub mod actions;
 pub mod admin;
 pub mod authz;
+mod changes;
 pub mod convert;
 mod deletes;
 pub mod department;

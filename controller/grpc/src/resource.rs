@@ -75,7 +75,7 @@ const DEFAULT_PAGE: usize = 100;
 const MAX_PAGE: usize = 1000;
 
 impl Api {
-    async fn read<R: ApiResource>(
+    pub(crate) async fn read<R: ApiResource>(
         &self,
         department: &str,
         name: &str,
@@ -288,40 +288,7 @@ impl Api {
         Ok(object)
     }
 
-    /// Applies `change` to an object's spec; resizes go through admission.
-    pub async fn change<R: ApiResource>(
-        &self,
-        p: &Principal,
-        name: &str,
-        request_id: &str,
-        change: impl FnOnce(&mut Object<R>) -> Result<(), Status>,
-    ) -> Result<Object<R>, Status> {
-        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
-        authz::write(p, &department)?;
-        require_request_id(request_id)?;
-        let old: Object<R> = self.read(&department, &name).await?;
-        if old.meta.deletion_timestamp.is_some() {
-            return Err(Status::failed_precondition(format!(
-                "{} {name} is being deleted",
-                R::FIELD
-            )));
-        }
-        let mut new = old.clone();
-        change(&mut new)?;
-        if new.spec == old.spec {
-            return Ok(old);
-        }
-        new.meta.generation += 1;
-        if new.spec.charge() == old.spec.charge() {
-            let key = keys::object(R::KIND, Some(&department), &name);
-            new.meta.revision = self.put_if_unchanged(&key, old.meta.revision, &new).await?;
-            Ok(new)
-        } else {
-            self.admission.update(&old, new).await.map_err(to_status)
-        }
-    }
-
-    async fn put_if_unchanged<R: ApiResource>(
+    pub(crate) async fn put_if_unchanged<R: ApiResource>(
         &self,
         key: &str,
         revision: i64,

@@ -45,25 +45,6 @@ impl PurgeFlag for pb::DeleteBucketRequest {
     }
 }
 
-/// How long a reboot's request id is remembered.
-const REBOOT_RECORD_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
-
-impl Api {
-    /// Writes an empty record at `key` that expires after `ttl`.
-    async fn remember(&self, key: &str, ttl: std::time::Duration) -> yunshu_core::Result<()> {
-        use yunshu_core::store::{Op, Txn};
-        let lease = self.store.lease_grant(ttl).await?;
-        self.store
-            .txn(Txn::new().and_then([Op::Put {
-                key: key.to_owned(),
-                value: Vec::new(),
-                lease: Some(lease),
-            }]))
-            .await?;
-        Ok(())
-    }
-}
-
 /// A server stream of watch responses.
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -283,7 +264,7 @@ workload_service! {
     async fn start_instance(&self, request: Request<pb::StartInstanceRequest>) -> Result<Response<pb::StartInstanceResponse>, Status> {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
-        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, "start", |o| {
             o.spec.power = PowerState::Running;
             Ok(())
         });
@@ -293,7 +274,7 @@ workload_service! {
     async fn stop_instance(&self, request: Request<pb::StopInstanceRequest>) -> Result<Response<pb::StopInstanceResponse>, Status> {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
-        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, "stop", |o| {
             o.spec.power = PowerState::Stopped;
             Ok(())
         });
@@ -308,34 +289,38 @@ workload_service! {
         authz::write(&p, &department)?;
         crate::resource::require_request_id(&r.request_id)?;
         let answer = |o: &Object<InstanceSpec>| Ok(Response::new(pb::RebootInstanceResponse { instance: Some(InstanceSpec::to_message(o)) }));
-        // A retry of a reboot that happened does not reboot again.
-        let done = yunshu_core::keys::reboot(&department, &o.meta.uid, &r.request_id);
-        if self.store.get(&done).await.map_err(crate::status::to_status)?.is_some() {
-            return answer(&o);
-        }
-        match (&self.actions, o.status.phase) {
-            (Some(actions), Phase::Ready) => {
-                actions.reboot(&o).await.map_err(crate::status::from_foundation)?;
-                tracing::info!(instance = %r.name, request_id = %r.request_id, "rebooted");
-                // The reboot happened: a failure to remember it must not
-                // make the caller retry it.
-                if let Err(e) = self.remember(&done, REBOOT_RECORD_TTL).await {
-                    tracing::warn!(instance = %r.name, error = %e, "could not record the reboot's request id");
-                }
-                answer(&o)
-            }
-            _ => Err(Status::failed_precondition(format!(
+        let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
+            return Err(Status::failed_precondition(format!(
                 "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
                 r.name, o.status.phase
-            ))),
-        }
+            )));
+        };
+        // The id is reserved before the reboot and marked after, so neither
+        // a concurrent nor a later retry reboots again.
+        let fingerprint = yunshu_core::admission::fingerprint(<InstanceSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"reboot");
+        let reserved_at = match self.reserve_action(&r.request_id, &fingerprint, &o).await? {
+            crate::changes::Reserved::Done => return answer(&o),
+            crate::changes::Reserved::Go(at) => at,
+        };
+        let rebooted = actions.reboot(&o).await.map_err(crate::status::from_foundation);
+        self.finish_action(&department, &r.request_id, reserved_at, rebooted.is_ok()).await;
+        rebooted?;
+        tracing::info!(instance = %r.name, request_id = %r.request_id, "rebooted");
+        answer(&o)
     }
 
     async fn resize_instance(&self, request: Request<pb::ResizeInstanceRequest>) -> Result<Response<pb::ResizeInstanceResponse>, Status> {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
-        let catalog = self.catalog.clone();
-        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, |o| {
+        // The arguments first: a bad size is INVALID_ARGUMENT whatever
+        // state the instance is in, named as the request names it.
+        let mut out = Vec::new();
+        validate::size(["vcpu", "memory_mib"], (r.vcpu, r.memory_mib), &self.catalog, &mut out);
+        if !out.is_empty() {
+            return Err(crate::status::invalid(&out));
+        }
+        let what = format!("resize {} {}", r.vcpu, r.memory_mib);
+        let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, &what, |o| {
             // Already this size (a retry once it was placed, say): nothing to do.
             if (o.spec.vcpu, o.spec.memory_mib) == (r.vcpu, r.memory_mib) {
                 return Ok(());
@@ -351,9 +336,7 @@ workload_service! {
             }
             o.spec.vcpu = r.vcpu;
             o.spec.memory_mib = r.memory_mib;
-            let mut out = Vec::new();
-            validate::instance("spec", &o.spec, &catalog, &mut out);
-            if out.is_empty() { Ok(()) } else { Err(crate::status::invalid(&out)) }
+            Ok(())
         });
         Ok(Response::new(pb::ResizeInstanceResponse { instance: Some(InstanceSpec::to_message(&o.await?)) }))
     }
@@ -384,7 +367,8 @@ workload_service! {
             Err(status) => return Err(crate::status::invalid(&[FieldViolation::new("instance", status.message())])),
         };
         let target = self.get::<InstanceSpec>(&p, &r.instance).await?;
-        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, |v| {
+        let what = format!("attach {instance}");
+        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, &what, |v| {
             if v.spec.attach_to.as_deref() == Some(instance.as_str()) {
                 return Ok(());
             }
@@ -406,7 +390,7 @@ workload_service! {
     async fn detach_volume(&self, request: Request<pb::DetachVolumeRequest>) -> Result<Response<pb::DetachVolumeResponse>, Status> {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
-        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, |v| {
+        let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, "detach", |v| {
             v.spec.attach_to = None;
             Ok(())
         });
@@ -445,10 +429,19 @@ workload_service! {
         let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
             return Err(not_ready(&r.name, o.status.phase));
         };
+        // Reserved while the keys are made, so overlapping retries do not
+        // make a second pair; once made, a retry gets the same pair back.
+        let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"issue credentials");
+        let reserved = self.reserve_action(&r.request_id, &fingerprint, &o).await?;
         let issued = actions
             .issue_credentials(&p, &o, ttl, &r.request_id)
             .await
-            .map_err(crate::status::from_foundation)?;
+            .map_err(crate::status::from_foundation);
+        if let crate::changes::Reserved::Go(at) = reserved {
+            let department = o.meta.department.as_deref().unwrap_or_default();
+            self.finish_action(department, &r.request_id, at, issued.is_ok()).await;
+        }
+        let issued = issued?;
         Ok(Response::new(pb::IssueBucketCredentialsResponse {
             access_key_id: issued.access_key.clone(),
             secret_access_key: issued.secret_key.clone(),

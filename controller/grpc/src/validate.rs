@@ -112,34 +112,12 @@ fn constraints(path: &str, c: &Constraints, out: &mut Vec<FieldViolation>) {
 
 /// An instance spec.
 pub fn instance(path: &str, s: &InstanceSpec, catalog: &Catalog, out: &mut Vec<FieldViolation>) {
-    if s.vcpu == 0 {
-        out.push(FieldViolation::new(
-            format!("{path}.vcpu"),
-            "must be at least 1",
-        ));
-    }
-    if s.memory_mib == 0 {
-        out.push(FieldViolation::new(
-            format!("{path}.memory_mib"),
-            "must be at least 1",
-        ));
-    }
-    if s.vcpu > 0 && s.memory_mib > 0 && catalog.size(s.vcpu, s.memory_mib).is_none() {
-        let sizes: Vec<_> = catalog
-            .sizes
-            .iter()
-            .map(|z| format!("{} ({}/{})", z.name, z.vcpu, z.memory_mib))
-            .collect();
-        out.push(FieldViolation::new(
-            format!("{path}.vcpu"),
-            format!(
-                "no catalog size has {} vCPU and {} MiB; sizes (vCPU/MiB): {}",
-                s.vcpu,
-                s.memory_mib,
-                sizes.join(", ")
-            ),
-        ));
-    }
+    size(
+        [&format!("{path}.vcpu"), &format!("{path}.memory_mib")],
+        (s.vcpu, s.memory_mib),
+        catalog,
+        out,
+    );
     if s.disk_gib == 0 || s.disk_gib > catalog.max_disk_gib {
         out.push(FieldViolation::new(
             format!("{path}.disk_gib"),
@@ -191,6 +169,36 @@ pub fn instance(path: &str, s: &InstanceSpec, catalog: &Catalog, out: &mut Vec<F
         ));
     }
     constraints(&format!("{path}.constraints"), &s.constraints, out);
+}
+
+/// An instance size, `(vcpu, memory_mib)` reported under `paths`: both
+/// positive, and a size of the catalog.
+pub fn size(
+    paths: [&str; 2],
+    (vcpu, memory_mib): (u32, u64),
+    catalog: &Catalog,
+    out: &mut Vec<FieldViolation>,
+) {
+    if vcpu == 0 {
+        out.push(FieldViolation::new(paths[0], "must be at least 1"));
+    }
+    if memory_mib == 0 {
+        out.push(FieldViolation::new(paths[1], "must be at least 1"));
+    }
+    if vcpu > 0 && memory_mib > 0 && catalog.size(vcpu, memory_mib).is_none() {
+        let sizes: Vec<_> = catalog
+            .sizes
+            .iter()
+            .map(|z| format!("{} ({}/{})", z.name, z.vcpu, z.memory_mib))
+            .collect();
+        out.push(FieldViolation::new(
+            paths[0],
+            format!(
+                "no catalog size has {vcpu} vCPU and {memory_mib} MiB; sizes (vCPU/MiB): {}",
+                sizes.join(", ")
+            ),
+        ));
+    }
 }
 
 /// A volume spec.

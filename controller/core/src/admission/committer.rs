@@ -312,10 +312,15 @@ impl Committer {
                     key,
                     revision,
                     record,
+                    request,
                     ..
                 } if accept => {
                     txn.compares.push(Compare::unchanged(key, *revision));
                     txn.success.push(Op::put(key, record.clone()));
+                    if let Some((request_key, value)) = request {
+                        txn.compares.push(Compare::absent(request_key.clone()));
+                        txn.success.push(Op::put(request_key, value.clone()));
+                    }
                     writes = true;
                 }
                 Change::Release { key, revision, .. } => {
@@ -470,6 +475,14 @@ impl Committer {
                         None
                     }
                 }
+            }
+            Change::Update {
+                request: Some((request_key, _)),
+                ..
+            } if matches!(self.store.get(request_key).await, Ok(Some(_))) => {
+                Some(Err(Error::Conflict {
+                    message: "the request id has been used meanwhile".into(),
+                }))
             }
             Change::Update { key, revision, .. } | Change::Release { key, revision, .. } => {
                 match self.store.get(key).await {

@@ -115,6 +115,9 @@ pub enum Change {
         old_charge: Resources,
         /// What it charges now.
         new_charge: Resources,
+        /// A request record (key, value) written with the change, guarded
+        /// absent.
+        request: Option<(String, Vec<u8>)>,
     },
     /// Delete an object and return its charge, if it is still at `revision`.
     Release {
@@ -282,6 +285,18 @@ impl Admission {
         old: &Object<S>,
         new: Object<S>,
     ) -> Result<Object<S>> {
+        self.update_recorded(old, new, None).await
+    }
+
+    /// [`Admission::update`], writing `request` (a request record's key and
+    /// value) in the same transaction if that key is still absent: a retry
+    /// racing this change fails it with `Conflict` and finds the record.
+    pub async fn update_recorded<S: Spec + Charge>(
+        &self,
+        old: &Object<S>,
+        new: Object<S>,
+        request: Option<(String, Vec<u8>)>,
+    ) -> Result<Object<S>> {
         let department = old.meta.department.clone().ok_or_else(|| {
             Error::invalid("meta.department", "is required for department resources")
         })?;
@@ -293,6 +308,7 @@ impl Admission {
             record: codec::encode(&new)?,
             old_charge: old.spec.charge(),
             new_charge: new.spec.charge(),
+            request,
         };
         let admitted = self.submit(change).await?;
         let mut object = new;

@@ -23,6 +23,8 @@ struct Foundation {
     revokes: AtomicUsize,
     /// The foundation refuses Yunshu's credentials.
     refuse: AtomicBool,
+    /// Reboots take a moment, so retries overlap them.
+    slow: AtomicBool,
 }
 
 #[tonic::async_trait]
@@ -32,6 +34,9 @@ impl yunshu_grpc::actions::Actions for Foundation {
             return Err(yunshu_core::Error::Unauthorized {
                 message: "the foundation does not know Yunshu's application credential".into(),
             });
+        }
+        if self.slow.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         self.reboots.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -107,6 +112,72 @@ async fn a_retried_reboot_reboots_once() {
         .await
         .expect_err("no request id");
     common::assert_names_field(err, "request_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_retries_of_a_reboot_reboot_once_and_a_failed_one_can_be_retried() {
+    let actions = Arc::new(Foundation::default());
+    let (_s, c) = ready_instance(actions.clone()).await;
+    let reboot = |request_id: &str| pb::RebootInstanceRequest {
+        name: "departments/health/instances/web-1".into(),
+        request_id: request_id.into(),
+    };
+
+    // A reboot the foundation refuses is not remembered as done.
+    actions.refuse.store(true, Ordering::SeqCst);
+    c.clone()
+        .reboot_instance(as_(ALICE, reboot("boot-1")))
+        .await
+        .expect_err("refused");
+    actions.refuse.store(false, Ordering::SeqCst);
+
+    // Retries while the reboot is under way are told so; none reboots.
+    actions.slow.store(true, Ordering::SeqCst);
+    let calls: Vec<_> = (0..4)
+        .map(|i| {
+            let mut c = c.clone();
+            let req = reboot("boot-1");
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * i)).await;
+                c.reboot_instance(as_(ALICE, req)).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+                assert!(e.message().contains("being carried out"), "{e:?}");
+            }
+        }
+    }
+    assert!(ok >= 1, "the first call reboots");
+    assert_eq!(actions.reboots.load(Ordering::SeqCst), 1, "one reboot");
+    c.clone()
+        .reboot_instance(as_(ALICE, reboot("boot-1")))
+        .await
+        .expect("a retry once it is done");
+    assert_eq!(
+        actions.reboots.load(Ordering::SeqCst),
+        1,
+        "still one reboot"
+    );
+
+    // The id belongs to the reboot now.
+    let err = c
+        .clone()
+        .stop_instance(as_(
+            ALICE,
+            pb::StopInstanceRequest {
+                name: "departments/health/instances/web-1".into(),
+                request_id: "boot-1".into(),
+            },
+        ))
+        .await
+        .expect_err("a stop under the reboot's id");
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

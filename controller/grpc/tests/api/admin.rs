@@ -214,7 +214,7 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
                 name: "departments/edu/instances/web-1".into(),
                 vcpu,
                 memory_mib,
-                request_id: "resize-1".into(),
+                request_id: format!("resize-{vcpu}"),
             },
         )
     };
@@ -244,7 +244,7 @@ async fn foundation_references_are_names_and_a_busy_foundation_stays() {
     .await
     .expect("ready");
     let mut bigger = resize(4, 8192);
-    bigger.get_mut().request_id = "resize-2".into();
+    bigger.get_mut().request_id = "resize-once-ready".into();
     let resized = instances
         .resize_instance(bigger)
         .await

@@ -4,7 +4,8 @@
 //! This file: the life of an instance, and quota. `access.rs`: isolation
 //! between departments and the viewer role; `lists.rs`: pages and watches;
 //! `placement.rs`: placement and health; `buckets.rs`: deleting buckets;
-//! `actions.rs`: reboots, credentials, and actions a foundation refuses.
+//! `actions.rs`: reboots, credentials, and actions a foundation refuses;
+//! `retries.rs`: retried spec changes.
 
 mod access;
 mod actions;
@@ -16,6 +17,7 @@ mod buckets;
 mod common;
 mod lists;
 mod placement;
+mod retries;
 
 use std::time::Duration;
 

@@ -1,0 +1,302 @@
+//! Spec changes — start, stop, resize, attach, detach — and their retries.
+//!
+//! A change writes a record under its request id in the same transaction
+//! as the object (guarded absent), holding the object as the change left
+//! it. A retry, before or after anything else touched the object, gets
+//! that answer back and changes nothing: a lost answer to `Stop` retried
+//! after someone else's `Start` does not stop the instance again, and a
+//! resize retried after another resize does not undo it. An id used for
+//! another request (a create, a delete, another change) is ABORTED, as
+//! for creates and deletes. A change that finds the spec already as asked
+//! writes only the record, so its retries are answered the same way.
+
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use yunshu_core::{
+    admission::fingerprint,
+    codec, keys,
+    meta::Object,
+    store::{Compare, Op, Txn},
+};
+
+use crate::{
+    Api, authz, names,
+    resource::{ApiResource, require_request_id},
+    status::to_status,
+};
+
+/// What a change leaves under its request id.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangeRecord {
+    object_key: String,
+    uid: String,
+    fingerprint: String,
+    /// The object as the change left it: what a retry is answered.
+    answer: serde_json::Value,
+    /// The answer's revision when the change wrote nothing but this record
+    /// (the spec was already as asked); otherwise the record's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revision: Option<i64>,
+    /// When it was written ([`yunshu_core::requests::Written`]).
+    #[serde(default)]
+    written_at: i64,
+}
+
+fn encode_failed(e: impl std::error::Error + Send + Sync + 'static) -> Status {
+    to_status(yunshu_core::Error::Internal {
+        message: "failed to encode a change record".into(),
+        source: Some(Box::new(e)),
+    })
+}
+
+impl Api {
+    /// Applies `change` to an object's spec, once per request id; resizes
+    /// go through admission. `what` names the change and its arguments
+    /// (`stop`, `resize 4 8192`): a retry must ask the same.
+    pub async fn change<R: ApiResource>(
+        &self,
+        p: &yunshu_core::principal::Principal,
+        name: &str,
+        request_id: &str,
+        what: &str,
+        change: impl FnOnce(&mut Object<R>) -> Result<(), Status>,
+    ) -> Result<Object<R>, Status> {
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::write(p, &department)?;
+        require_request_id(request_id)?;
+        let fingerprint = fingerprint(R::KIND, &name, format!("change {what}").as_bytes());
+        if let Some(answer) = self
+            .earlier_change(&department, request_id, &fingerprint)
+            .await?
+        {
+            return Ok(answer);
+        }
+        let old: Object<R> = self.read(&department, &name).await?;
+        if old.meta.deletion_timestamp.is_some() {
+            return Err(Status::failed_precondition(format!(
+                "{} {name} is being deleted",
+                R::FIELD
+            )));
+        }
+        let mut new = old.clone();
+        change(&mut new)?;
+        let unchanged = new.spec == old.spec;
+        if !unchanged {
+            new.meta.generation += 1;
+        }
+        let object_key = keys::object(R::KIND, Some(&department), &name);
+        let request_key = keys::request(&department, request_id);
+        let record = ChangeRecord {
+            object_key: object_key.clone(),
+            uid: old.meta.uid.clone(),
+            fingerprint: fingerprint.clone(),
+            answer: serde_json::to_value(if unchanged { &old } else { &new })
+                .map_err(encode_failed)?,
+            revision: unchanged.then_some(old.meta.revision),
+            written_at: yunshu_core::requests::unix_now(),
+        };
+        let record = codec::encode(&record).map_err(to_status)?;
+        let done = if unchanged || new.spec.charge() == old.spec.charge() {
+            let mut ops = vec![Op::put(&request_key, record)];
+            if !unchanged {
+                ops.push(Op::put(
+                    &object_key,
+                    codec::encode(&new).map_err(to_status)?,
+                ));
+            }
+            let resp = self
+                .store
+                .txn(
+                    Txn::new()
+                        .when([
+                            Compare::unchanged(&object_key, old.meta.revision),
+                            Compare::absent(request_key),
+                        ])
+                        .and_then(ops),
+                )
+                .await
+                .map_err(to_status)?;
+            if resp.succeeded {
+                Ok(if unchanged {
+                    old
+                } else {
+                    new.meta.revision = resp.revision;
+                    new
+                })
+            } else {
+                Err(Status::aborted(
+                    "the object changed since it was read; read it again and retry",
+                ))
+            }
+        } else {
+            self.admission
+                .update_recorded(&old, new, Some((request_key, record)))
+                .await
+                .map_err(to_status)
+        };
+        match done {
+            Ok(object) => Ok(object),
+            // A retry of this request may have been carried out meanwhile.
+            Err(e) => match self
+                .earlier_change(&department, request_id, &fingerprint)
+                .await?
+            {
+                Some(answer) => Ok(answer),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The answer of a change already made under `request_id`: `None` if
+    /// the id is unused, ABORTED if it was used for another request.
+    async fn earlier_change<R: ApiResource>(
+        &self,
+        department: &str,
+        request_id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Object<R>>, Status> {
+        let key = keys::request(department, request_id);
+        let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
+            return Ok(None);
+        };
+        // A create's or a delete's record does not decode as a change's.
+        let record = match codec::decode::<ChangeRecord>(&kv.key, &kv.value) {
+            Ok(r) if r.fingerprint == fingerprint => r,
+            _ => return Err(crate::deletes::reused(request_id)),
+        };
+        let mut answer: Object<R> = serde_json::from_value(record.answer).map_err(|e| {
+            to_status(yunshu_core::Error::Internal {
+                message: format!("failed to decode the change record at {key}"),
+                source: Some(Box::new(e)),
+            })
+        })?;
+        answer.meta.revision = record.revision.unwrap_or(kv.mod_revision);
+        Ok(Some(answer))
+    }
+}
+
+/// What an action that cannot be part of a store transaction (a reboot)
+/// leaves under its request id: reserved before it is carried out, marked
+/// done after.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActionRecord {
+    object_key: String,
+    uid: String,
+    fingerprint: String,
+    /// Whether the action was carried out; `false` while it is under way.
+    done: bool,
+    /// When it was written ([`yunshu_core::requests::Written`]).
+    #[serde(default)]
+    written_at: i64,
+}
+
+/// How long a reserved action may stay under way before a retry takes it
+/// over: the server that reserved it is taken to have stopped, so whether
+/// it was carried out is unknown, and it is carried out (again).
+const ACTION_STALE_SECS: i64 = 300;
+
+/// Whether to carry out an action asked under a request id.
+#[derive(Debug)]
+pub(crate) enum Reserved {
+    /// Carry it out; the reservation is at this revision.
+    Go(i64),
+    /// A call with this id carried it out already: answer as it did.
+    Done,
+}
+
+impl Api {
+    /// Reserves `request_id` for an action on `object` named by
+    /// `fingerprint`, so that concurrent and later retries do not repeat
+    /// it: [`Reserved::Done`] once it was carried out, UNAVAILABLE while
+    /// another call carries it out, ABORTED if the id was used for another
+    /// request.
+    pub(crate) async fn reserve_action<R: ApiResource>(
+        &self,
+        request_id: &str,
+        fingerprint: &str,
+        object: &Object<R>,
+    ) -> Result<Reserved, Status> {
+        let department = object.meta.department.as_deref().unwrap_or_default();
+        let key = keys::request(department, request_id);
+        let now = yunshu_core::requests::unix_now();
+        let record = codec::encode(&ActionRecord {
+            object_key: keys::object(R::KIND, Some(department), &object.meta.name),
+            uid: object.meta.uid.clone(),
+            fingerprint: fingerprint.to_owned(),
+            done: false,
+            written_at: now,
+        })
+        .map_err(to_status)?;
+        for _ in 0..3 {
+            let guard = match self.store.get(&key).await.map_err(to_status)? {
+                None => Compare::absent(&key),
+                Some(kv) => match codec::decode::<ActionRecord>(&kv.key, &kv.value) {
+                    Ok(r) if r.fingerprint == fingerprint && r.done => return Ok(Reserved::Done),
+                    Ok(r) if r.fingerprint == fingerprint => {
+                        if now.saturating_sub(r.written_at) < ACTION_STALE_SECS {
+                            return Err(Status::unavailable(format!(
+                                "request {request_id} is being carried out by an earlier call; retry shortly"
+                            )));
+                        }
+                        Compare::unchanged(&key, kv.mod_revision)
+                    }
+                    _ => return Err(crate::deletes::reused(request_id)),
+                },
+            };
+            let resp = self
+                .store
+                .txn(
+                    Txn::new()
+                        .when([guard])
+                        .and_then([Op::put(&key, record.clone())]),
+                )
+                .await
+                .map_err(to_status)?;
+            if resp.succeeded {
+                return Ok(Reserved::Go(resp.revision));
+            }
+        }
+        Err(Status::aborted(format!(
+            "request {request_id} is contended; retry"
+        )))
+    }
+
+    /// Ends a reservation: marked done when the action was carried out
+    /// (a failure to mark it is logged, not returned: the action happened),
+    /// else given up so a retry carries it out.
+    pub(crate) async fn finish_action(
+        &self,
+        department: &str,
+        request_id: &str,
+        reserved_at: i64,
+        carried_out: bool,
+    ) {
+        let key = keys::request(department, request_id);
+        let op = if carried_out {
+            let record = self.store.get(&key).await.ok().flatten().and_then(|kv| {
+                let mut r = codec::decode::<ActionRecord>(&kv.key, &kv.value).ok()?;
+                r.done = true;
+                codec::encode(&r).ok()
+            });
+            match record {
+                Some(record) => Op::put(&key, record),
+                None => {
+                    tracing::warn!(%key, "the reservation of a carried-out action is gone");
+                    return;
+                }
+            }
+        } else {
+            Op::delete(&key)
+        };
+        let txn = Txn::new()
+            .when([Compare::unchanged(&key, reserved_at)])
+            .and_then([op]);
+        match self.store.txn(txn).await {
+            Ok(resp) if resp.succeeded => {}
+            Ok(_) => tracing::warn!(%key, "an action's reservation was taken over meanwhile"),
+            Err(e) => tracing::warn!(%key, error = %e, "failed to record how an action ended"),
+        }
+    }
+}
