@@ -106,9 +106,10 @@ impl Client {
     pub async fn connect(settings: &Settings, warnings: &mut dyn std::io::Write) -> Result<Self> {
         settings.validate()?;
         let credentials = Credentials::from_settings(settings)?;
-        let connect_error = |reason: String| Error::Connect {
+        let connect_error = |reason: String, tls: bool| Error::Connect {
             endpoint: settings.endpoint.clone(),
             reason,
+            tls,
         };
         let mut endpoint = Endpoint::from_shared(settings.endpoint.clone())
             .map_err(|e| Error::Usage(format!("endpoint `{}`: {}", settings.endpoint, chain(&e))))?
@@ -130,7 +131,7 @@ impl Client {
             }
             endpoint = endpoint
                 .tls_config(tls)
-                .map_err(|e| connect_error(chain(&e)))?;
+                .map_err(|e| connect_error(chain(&e), true))?;
         } else if credentials.authorization.is_some() && !is_loopback(endpoint.uri().host()) {
             let _ = writeln!(
                 warnings,
@@ -141,7 +142,7 @@ impl Client {
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| connect_error(chain(&e)))?;
+            .map_err(|e| connect_error(chain(&e), is_tls_failure(&e)))?;
         Ok(Self::from_channel(
             channel,
             credentials,
@@ -200,6 +201,21 @@ fn is_loopback(host: Option<&str>) -> bool {
             .is_ok_and(|ip| ip.is_loopback()),
         None => false,
     }
+}
+
+/// Whether a connection failed in its TLS handshake (rustls reports its
+/// errors as `InvalidData` I/O errors), not in reaching the server.
+fn is_tls_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// An error and its causes, `: `-separated: tonic's transport errors say

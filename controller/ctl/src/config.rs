@@ -155,6 +155,14 @@ impl Settings {
 
     /// Merges flags over a file read from `path`.
     pub fn merge(global: &GlobalArgs, file: &ConfigFile, path: &Path) -> Result<Self> {
+        // Which one wins would be a guess, and a stale inline token beside a
+        // refreshed token file fails every call.
+        if file.token.is_some() && file.token_file.is_some() {
+            return Err(Error::Usage(format!(
+                "{} sets both token and tokenFile; keep one",
+                path.display()
+            )));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let in_file = |p: &Option<PathBuf>| p.as_deref().map(|p| resolve_path(base, p));
         let endpoint = global

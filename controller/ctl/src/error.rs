@@ -6,12 +6,12 @@
 //! |-----:|---------|
 //! | 0 | success |
 //! | 1 | any other error (I/O, internal server error, not implemented yet) |
-//! | 2 | usage: bad flags or configuration, or the server refused an argument (`INVALID_ARGUMENT`, `OUT_OF_RANGE`) |
+//! | 2 | usage: bad flags or configuration (including a token, CA or certificate file that cannot be read, and a TLS handshake the settings make fail), or the server refused an argument (`INVALID_ARGUMENT`) |
 //! | 3 | not found (`NOT_FOUND`; also a resource deleted while waiting for it) |
 //! | 4 | not allowed (`UNAUTHENTICATED`, `PERMISSION_DENIED`) |
 //! | 5 | quota exceeded or rate limited (`RESOURCE_EXHAUSTED`) |
-//! | 6 | conflict or refused (`ALREADY_EXISTS`, `ABORTED`; `FAILED_PRECONDITION`, e.g. deleting a bucket that holds objects without `--purge`, rebooting an instance that is not running, credentials for a bucket that is not Ready; `config init` over an existing file) |
-//! | 7 | unavailable or timed out (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, connection failures, `--timeout`) |
+//! | 6 | conflict or refused (`ALREADY_EXISTS`, `ABORTED`, `OUT_OF_RANGE` (a watch's compacted revision); `FAILED_PRECONDITION`, e.g. deleting a bucket that holds objects without `--purge`, rebooting an instance that is not running, credentials for a bucket that is not Ready; `config init` over an existing file) |
+//! | 7 | unavailable or timed out (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, a server that cannot be reached, `--timeout`): retrying may help |
 //! | 8 | the resource went `Failed` while `--wait` watched it |
 //!
 //! Errors print to stderr as `error: <message>`, then one line per field
@@ -60,14 +60,15 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  other error
-  2  usage: bad flags or configuration, or an invalid argument
+  2  usage: bad flags or configuration (a file it names cannot be read, the
+     TLS handshake fails with its settings), or an invalid argument
   3  not found
   4  unauthenticated or permission denied
   5  quota exceeded or rate limited
   6  already exists, conflict or aborted, or refused: the resource is not
      in a state that allows it (e.g. a bucket with objects without --purge),
      or a watch's --since revision was compacted (list again, then watch)
-  7  unavailable or timed out
+  7  unavailable or timed out: retrying may help
   8  the resource went Failed while waiting";
 
 impl Exit {
@@ -150,6 +151,9 @@ pub enum Error {
         endpoint: String,
         /// Why, with every cause.
         reason: String,
+        /// The TLS settings or handshake failed: the configuration must
+        /// change, retrying will not help (exit 2, not 7).
+        tls: bool,
     },
     /// The server answered with an error status.
     #[error("{}", status_message(.0))]
@@ -216,10 +220,11 @@ impl Error {
     /// The exit code for this error.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Usage(_) | Self::ParseConfig { .. } => Exit::Usage,
-            Self::ReadFile { .. } | Self::WriteFile { .. } | Self::Output(_) | Self::Encode(_) => {
-                Exit::Error
-            }
+            Self::Usage(_)
+            | Self::ParseConfig { .. }
+            | Self::ReadFile { .. }
+            | Self::Connect { tls: true, .. } => Exit::Usage,
+            Self::WriteFile { .. } | Self::Output(_) | Self::Encode(_) => Exit::Error,
             Self::ConfigExists { .. } => Exit::Conflict,
             Self::Connect { .. } | Self::Timeout { .. } => Exit::Unavailable,
             Self::Rpc(status) if is_transport_failure(status) => Exit::Unavailable,
@@ -309,8 +314,9 @@ impl Error {
     fn hint(&self) -> Option<String> {
         match self {
             Self::WithHint { hint, .. } => Some(hint.clone()),
-            Self::Connect { reason, .. } if reason.contains("certificate") => Some(
-                "caFile (--ca-file) must hold the CA that signed the server's certificate"
+            Self::Connect { tls: true, .. } => Some(
+                "caFile (--ca-file) must hold the CA that signed the server's certificate, \
+                 and clientCertFile a certificate of a CA the server trusts"
                     .to_owned(),
             ),
             Self::Rpc(status) if is_transport_failure(status) => Some(
@@ -430,8 +436,25 @@ mod tests {
                 Error::Connect {
                     endpoint: "http://127.0.0.1:1".into(),
                     reason: "refused".into(),
+                    tls: false,
                 },
                 7,
+            ),
+            (
+                Error::Connect {
+                    endpoint: "https://127.0.0.1:1".into(),
+                    reason: "invalid peer certificate: UnknownIssuer".into(),
+                    tls: true,
+                },
+                2,
+            ),
+            (
+                Error::ReadFile {
+                    what: "token file",
+                    path: "/x".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                },
+                2,
             ),
             (
                 Error::Timeout {

@@ -163,6 +163,28 @@ impl Resource {
             .find(|c| c.r#type == READY_CONDITION)
     }
 
+    /// A volume's attachment as the cloud has it, against what its spec
+    /// asks: `web-1`, `web-1 (attaching)`, `web-1 (detaching)`, or empty.
+    pub fn attachment(&self) -> String {
+        let Self::Volume(v) = self else {
+            return String::new();
+        };
+        let wanted = v
+            .spec
+            .as_ref()
+            .map(|s| s.attach_to.rsplit('/').next().unwrap_or_default())
+            .unwrap_or_default();
+        let actual = attached_condition(v)
+            .filter(|c| c.status == pb::ConditionStatus::True as i32)
+            .map(|c| c.message.as_str())
+            .unwrap_or_default();
+        match (wanted, actual) {
+            (w, a) if w == a => a.to_owned(),
+            ("", a) => format!("{a} (detaching)"),
+            (w, _) => format!("{w} (attaching)"),
+        }
+    }
+
     /// Where to reach it: an instance's addresses or a bucket's endpoints.
     pub fn addresses(&self) -> &[String] {
         match self {
@@ -481,9 +503,59 @@ impl Client {
     }
 }
 
+/// The condition the provisioner keeps on a volume: `True` with the
+/// instance's short name as its message while the cloud has it attached.
+pub const ATTACHED_CONDITION: &str = "Attached";
+
+/// A volume's `Attached` condition, if the server reported one.
+pub fn attached_condition(v: &pb::Volume) -> Option<&pb::Condition> {
+    v.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.r#type == ATTACHED_CONDITION)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn volume(attach_to: &str, attached: Option<&str>) -> Resource {
+        Resource::Volume(pb::Volume {
+            metadata: None,
+            spec: Some(pb::VolumeSpec {
+                attach_to: attach_to.into(),
+                ..Default::default()
+            }),
+            status: Some(pb::VolumeStatus {
+                conditions: attached
+                    .map(|on| pb::Condition {
+                        r#type: ATTACHED_CONDITION.into(),
+                        status: if on.is_empty() {
+                            pb::ConditionStatus::False as i32
+                        } else {
+                            pb::ConditionStatus::True as i32
+                        },
+                        message: on.into(),
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+        })
+    }
+
+    #[test]
+    fn a_volume_shows_where_the_cloud_has_it_attached() {
+        let web_1 = "departments/health/instances/web-1";
+        assert_eq!(volume(web_1, Some("web-1")).attachment(), "web-1");
+        assert_eq!(volume(web_1, None).attachment(), "web-1 (attaching)");
+        assert_eq!(volume(web_1, Some("")).attachment(), "web-1 (attaching)");
+        assert_eq!(volume("", Some("web-1")).attachment(), "web-1 (detaching)");
+        assert_eq!(volume("", Some("")).attachment(), "");
+        assert_eq!(volume("", None).attachment(), "");
+    }
 
     #[test]
     fn short_names_become_resource_names() {

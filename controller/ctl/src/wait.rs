@@ -61,9 +61,9 @@ impl Until {
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// What a progress line is printed for a change of: the phase, the
-/// placement summary and, while applying a change, the observed generation
-/// and the message.
-type ProgressKey = (Phase, String, Option<(u64, String)>);
+/// placement summary, the message (what the resource waits for, or why it
+/// cannot go on) and, while applying a change, the observed generation.
+type ProgressKey = (Phase, String, String, u64);
 
 /// Prints one line per phase change.
 pub struct Progress<'a> {
@@ -91,13 +91,16 @@ impl<'a> Progress<'a> {
         self
     }
 
-    /// Prints a line if the phase (or its summary, or while applying a
-    /// change the observed generation or the message) changed.
+    /// Prints a line if the phase, its summary, the message or (while
+    /// applying a change) the observed generation changed.
     pub fn observe(&mut self, r: &Resource) -> Result<()> {
-        let observed = self
-            .target
-            .map(|_| (observed_generation(r), r.message().to_owned()));
-        let key = (r.phase(), r.placement_summary().to_owned(), observed);
+        let observed = self.target.map_or(0, |_| observed_generation(r));
+        let key = (
+            r.phase(),
+            r.placement_summary().to_owned(),
+            r.message().to_owned(),
+            observed,
+        );
         if self.last.as_ref() == Some(&key) {
             return Ok(());
         }
@@ -118,24 +121,28 @@ impl<'a> Progress<'a> {
         Ok(())
     }
 
+    /// The last state seen, for a timeout: the phase, the generation not
+    /// yet applied, and the message (what it waits for).
     fn last_phase(&self) -> String {
-        match &self.last {
-            None => "unknown".to_owned(),
-            Some((phase, _, observed)) => match (self.target, observed) {
-                (Some(target), Some((observed, why))) if *observed < target => {
-                    let pending = format!(
-                        "{}, generation {target} not yet applied",
-                        phase_name(*phase)
-                    );
-                    if why.is_empty() {
-                        pending
-                    } else {
-                        format!("{pending} ({why})")
-                    }
-                }
-                _ => phase_name(*phase).to_owned(),
-            },
+        let Some((phase, _, why, observed)) = &self.last else {
+            return "unknown".to_owned();
+        };
+        let state = match self.target {
+            Some(target) if *observed < target => format!(
+                "{}, generation {target} not yet applied",
+                phase_name(*phase)
+            ),
+            _ => phase_name(*phase).to_owned(),
+        };
+        if why.is_empty() {
+            state
+        } else {
+            format!("{state} ({why})")
         }
+    }
+
+    fn last_is(&self, phase: Phase) -> bool {
+        self.last.as_ref().is_some_and(|(p, ..)| *p == phase)
     }
 }
 
@@ -186,12 +193,20 @@ pub fn applying_line(elapsed: Duration, r: &Resource, target: Option<u64>) -> St
         (Phase::Failed, _) if !r.message().is_empty() => r.message().to_owned(),
         _ => {
             let (foundation, summary) = (r.foundation(), r.placement_summary());
-            if summary.is_empty() {
+            let base = if summary.is_empty() {
                 foundation.to_owned()
             } else if foundation.is_empty() || summary.starts_with(foundation) {
                 summary.to_owned()
             } else {
                 format!("{foundation}: {summary}")
+            };
+            // What it waits for (credentials, a cloud's answer) or why a
+            // delete cannot finish, unless the summary says it already.
+            match r.message() {
+                "" => base,
+                why if base.contains(why) => base,
+                why if base.is_empty() => why.to_owned(),
+                why => format!("{base}; {why}"),
             }
         }
     };
@@ -224,13 +239,23 @@ pub async fn wait(
     }
     let deadline = tokio::time::Instant::now() + timeout;
     let short = name.rsplit('/').next().unwrap_or(name).to_owned();
-    let timed_out = |p: &Progress<'_>| Error::Timeout {
-        after: timeout,
-        waiting: format!(
-            "waiting for {} {short} (still {})",
-            kind.as_str(),
-            p.last_phase()
-        ),
+    let timed_out = |p: &Progress<'_>| {
+        let e = Error::Timeout {
+            after: timeout,
+            waiting: format!(
+                "waiting for {} {short} (still {})",
+                kind.as_str(),
+                p.last_phase()
+            ),
+        };
+        if p.last_is(Phase::Unschedulable) {
+            e.with_hint(format!(
+                "`yunshuctl explain {} {short}` shows each foundation and what rules it out",
+                kind.as_str()
+            ))
+        } else {
+            e
+        }
     };
     let vanished = || Error::Vanished {
         kind: kind.as_str(),
@@ -338,7 +363,8 @@ fn settled(until: Until, r: &Resource, short: &str) -> Result<Option<Resource>> 
     }
 }
 
-fn is_transient(e: &Error) -> bool {
+/// Whether a read failed for a moment: retrying it may succeed.
+pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(e, Error::Timeout { .. })
         || e.status()
             .is_some_and(|s| matches!(s.code(), Code::Unavailable | Code::OutOfRange))

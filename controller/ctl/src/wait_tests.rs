@@ -242,3 +242,34 @@ fn parents() {
         "departments/health"
     );
 }
+
+#[test]
+fn what_a_resource_waits_for_is_shown_and_kept_for_the_timeout() {
+    let mut waiting = instance(Phase::Scheduled, "foundations/kunpeng-1", "fits best");
+    if let Resource::Instance(i) = &mut waiting
+        && let Some(s) = i.status.as_mut()
+    {
+        s.message = "waiting: foundation kunpeng-1 has no adapter credentials".into();
+    }
+    assert_eq!(
+        transition_line(Duration::from_secs(3), &waiting),
+        "   3.0s  Scheduled      kunpeng-1: fits best; waiting: foundation kunpeng-1 has no adapter credentials"
+    );
+    let mut out = Vec::new();
+    let mut p = Progress::new(&mut out);
+    let plain = instance(Phase::Scheduled, "foundations/kunpeng-1", "fits best");
+    for r in [&plain, &waiting, &waiting] {
+        p.observe(r).expect("prints");
+    }
+    assert_eq!(
+        p.last_phase(),
+        "Scheduled (waiting: foundation kunpeng-1 has no adapter credentials)"
+    );
+    assert!(!p.last_is(Phase::Unschedulable));
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "a new message is a new line: {text}"
+    );
+}

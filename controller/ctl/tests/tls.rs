@@ -125,7 +125,11 @@ async fn a_client_certificate_authenticates_over_mutual_tls() {
         &format!("endpoint: {endpoint}\ndepartment: health\ncaFile: other-ca.pem\n"),
     );
     let run = ctl(&wrong_ca, &["quota"]).await;
-    assert_eq!(run.exit, Exit::Unavailable, "{run:?}");
+    assert_eq!(
+        run.exit,
+        Exit::Usage,
+        "a setting to fix, not to retry: {run:?}"
+    );
     assert!(
         run.err
             .starts_with(&format!("error: failed to connect to {endpoint}")),
@@ -142,7 +146,7 @@ async fn a_client_certificate_authenticates_over_mutual_tls() {
         &format!("endpoint: {endpoint}\ndepartment: health\ncaFile: nowhere.pem\n"),
     );
     let run = ctl(&missing, &["quota"]).await;
-    assert_eq!(run.exit, Exit::Error, "{run:?}");
+    assert_eq!(run.exit, Exit::Usage, "{run:?}");
     assert!(run.err.contains("failed to read CA file"), "{}", run.err);
     assert!(run.err.contains("nowhere.pem"), "{}", run.err);
 }

@@ -10,12 +10,12 @@
 //! for creates and deletes. A change that finds the spec already as asked
 //! writes only the record, so its retries are answered the same way.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tonic::Status;
 use yunshu_core::{
     admission::fingerprint,
     codec, keys,
-    meta::Object,
+    meta::{Object, Spec},
     store::{Compare, Op, Txn},
 };
 
@@ -67,7 +67,7 @@ impl Api {
         require_request_id(request_id)?;
         let fingerprint = fingerprint(R::KIND, &name, format!("change {what}").as_bytes());
         if let Some(answer) = self
-            .earlier_change(&department, request_id, &fingerprint)
+            .earlier_change::<R>(&department, request_id, &fingerprint)
             .await?
         {
             return Ok(answer);
@@ -86,50 +86,31 @@ impl Api {
             new.meta.generation += 1;
         }
         let object_key = keys::object(R::KIND, Some(&department), &name);
-        let request_key = keys::request(&department, request_id);
-        let record = ChangeRecord {
-            object_key: object_key.clone(),
-            uid: old.meta.uid.clone(),
-            fingerprint: fingerprint.clone(),
-            answer: serde_json::to_value(if unchanged { &old } else { &new })
-                .map_err(encode_failed)?,
-            revision: unchanged.then_some(old.meta.revision),
-            written_at: yunshu_core::requests::unix_now(),
+        let recorded = Recorded {
+            scope: &department,
+            request_id,
+            fingerprint: &fingerprint,
+            object_key: &object_key,
         };
-        let record = codec::encode(&record).map_err(to_status)?;
         let done = if unchanged || new.spec.charge() == old.spec.charge() {
-            let mut ops = vec![Op::put(&request_key, record)];
-            if !unchanged {
-                ops.push(Op::put(
-                    &object_key,
-                    codec::encode(&new).map_err(to_status)?,
-                ));
-            }
-            let resp = self
-                .store
-                .txn(
-                    Txn::new()
-                        .when([
-                            Compare::unchanged(&object_key, old.meta.revision),
-                            Compare::absent(request_key),
-                        ])
-                        .and_then(ops),
-                )
-                .await
-                .map_err(to_status)?;
-            if resp.succeeded {
-                Ok(if unchanged {
-                    old
-                } else {
-                    new.meta.revision = resp.revision;
-                    new
-                })
-            } else {
-                Err(Status::aborted(
+            let answer = if unchanged { &old } else { &new };
+            let guard = Compare::unchanged(&object_key, old.meta.revision);
+            match self
+                .write_recorded(&recorded, guard, answer, !unchanged)
+                .await?
+            {
+                Some(_) if unchanged => Ok(old),
+                Some(revision) => {
+                    new.meta.revision = revision;
+                    Ok(new)
+                }
+                None => Err(Status::aborted(
                     "the object changed since it was read; read it again and retry",
-                ))
+                )),
             }
         } else {
+            let record = recorded.record(&new, None)?;
+            let request_key = keys::request(&department, request_id);
             self.admission
                 .update_recorded(&old, new, Some((request_key, record)))
                 .await
@@ -139,7 +120,7 @@ impl Api {
             Ok(object) => Ok(object),
             // A retry of this request may have been carried out meanwhile.
             Err(e) => match self
-                .earlier_change(&department, request_id, &fingerprint)
+                .earlier_change::<R>(&department, request_id, &fingerprint)
                 .await?
             {
                 Some(answer) => Ok(answer),
@@ -148,15 +129,19 @@ impl Api {
         }
     }
 
-    /// The answer of a change already made under `request_id`: `None` if
-    /// the id is unused, ABORTED if it was used for another request.
-    async fn earlier_change<R: ApiResource>(
+    /// The answer of a change already made under `request_id` in `scope`
+    /// (a department, or the cluster): `None` if the id is unused, ABORTED
+    /// if it was used for another request.
+    pub(crate) async fn earlier_change<S: Spec>(
         &self,
-        department: &str,
+        scope: &str,
         request_id: &str,
         fingerprint: &str,
-    ) -> Result<Option<Object<R>>, Status> {
-        let key = keys::request(department, request_id);
+    ) -> Result<Option<Object<S>>, Status>
+    where
+        Object<S>: DeserializeOwned,
+    {
+        let key = keys::request(scope, request_id);
         let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
             return Ok(None);
         };
@@ -165,7 +150,7 @@ impl Api {
             Ok(r) if r.fingerprint == fingerprint => r,
             _ => return Err(crate::deletes::reused(request_id)),
         };
-        let mut answer: Object<R> = serde_json::from_value(record.answer).map_err(|e| {
+        let mut answer: Object<S> = serde_json::from_value(record.answer).map_err(|e| {
             to_status(yunshu_core::Error::Internal {
                 message: format!("failed to decode the change record at {key}"),
                 source: Some(Box::new(e)),
@@ -173,6 +158,72 @@ impl Api {
         })?;
         answer.meta.revision = record.revision.unwrap_or(kv.mod_revision);
         Ok(Some(answer))
+    }
+
+    /// Writes `answer`'s record under the request id, with `answer` itself
+    /// at the object key when `write_object`, if `guard` holds and the id
+    /// is unused; the revision written, or `None` when either check failed.
+    pub(crate) async fn write_recorded<S: Spec>(
+        &self,
+        at: &Recorded<'_>,
+        guard: Compare,
+        answer: &Object<S>,
+        write_object: bool,
+    ) -> Result<Option<i64>, Status>
+    where
+        Object<S>: Serialize,
+    {
+        let mut ops = vec![Op::put(
+            keys::request(at.scope, at.request_id),
+            at.record(answer, (!write_object).then_some(answer.meta.revision))?,
+        )];
+        if write_object {
+            ops.push(Op::put(
+                at.object_key,
+                codec::encode(answer).map_err(to_status)?,
+            ));
+        }
+        let resp = self
+            .store
+            .txn(
+                Txn::new()
+                    .when([
+                        guard,
+                        Compare::absent(keys::request(at.scope, at.request_id)),
+                    ])
+                    .and_then(ops),
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(resp.succeeded.then_some(resp.revision))
+    }
+}
+
+/// Where a change's record goes and what it names.
+pub(crate) struct Recorded<'a> {
+    /// The department, or [`keys::CLUSTER`] for the admin kinds.
+    pub scope: &'a str,
+    pub request_id: &'a str,
+    pub fingerprint: &'a str,
+    pub object_key: &'a str,
+}
+
+impl Recorded<'_> {
+    /// The record answering with `answer`; `revision` is its revision when
+    /// the record is written without it (it was already so).
+    fn record<S: Spec>(&self, answer: &Object<S>, revision: Option<i64>) -> Result<Vec<u8>, Status>
+    where
+        Object<S>: Serialize,
+    {
+        codec::encode(&ChangeRecord {
+            object_key: self.object_key.to_owned(),
+            uid: answer.meta.uid.clone(),
+            fingerprint: self.fingerprint.to_owned(),
+            answer: serde_json::to_value(answer).map_err(encode_failed)?,
+            revision,
+            written_at: yunshu_core::requests::unix_now(),
+        })
+        .map_err(to_status)
     }
 }
 

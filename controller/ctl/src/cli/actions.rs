@@ -66,7 +66,7 @@ pub struct AttachWaitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long (exit 7).
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION", requires = "wait")]
     pub timeout: Duration,
 }
 

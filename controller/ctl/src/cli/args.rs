@@ -126,11 +126,12 @@ pub struct CreateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WaitArgs {
     /// Show each phase until the resource is Ready (exit 0) or Failed (exit
-    /// 8); for delete, until it is gone.
+    /// 8), and a volume created with --attach-to until it is attached; for
+    /// delete, until it is gone.
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long (exit 7).
-    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION", requires = "wait")]
     pub timeout: Duration,
 }
 

@@ -33,6 +33,13 @@ pub fn file_from_flags(global: &GlobalArgs) -> Result<ConfigFile> {
             "config init needs --endpoint (e.g. https://yunshu.city.example:8443)".into(),
         ));
     };
+    if global.token.is_some() && global.token_file.is_some() {
+        return Err(Error::Usage(
+            "config init got both a token (--token, or YUNSHU_TOKEN in the environment) and \
+             --token-file; keep one (unset YUNSHU_TOKEN to save only the file)"
+                .into(),
+        ));
+    }
     Ok(ConfigFile {
         endpoint: Some(endpoint),
         department: global.department.clone(),

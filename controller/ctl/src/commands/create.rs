@@ -10,9 +10,9 @@ use crate::{
         BucketSpecArgs, CreateArgs, CreateCommand, Format, InstanceSpecArgs, PlacementArgs,
         VolumeSpecArgs,
     },
-    error::Result,
+    error::{Error, Result},
     output::{emit, phase_name, resource::ResourceView},
-    resource::{Kind, NewSpec},
+    resource::{Kind, NewSpec, Resource},
     wait::{Until, describe, wait},
 };
 
@@ -90,6 +90,7 @@ pub async fn run(ctx: &Context, command: &CreateCommand, io: &mut Io<'_>) -> Res
         "{kind} {name} created; waiting {}",
         describe(Until::Settled, common.wait.timeout)
     )?;
+    let began = std::time::Instant::now();
     let done = wait(
         &ctx.client,
         created.kind(),
@@ -98,9 +99,47 @@ pub async fn run(ctx: &Context, command: &CreateCommand, io: &mut Io<'_>) -> Res
         common.wait.timeout,
         progress,
     )
-    .await?;
+    .await;
+    let done = match done {
+        // A volume asked to attach is done once attached: Ready comes first.
+        Ok(Some(Resource::Volume(v))) if attach_target(&v).is_some() => {
+            let target = attach_target(&v);
+            let left = common.wait.timeout.saturating_sub(began.elapsed());
+            let progress = io.progress(ctx.format);
+            super::volume::follow(ctx, v, target.as_deref(), left, progress)
+                .await
+                .map(|v| Some(Resource::Volume(v)))
+        }
+        other => other,
+    };
     match (ctx.format, done) {
-        (Format::Table, _) | (_, None) => Ok(()),
-        (format, Some(r)) => emit(format, &ResourceView::from(&r), io.out, |_| Ok(())),
+        // Scripts reading JSON or YAML get the failed resource too.
+        (Format::Json | Format::Yaml, Err(e @ Error::Failed { .. })) => {
+            if let Ok(r) = ctx
+                .client
+                .get(created.kind(), created.resource_name())
+                .await
+            {
+                emit(ctx.format, &ResourceView::from(&r), io.out, |_| Ok(()))?;
+            }
+            Err(e)
+        }
+        (_, Err(e)) => Err(e),
+        (Format::Table, Ok(_)) | (_, Ok(None)) => Ok(()),
+        (format, Ok(Some(r))) => emit(format, &ResourceView::from(&r), io.out, |_| Ok(())),
     }
+}
+
+/// The instance (short name) a volume's spec asks it to be attached to.
+fn attach_target(v: &pb::Volume) -> Option<String> {
+    v.spec
+        .as_ref()
+        .map(|s| {
+            s.attach_to
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|t| !t.is_empty())
 }

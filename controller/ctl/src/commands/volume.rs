@@ -4,7 +4,10 @@
 //! cloud attach or detach it and reports that in the volume's `Attached`
 //! condition, which `--wait` follows.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::Write,
+    time::{Duration, Instant},
+};
 
 use yunshu_proto::api::v1 as pb;
 
@@ -13,11 +16,9 @@ use crate::{
     cli::{AttachCommand, AttachWaitArgs, DetachCommand},
     error::{Error, Result},
     output::{emit, resource::ResourceView},
-    resource::{Kind, Resource},
+    resource::{Kind, Resource, attached_condition},
+    wait::is_transient,
 };
-
-/// The condition the provisioner keeps on a volume.
-const ATTACHED: &str = "Attached";
 
 /// `attach volume NAME --to INSTANCE`.
 pub async fn attach(ctx: &Context, c: &AttachCommand, io: &mut Io<'_>) -> Result<()> {
@@ -61,7 +62,7 @@ pub async fn detach(ctx: &Context, c: &DetachCommand, io: &mut Io<'_>) -> Result
 /// Whether the volume's `Attached` condition shows `target` (an instance's
 /// short name, or `None` for detached) at `generation` or later.
 fn reached(v: &pb::Volume, target: Option<&str>, generation: u64) -> bool {
-    let Some(c) = attached(v) else {
+    let Some(c) = attached_condition(v) else {
         // Never attached: detached already.
         return target.is_none();
     };
@@ -71,14 +72,6 @@ fn reached(v: &pb::Volume, target: Option<&str>, generation: u64) -> bool {
             Some(t) => is && c.message == t,
             None => !is,
         }
-}
-
-fn attached(v: &pb::Volume) -> Option<&pb::Condition> {
-    v.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.r#type == ATTACHED)
 }
 
 /// Prints the changed volume; with `--wait`, first follows its `Attached`
@@ -96,59 +89,12 @@ async fn finish(
     let short = name.rsplit('/').next().unwrap_or(name).to_owned();
     let what = target.map_or_else(|| "detach".to_owned(), |t| format!("attach to {t}"));
     if wait.wait {
-        let generation = volume.metadata.as_ref().map_or(0, |m| m.generation);
         let progress = io.progress(ctx.format);
         writeln!(
             progress,
             "volume {short}: {what} requested; waiting for the cloud"
         )?;
-        let began = Instant::now();
-        let mut last = (None, String::new());
-        while !reached(&volume, target, generation) {
-            // Each change of the condition, and of the volume's message
-            // (what the provisioner waits for, or why it cannot).
-            let status = volume.status.clone().unwrap_or_default();
-            if status.phase == pb::Phase::Failed as i32 {
-                return Err(Error::Failed {
-                    kind: "volume",
-                    name: short,
-                    message: status.message,
-                });
-            }
-            let now = (
-                attached(&volume).map(|c| (c.reason.clone(), c.message.clone())),
-                status.message,
-            );
-            if now != last {
-                let at = began.elapsed().as_secs_f64();
-                if now.0 != last.0
-                    && let Some((reason, message)) = &now.0
-                {
-                    writeln!(progress, "{at:>6.1}s  {reason:<12}  {message}")?;
-                }
-                if now.1 != last.1 && !now.1.is_empty() {
-                    writeln!(progress, "{at:>6.1}s  {:<12}  {}", "Waiting", now.1)?;
-                }
-                last = now;
-            }
-            if began.elapsed() >= wait.timeout {
-                return Err(Error::Timeout {
-                    after: wait.timeout,
-                    waiting: format!("waiting for volume {short} to {what}"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let c = &ctx.client;
-            volume = c
-                .unary(c.volumes.clone().get_volume(pb::GetVolumeRequest {
-                    name: name.to_owned(),
-                }))
-                .await?
-                .volume
-                .ok_or_else(|| {
-                    Error::from(tonic::Status::internal("the server's answer has no volume"))
-                })?;
-        }
+        volume = follow(ctx, volume, target, wait.timeout, progress).await?;
     }
     let done = if wait.wait { "done" } else { "requested" };
     let resource = Resource::Volume(volume);
@@ -156,6 +102,87 @@ async fn finish(
         writeln!(w, "volume {short}: {what} {done}")
     })
 }
+
+/// Follows a volume's `Attached` condition until it shows `target` (an
+/// instance's short name, or `None` for detached) at the volume's current
+/// generation, printing each change of the condition and of the volume's
+/// message (what the provisioner waits for, or why it cannot); returns the
+/// volume then. Reads that fail for a moment are retried until `timeout`.
+pub(super) async fn follow(
+    ctx: &Context,
+    mut volume: pb::Volume,
+    target: Option<&str>,
+    timeout: Duration,
+    progress: &mut dyn Write,
+) -> Result<pb::Volume> {
+    let name = volume
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let short = name.rsplit('/').next().unwrap_or(&name).to_owned();
+    let what = target.map_or_else(|| "detach".to_owned(), |t| format!("attach to {t}"));
+    let generation = volume.metadata.as_ref().map_or(0, |m| m.generation);
+    let began = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let timed_out = |why: &str| Error::Timeout {
+        after: timeout,
+        waiting: if why.is_empty() {
+            format!("waiting for volume {short} to {what}")
+        } else {
+            format!("waiting for volume {short} to {what} ({why})")
+        },
+    };
+    let mut last = (None, String::new());
+    while !reached(&volume, target, generation) {
+        let status = volume.status.clone().unwrap_or_default();
+        if status.phase == pb::Phase::Failed as i32 {
+            return Err(Error::Failed {
+                kind: "volume",
+                name: short,
+                message: status.message,
+            });
+        }
+        let now = (
+            attached_condition(&volume).map(|c| (c.reason.clone(), c.message.clone())),
+            status.message,
+        );
+        if now != last {
+            let at = began.elapsed().as_secs_f64();
+            if now.0 != last.0
+                && let Some((reason, message)) = &now.0
+            {
+                writeln!(progress, "{at:>6.1}s  {reason:<12}  {message}")?;
+            }
+            if now.1 != last.1 && !now.1.is_empty() {
+                writeln!(progress, "{at:>6.1}s  {:<12}  {}", "Waiting", now.1)?;
+            }
+            progress.flush()?;
+            last = now;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(timed_out(&last.1));
+        }
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL)).await;
+        let c = &ctx.client;
+        let mut volumes = c.volumes.clone();
+        let read = c.unary(volumes.get_volume(pb::GetVolumeRequest { name: name.clone() }));
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => return Err(timed_out(&last.1)),
+            Ok(Ok(r)) => {
+                volume = r.volume.ok_or_else(|| {
+                    Error::from(tonic::Status::internal("the server's answer has no volume"))
+                })?;
+            }
+            Ok(Err(e)) if is_transient(&e) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+    Ok(volume)
+}
+
+/// How often a volume is read again while following its attachment.
+const POLL: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {
@@ -171,7 +198,7 @@ mod tests {
             status: Some(pb::VolumeStatus {
                 conditions: condition
                     .map(|(on, to, observed)| pb::Condition {
-                        r#type: ATTACHED.into(),
+                        r#type: crate::resource::ATTACHED_CONDITION.into(),
                         status: if on {
                             pb::ConditionStatus::True as i32
                         } else {

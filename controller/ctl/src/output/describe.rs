@@ -71,17 +71,11 @@ pub fn list_row(table: &mut Table, r: &Resource, now: DateTime<Utc>) {
         }
         Resource::Volume(v) => {
             let s = v.spec.clone().unwrap_or_default();
-            let attached = s
-                .attach_to
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
             table.row([
                 r.name().to_owned(),
                 phase,
                 format_gib(s.size_gib),
-                attached,
+                r.attachment(),
                 foundation,
                 created,
             ]);
@@ -140,7 +134,7 @@ pub fn render_detail(r: &Resource, now: DateTime<Utc>, w: &mut dyn Write) -> io:
         Resource::Volume(v) => {
             let s = v.spec.clone().unwrap_or_default();
             t.row(["Size:".to_owned(), format_gib(s.size_gib)]);
-            t.row(["Attached to:".to_owned(), s.attach_to.clone()]);
+            t.row(["Attached to:".to_owned(), r.attachment()]);
             constraint_rows(&mut t, s.constraints.as_ref());
         }
         Resource::Bucket(b) => {

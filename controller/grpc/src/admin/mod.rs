@@ -19,7 +19,9 @@ use yunshu_core::{
 use yunshu_proto::api::v1::{self as pb, admin_service_server::AdminService};
 
 use crate::{
-    Api, authz, names,
+    Api, authz,
+    changes::Recorded,
+    names,
     status::{invalid, invalid_field, to_status},
     validate,
 };
@@ -157,21 +159,35 @@ impl Api {
         };
         let mut object = Object::<K>::new(None, id, spec);
         object.meta.labels = labels.into_iter().collect();
+        let fingerprint = admin_fingerprint("create", &object)?;
+        if let Some(first) = self
+            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
+            .await?
+        {
+            return Ok(first);
+        }
         object.meta.request_id = Some(request_id.to_owned());
         let key = keys::object(K::KIND, None, id);
-        let record = codec::encode(&object).map_err(to_status)?;
-        let resp = self
-            .store
-            .txn(
-                Txn::new()
-                    .when([Compare::absent(&key)])
-                    .and_then([Op::put(&key, record)]),
-            )
-            .await
-            .map_err(to_status)?;
-        if resp.succeeded {
-            object.meta.revision = resp.revision;
+        let at = Recorded {
+            scope: keys::CLUSTER,
+            request_id,
+            fingerprint: &fingerprint,
+            object_key: &key,
+        };
+        if let Some(revision) = self
+            .write_recorded(&at, Compare::absent(&key), &object, true)
+            .await?
+        {
+            object.meta.revision = revision;
             return Ok(object);
+        }
+        // A retry that raced this one, or (from builds before request
+        // records) an object that names this request.
+        if let Some(first) = self
+            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
+            .await?
+        {
+            return Ok(first);
         }
         let existing = self.admin_read::<K>(id).await?;
         if existing.meta.request_id.as_deref() == Some(request_id) {
@@ -249,8 +265,23 @@ impl Api {
             &full,
             K::COLLECTION,
         )?;
+        let asked_revision = meta.map_or(0, |x| x.revision);
         let mut object = self.admin_read::<K>(&name).await?;
-        let guard = match meta.map_or(0, |x| x.revision) {
+        // What was asked: the new spec and labels, and the revision guard.
+        let asked = {
+            let mut o = Object::<K>::new(None, &name, spec.clone());
+            o.meta.labels = labels.clone().into_iter().collect();
+            o.meta.revision = asked_revision;
+            o
+        };
+        let fingerprint = admin_fingerprint("update", &asked)?;
+        if let Some(first) = self
+            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
+            .await?
+        {
+            return Ok(first);
+        }
+        let guard = match asked_revision {
             0 => object.meta.revision,
             r if r == object.meta.revision => r,
             _ => {
@@ -266,22 +297,28 @@ impl Api {
         object.spec = spec;
         object.meta.labels = labels.into_iter().collect();
         let key = keys::object(K::KIND, None, &name);
-        let record = codec::encode(&object).map_err(to_status)?;
-        let resp = self
-            .store
-            .txn(
-                Txn::new()
-                    .when([Compare::unchanged(&key, guard)])
-                    .and_then([Op::put(&key, record)]),
-            )
-            .await
-            .map_err(to_status)?;
-        if !resp.succeeded {
+        let at = Recorded {
+            scope: keys::CLUSTER,
+            request_id,
+            fingerprint: &fingerprint,
+            object_key: &key,
+        };
+        let Some(revision) = self
+            .write_recorded(&at, Compare::unchanged(&key, guard), &object, true)
+            .await?
+        else {
+            // A retry of this request may have been carried out meanwhile.
+            if let Some(first) = self
+                .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
+                .await?
+            {
+                return Ok(first);
+            }
             return Err(Status::aborted(format!(
                 "{full} changed while it was updated; read it again"
             )));
-        }
-        object.meta.revision = resp.revision;
+        };
+        object.meta.revision = revision;
         Ok(object)
     }
 
@@ -429,4 +466,20 @@ admin_service! {
         list_placement_policies: ListPlacementPoliciesRequest => ListPlacementPoliciesResponse,
         update_placement_policy: UpdatePlacementPolicyRequest => UpdatePlacementPolicyResponse,
         delete_placement_policy: DeletePlacementPolicyRequest => DeletePlacementPolicyResponse;
+}
+
+/// What identifies an admin create or update: the verb, the name, the spec,
+/// the labels and (for updates) the revision guard.
+fn admin_fingerprint<K: AdminKind>(verb: &str, asked: &Object<K>) -> Result<String, Status> {
+    let mut content = verb.as_bytes().to_vec();
+    content.push(0);
+    content.extend(codec::encode(&asked.spec).map_err(to_status)?);
+    content.push(0);
+    content.extend(codec::encode(&asked.meta.labels).map_err(to_status)?);
+    content.extend(asked.meta.revision.to_be_bytes());
+    Ok(yunshu_core::admission::fingerprint(
+        K::KIND,
+        &asked.meta.name,
+        &content,
+    ))
 }

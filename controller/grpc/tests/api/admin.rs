@@ -369,3 +369,123 @@ async fn kubernetes_mode_refuses_admin_writes_and_serves_reads() {
         .await
         .expect("reads still work");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_retries_are_answered_as_first_and_an_id_is_for_one_request() {
+    let s = start().await;
+    let mut admin = AdminServiceClient::new(s.channel.clone());
+    let first = admin
+        .create_foundation(create_kunpeng_1("f-1"))
+        .await
+        .expect("create")
+        .into_inner();
+
+    // The same id with another spec is another request.
+    let mut other = create_kunpeng_1("f-1");
+    if let Some(spec) = other
+        .get_mut()
+        .foundation
+        .as_mut()
+        .and_then(|f| f.spec.as_mut())
+    {
+        spec.traits.push("cpu:kunpeng".into());
+    }
+    let err = admin.create_foundation(other).await.expect_err("reused id");
+    assert_eq!(err.code(), Code::Aborted, "{err:?}");
+
+    // An update retried after a later update answers as it did and does
+    // not undo the later one, with or without its revision guard.
+    let update = |request_id: &str, traits: &[&str], revision: i64| {
+        let mut f = foundation("kunpeng-1");
+        if let Some(spec) = f.spec.as_mut() {
+            spec.traits = traits.iter().map(|t| (*t).to_owned()).collect();
+        }
+        if let Some(m) = f.metadata.as_mut() {
+            m.revision = revision;
+        }
+        as_(
+            ROOT,
+            pb::UpdateFoundationRequest {
+                foundation: Some(f),
+                request_id: request_id.into(),
+            },
+        )
+    };
+    let revision = first
+        .foundation
+        .as_ref()
+        .and_then(|f| f.metadata.as_ref())
+        .map_or(0, |m| m.revision);
+    let traits = |r: pb::UpdateFoundationResponse| {
+        r.foundation
+            .and_then(|f| f.spec)
+            .map(|s| s.traits)
+            .unwrap_or_default()
+    };
+    let u1 = traits(
+        admin
+            .update_foundation(update("u-1", &["arch:aarch64", "cpu:kunpeng"], revision))
+            .await
+            .expect("update")
+            .into_inner(),
+    );
+    admin
+        .update_foundation(update("u-2", &["arch:aarch64", "xinchuang"], 0))
+        .await
+        .expect("a later update");
+    let retried = traits(
+        admin
+            .update_foundation(update("u-1", &["arch:aarch64", "cpu:kunpeng"], revision))
+            .await
+            .expect("the retry is answered, not refused for its old revision")
+            .into_inner(),
+    );
+    assert_eq!(retried, u1);
+    let now = admin
+        .get_foundation(as_(
+            ROOT,
+            pb::GetFoundationRequest {
+                name: "foundations/kunpeng-1".into(),
+            },
+        ))
+        .await
+        .expect("get")
+        .into_inner()
+        .foundation
+        .and_then(|f| f.spec)
+        .map(|s| s.traits)
+        .unwrap_or_default();
+    assert_eq!(
+        now,
+        ["arch:aarch64", "xinchuang"],
+        "the later update stands"
+    );
+
+    // Deleted by another admin, a retried create does not bring it back.
+    admin
+        .delete_foundation(as_(
+            ROOT,
+            pb::DeleteFoundationRequest {
+                name: "foundations/kunpeng-1".into(),
+                request_id: "f-del".into(),
+            },
+        ))
+        .await
+        .expect("delete");
+    let again = admin
+        .create_foundation(create_kunpeng_1("f-1"))
+        .await
+        .expect("the retry is answered")
+        .into_inner();
+    assert_eq!(again.foundation, first.foundation, "the first answer");
+    let err = admin
+        .get_foundation(as_(
+            ROOT,
+            pb::GetFoundationRequest {
+                name: "foundations/kunpeng-1".into(),
+            },
+        ))
+        .await
+        .expect_err("not made again");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+}
