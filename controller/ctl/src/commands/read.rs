@@ -169,7 +169,7 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
             Some(Err(status)) if status.code() == Code::OutOfRange => {
                 // Resuming from there would fail the same way.
                 return Err(Error::from(status).with_hint(format!(
-                    "the history was compacted: list again (`yunshuctl -o json list {}`), then watch with --since the highest revision listed + 1",
+                    "the history was compacted: read the current state again (`yunshuctl list {}`), then watch from now (without --since)",
                     a.kind.as_str()
                 )));
             }
