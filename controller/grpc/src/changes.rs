@@ -51,40 +51,47 @@ fn encode_failed(e: impl std::error::Error + Send + Sync + 'static) -> Status {
 }
 
 impl Api {
+    /// The answer of a change `what` to `name` already made under
+    /// `request_id`, after the caller's credentials are checked: calls that
+    /// look at more than the object (an attach's instance, a resize's size
+    /// in the catalog) ask this first, so a retry is answered as the first
+    /// call was whatever changed since.
+    pub async fn answered<R: ApiResource>(
+        &self,
+        p: &yunshu_core::principal::Principal,
+        name: &str,
+        request_id: &str,
+        what: &str,
+    ) -> Result<Option<Object<R>>, Status> {
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::write(p, &department)?;
+        require_request_id(request_id)?;
+        self.earlier_change::<R>(
+            &department,
+            request_id,
+            &change_fingerprint::<R>(&name, what),
+        )
+        .await
+    }
+
     /// Applies `change` to an object's spec, once per request id; resizes
     /// go through admission. `what` names the change and its arguments
-    /// (`stop`, `resize 4 8192`): a retry must ask the same.
+    /// (`stop`, `resize 4 8192`): a retry must ask the same. A write that
+    /// loses to another (the provisioner's status, say) is made again on a
+    /// fresh read, so `change` may run more than once.
     pub async fn change<R: ApiResource>(
         &self,
         p: &yunshu_core::principal::Principal,
         name: &str,
         request_id: &str,
         what: &str,
-        change: impl FnOnce(&mut Object<R>) -> Result<(), Status>,
+        change: impl Fn(&mut Object<R>) -> Result<(), Status>,
     ) -> Result<Object<R>, Status> {
-        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
-        authz::write(p, &department)?;
-        require_request_id(request_id)?;
-        let fingerprint = fingerprint(R::KIND, &name, format!("change {what}").as_bytes());
-        if let Some(answer) = self
-            .earlier_change::<R>(&department, request_id, &fingerprint)
-            .await?
-        {
+        if let Some(answer) = self.answered::<R>(p, name, request_id, what).await? {
             return Ok(answer);
         }
-        let old: Object<R> = self.read(&department, &name).await?;
-        if old.meta.deletion_timestamp.is_some() {
-            return Err(Status::failed_precondition(format!(
-                "{} {name} is being deleted",
-                R::FIELD
-            )));
-        }
-        let mut new = old.clone();
-        change(&mut new)?;
-        let unchanged = new.spec == old.spec;
-        if !unchanged {
-            new.meta.generation += 1;
-        }
+        let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        let fingerprint = change_fingerprint::<R>(&name, what);
         let object_key = keys::object(R::KIND, Some(&department), &name);
         let recorded = Recorded {
             scope: &department,
@@ -92,41 +99,60 @@ impl Api {
             fingerprint: &fingerprint,
             object_key: &object_key,
         };
-        let done = if unchanged || new.spec.charge() == old.spec.charge() {
-            let answer = if unchanged { &old } else { &new };
-            let guard = Compare::unchanged(&object_key, old.meta.revision);
-            match self
-                .write_recorded(&recorded, guard, answer, !unchanged)
-                .await?
-            {
-                Some(_) if unchanged => Ok(old),
-                Some(revision) => {
-                    new.meta.revision = revision;
-                    Ok(new)
-                }
-                None => Err(Status::aborted(
-                    "the object changed since it was read; read it again and retry",
-                )),
+        for _ in 0..CHANGE_ATTEMPTS {
+            let old: Object<R> = self.read(&department, &name).await?;
+            if old.meta.deletion_timestamp.is_some() {
+                return Err(Status::failed_precondition(format!(
+                    "{} {name} is being deleted",
+                    R::FIELD
+                )));
             }
-        } else {
-            let record = recorded.record(&new, None)?;
-            let request_key = keys::request(&department, request_id);
-            self.admission
-                .update_recorded(&old, new, Some((request_key, record)))
-                .await
-                .map_err(to_status)
-        };
-        match done {
-            Ok(object) => Ok(object),
-            // A retry of this request may have been carried out meanwhile.
-            Err(e) => match self
+            let mut new = old.clone();
+            change(&mut new)?;
+            let done = if new.spec == old.spec {
+                // Nothing to write but the record: no guard on the object.
+                self.write_recorded(&recorded, None, &old, false)
+                    .await?
+                    .map(|_| old)
+            } else if new.spec.charge() == old.spec.charge() {
+                new.meta.generation += 1;
+                let guard = Compare::unchanged(&object_key, old.meta.revision);
+                self.write_recorded(&recorded, Some(guard), &new, true)
+                    .await?
+                    .map(|revision| {
+                        new.meta.revision = revision;
+                        new
+                    })
+            } else {
+                new.meta.generation += 1;
+                let record = recorded.record(&new, None)?;
+                let request_key = keys::request(&department, request_id);
+                match self
+                    .admission
+                    .update_recorded(&old, new, Some((request_key, record)))
+                    .await
+                {
+                    Ok(object) => Some(object),
+                    Err(e) if e.kind() == yunshu_core::ErrorKind::Conflict => None,
+                    Err(e) => return Err(to_status(e)),
+                }
+            };
+            if let Some(object) = done {
+                return Ok(object);
+            }
+            // The object moved, or a retry of this request was carried out
+            // meanwhile: answer that, or try again on a fresh read.
+            if let Some(answer) = self
                 .earlier_change::<R>(&department, request_id, &fingerprint)
                 .await?
             {
-                Some(answer) => Ok(answer),
-                None => Err(e),
-            },
+                return Ok(answer);
+            }
         }
+        Err(Status::aborted(format!(
+            "{} {name} kept changing while this request was applied; retry with the same request id",
+            R::FIELD
+        )))
     }
 
     /// The answer of a change already made under `request_id` in `scope`
@@ -161,12 +187,13 @@ impl Api {
     }
 
     /// Writes `answer`'s record under the request id, with `answer` itself
-    /// at the object key when `write_object`, if `guard` holds and the id
-    /// is unused; the revision written, or `None` when either check failed.
+    /// at the object key when `write_object`, if `guard` (when given) holds
+    /// and the id is unused; the revision written, or `None` when either
+    /// check failed.
     pub(crate) async fn write_recorded<S: Spec>(
         &self,
         at: &Recorded<'_>,
-        guard: Compare,
+        guard: Option<Compare>,
         answer: &Object<S>,
         write_object: bool,
     ) -> Result<Option<i64>, Status>
@@ -187,10 +214,11 @@ impl Api {
             .store
             .txn(
                 Txn::new()
-                    .when([
-                        guard,
-                        Compare::absent(keys::request(at.scope, at.request_id)),
-                    ])
+                    .when(
+                        guard
+                            .into_iter()
+                            .chain([Compare::absent(keys::request(at.scope, at.request_id))]),
+                    )
                     .and_then(ops),
             )
             .await
@@ -225,6 +253,14 @@ impl Recorded<'_> {
         })
         .map_err(to_status)
     }
+}
+
+/// How many times a change is tried on a fresh read when its object moved.
+const CHANGE_ATTEMPTS: usize = 4;
+
+/// What identifies a change: the kind, the name, the verb and its arguments.
+fn change_fingerprint<R: ApiResource>(name: &str, what: &str) -> String {
+    fingerprint(R::KIND, name, format!("change {what}").as_bytes())
 }
 
 /// What an action that cannot be part of a store transaction (a reboot)

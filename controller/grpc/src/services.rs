@@ -289,22 +289,37 @@ workload_service! {
         authz::write(&p, &department)?;
         crate::resource::require_request_id(&r.request_id)?;
         let answer = |o: &Object<InstanceSpec>| Ok(Response::new(pb::RebootInstanceResponse { instance: Some(InstanceSpec::to_message(o)) }));
-        let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
-            return Err(Status::failed_precondition(format!(
-                "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
-                r.name, o.status.phase
-            )));
-        };
+        // Rebooted before request ids were kept with the others.
+        let legacy = format!("{}reboots/{department}/{}/{}", yunshu_core::keys::ROOT, o.meta.uid, r.request_id);
+        if self.store.get(&legacy).await.map_err(crate::status::to_status)?.is_some() {
+            return answer(&o);
+        }
         // The id is reserved before the reboot and marked after, so neither
-        // a concurrent nor a later retry reboots again.
+        // a concurrent nor a later retry reboots again; it is asked first,
+        // so a retry is answered whatever state the instance is in now.
         let fingerprint = yunshu_core::admission::fingerprint(<InstanceSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"reboot");
         let reserved_at = match self.reserve_action(&r.request_id, &fingerprint, &o).await? {
             crate::changes::Reserved::Done => return answer(&o),
             crate::changes::Reserved::Go(at) => at,
         };
-        let rebooted = actions.reboot(&o).await.map_err(crate::status::from_foundation);
-        self.finish_action(&department, &r.request_id, reserved_at, rebooted.is_ok()).await;
-        rebooted?;
+        let Some(actions) = self.actions.clone().filter(|_| o.status.phase == Phase::Ready) else {
+            self.finish_action(&department, &r.request_id, reserved_at, false).await;
+            return Err(Status::failed_precondition(format!(
+                "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
+                r.name, o.status.phase
+            )));
+        };
+        // Carried out and recorded even if the caller goes away meanwhile,
+        // so the reservation never outlives the reboot.
+        let (api, instance, request_id) = (self.clone(), o.clone(), r.request_id.clone());
+        let rebooted = tokio::spawn(async move {
+            let rebooted = actions.reboot(&instance).await;
+            api.finish_action(&department, &request_id, reserved_at, rebooted.is_ok()).await;
+            rebooted
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the reboot task failed: {e}")))?;
+        rebooted.map_err(crate::status::from_foundation)?;
         tracing::info!(instance = %r.name, request_id = %r.request_id, "rebooted");
         answer(&o)
     }
@@ -312,14 +327,17 @@ workload_service! {
     async fn resize_instance(&self, request: Request<pb::ResizeInstanceRequest>) -> Result<Response<pb::ResizeInstanceResponse>, Status> {
         let p = authz::principal(&request)?;
         let r = request.into_inner();
-        // The arguments first: a bad size is INVALID_ARGUMENT whatever
+        let what = format!("resize {} {}", r.vcpu, r.memory_mib);
+        if let Some(first) = self.answered::<InstanceSpec>(&p, &r.name, &r.request_id, &what).await? {
+            return Ok(Response::new(pb::ResizeInstanceResponse { instance: Some(InstanceSpec::to_message(&first)) }));
+        }
+        // The arguments next: a bad size is INVALID_ARGUMENT whatever
         // state the instance is in, named as the request names it.
         let mut out = Vec::new();
         validate::size(["vcpu", "memory_mib"], (r.vcpu, r.memory_mib), &self.catalog, &mut out);
         if !out.is_empty() {
             return Err(crate::status::invalid(&out));
         }
-        let what = format!("resize {} {}", r.vcpu, r.memory_mib);
         let o = self.change::<InstanceSpec>(&p, &r.name, &r.request_id, &what, |o| {
             // Already this size (a retry once it was placed, say): nothing to do.
             if (o.spec.vcpu, o.spec.memory_mib) == (r.vcpu, r.memory_mib) {
@@ -366,8 +384,11 @@ workload_service! {
             }
             Err(status) => return Err(crate::status::invalid(&[FieldViolation::new("instance", status.message())])),
         };
-        let target = self.get::<InstanceSpec>(&p, &r.instance).await?;
         let what = format!("attach {instance}");
+        if let Some(first) = self.answered::<VolumeSpec>(&p, &r.name, &r.request_id, &what).await? {
+            return Ok(Response::new(pb::AttachVolumeResponse { volume: Some(VolumeSpec::to_message(&first)) }));
+        }
+        let target = self.get::<InstanceSpec>(&p, &r.instance).await?;
         let o = self.change::<VolumeSpec>(&p, &r.name, &r.request_id, &what, |v| {
             if v.spec.attach_to.as_deref() == Some(instance.as_str()) {
                 return Ok(());
@@ -433,15 +454,19 @@ workload_service! {
         // make a second pair; once made, a retry gets the same pair back.
         let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"issue credentials");
         let reserved = self.reserve_action(&r.request_id, &fingerprint, &o).await?;
-        let issued = actions
-            .issue_credentials(&p, &o, ttl, &r.request_id)
-            .await
-            .map_err(crate::status::from_foundation);
-        if let crate::changes::Reserved::Go(at) = reserved {
-            let department = o.meta.department.as_deref().unwrap_or_default();
-            self.finish_action(department, &r.request_id, at, issued.is_ok()).await;
-        }
-        let issued = issued?;
+        // Carried out and recorded even if the caller goes away meanwhile.
+        let (api, actions, bucket, who, request_id) = (self.clone(), actions.clone(), o.clone(), p.clone(), r.request_id.clone());
+        let issued = tokio::spawn(async move {
+            let issued = actions.issue_credentials(&who, &bucket, ttl, &request_id).await;
+            if let crate::changes::Reserved::Go(at) = reserved {
+                let department = bucket.meta.department.as_deref().unwrap_or_default();
+                api.finish_action(department, &request_id, at, issued.is_ok()).await;
+            }
+            issued
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the credentials task failed: {e}")))?
+        .map_err(crate::status::from_foundation)?;
         Ok(Response::new(pb::IssueBucketCredentialsResponse {
             access_key_id: issued.access_key.clone(),
             secret_access_key: issued.secret_key.clone(),

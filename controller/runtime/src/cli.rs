@@ -131,8 +131,8 @@ pub struct ServeArgs {
     #[arg(long, env = "YUNSHU_SWEEP_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub sweep_interval: Duration,
     /// How long a client request id is remembered: within it, a retried create, delete, start,
-    /// stop, reboot, resize, attach or detach gets the first call's answer and is not carried out
-    /// again; after it, the id is forgotten and a retry is a new request (a create finds
+    /// stop, reboot, resize, attach, detach, credential issue or admin update gets the first call's
+    /// answer and is not carried out again; after it, the id is forgotten and a retry is a new request (a create finds
     /// the name taken, ALREADY_EXISTS, or makes a new object if the first was deleted; a delete finds
     /// nothing, NOT_FOUND, or deletes an object made again under the name). Swept at least every
     /// 10 minutes (every eighth of it when shorter).

@@ -452,3 +452,43 @@ async fn three_instances_on_one_etcd_never_overcommit() {
         charged.get(ResourceClass::Vcpu)
     );
 }
+
+/// Changes that carry one request record (one request id sent for two
+/// objects) may arrive in one batch: the second waits for the next round
+/// and finds the id taken, and the rest of the batch (here an unrelated
+/// create) is not spoiled by a transaction writing one key twice.
+#[tokio::test(flavor = "current_thread")]
+async fn changes_sharing_a_request_record_do_not_spoil_their_batch() {
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("open"));
+    make_department(&*store, "health", 48).await;
+    let admission = Admission::new(store.clone(), AdmissionConfig::default());
+    let a = admission
+        .create("r-a", instance("health", "a", 2))
+        .await
+        .expect("a")
+        .object;
+    let b = admission
+        .create("r-b", instance("health", "b", 2))
+        .await
+        .expect("b")
+        .object;
+    let grow = |o: &Instance| {
+        let mut n = o.clone();
+        n.spec.vcpu = 4;
+        n
+    };
+    let record = || Some((keys::request("health", "same"), b"{}".to_vec()));
+    // On one thread, all three are queued before the committer runs, so
+    // they are drained into one batch.
+    let (ga, gb, c) = tokio::join!(
+        admission.update_recorded(&a, grow(&a), record()),
+        admission.update_recorded(&b, grow(&b), record()),
+        admission.create("r-c", instance("health", "c", 2)),
+    );
+    c.expect("the unrelated create in the batch");
+    let lost = match (ga, gb) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+        other => panic!("exactly one change is the request: {other:?}"),
+    };
+    assert_eq!(lost.kind(), ErrorKind::Conflict, "{lost:?}");
+}

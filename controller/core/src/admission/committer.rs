@@ -219,9 +219,18 @@ impl Committer {
         for p in pending {
             // A second change to the same object, or a repeat of a request id
             // already in this batch, waits for the next round.
+            // Two writes of one request key would make the transaction
+            // invalid for everyone in the batch.
             let key = object_key(&p.change);
-            let repeat =
-                matches!(&p.change, Change::Create(r) if !ids.insert(r.request_id.clone()));
+            let request_key = match &p.change {
+                Change::Create(r) => Some(keys::request(&r.department, &r.request_id)),
+                Change::Update {
+                    request: Some((k, _)),
+                    ..
+                } => Some(k.clone()),
+                Change::Update { .. } | Change::Release { .. } => None,
+            };
+            let repeat = request_key.is_some_and(|k| !ids.insert(k));
             if repeat || touched.contains(&key) {
                 deferred.push(p);
                 continue;

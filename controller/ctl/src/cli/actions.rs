@@ -108,7 +108,7 @@ pub struct ApplyWaitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Give up waiting after this long (exit 7).
-    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION", requires = "wait")]
     pub timeout: Duration,
 }
 

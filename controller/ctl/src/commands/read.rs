@@ -169,7 +169,7 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
             Some(Err(status)) if status.code() == Code::OutOfRange => {
                 // Resuming from there would fail the same way.
                 return Err(Error::from(status).with_hint(format!(
-                    "the history was compacted: read the current state again (`yunshuctl list {}`), then watch from now (without --since)",
+                    "the history was compacted: start the watch again without --since (it follows changes from now), then read the current state (`yunshuctl list {}`); together they miss nothing",
                     a.kind.as_str()
                 )));
             }

@@ -255,7 +255,9 @@ pub fn watch_line(e: &Event, w: &mut dyn Write) -> io::Result<()> {
     let Some(r) = &e.resource else {
         return Ok(());
     };
-    let detail = if !r.placement_summary().is_empty() {
+    // The message (what it waits for, why it failed) when there is one:
+    // it is news; the placement summary otherwise.
+    let detail = if r.message().is_empty() {
         r.placement_summary()
     } else {
         r.message()

@@ -238,7 +238,7 @@ async fn watch_streams_changes_from_a_revision() {
     let compacted = ctl(&s.operator, &["watch", "instances", "--since", "1"]).await;
     assert_eq!(compacted.exit, Exit::Conflict, "{compacted:?}");
     assert!(
-        compacted.err.contains("read the current state again")
+        compacted.err.contains("then read the current state")
             && compacted.err.contains("without --since")
             && !compacted.err.contains("resume with"),
         "{compacted:?}"

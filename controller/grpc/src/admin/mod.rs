@@ -175,7 +175,7 @@ impl Api {
             object_key: &key,
         };
         if let Some(revision) = self
-            .write_recorded(&at, Compare::absent(&key), &object, true)
+            .write_recorded(&at, Some(Compare::absent(&key)), &object, true)
             .await?
         {
             object.meta.revision = revision;
@@ -266,7 +266,6 @@ impl Api {
             K::COLLECTION,
         )?;
         let asked_revision = meta.map_or(0, |x| x.revision);
-        let mut object = self.admin_read::<K>(&name).await?;
         // What was asked: the new spec and labels, and the revision guard.
         let asked = {
             let mut o = Object::<K>::new(None, &name, spec.clone());
@@ -281,6 +280,7 @@ impl Api {
         {
             return Ok(first);
         }
+        let mut object = self.admin_read::<K>(&name).await?;
         let guard = match asked_revision {
             0 => object.meta.revision,
             r if r == object.meta.revision => r,
@@ -304,7 +304,7 @@ impl Api {
             object_key: &key,
         };
         let Some(revision) = self
-            .write_recorded(&at, Compare::unchanged(&key, guard), &object, true)
+            .write_recorded(&at, Some(Compare::unchanged(&key, guard)), &object, true)
             .await?
         else {
             // A retry of this request may have been carried out meanwhile.

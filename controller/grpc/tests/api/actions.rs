@@ -117,7 +117,7 @@ async fn a_retried_reboot_reboots_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_retries_of_a_reboot_reboot_once_and_a_failed_one_can_be_retried() {
     let actions = Arc::new(Foundation::default());
-    let (_s, c) = ready_instance(actions.clone()).await;
+    let (s, c) = ready_instance(actions.clone()).await;
     let reboot = |request_id: &str| pb::RebootInstanceRequest {
         name: "departments/health/instances/web-1".into(),
         request_id: request_id.into(),
@@ -164,6 +164,25 @@ async fn overlapping_retries_of_a_reboot_reboot_once_and_a_failed_one_can_be_ret
         1,
         "still one reboot"
     );
+
+    // Stopped since, the instance cannot be rebooted; the retry is still
+    // answered as the reboot was.
+    let key = keys::object(Kind::Instance, Some("health"), "web-1");
+    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+        o.status.phase = Phase::Provisioning;
+    })
+    .await;
+    c.clone()
+        .reboot_instance(as_(ALICE, reboot("boot-1")))
+        .await
+        .expect("answered whatever the state now");
+    let err = c
+        .clone()
+        .reboot_instance(as_(ALICE, reboot("boot-2")))
+        .await
+        .expect_err("a new reboot of an instance that is not running");
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(actions.reboots.load(Ordering::SeqCst), 1);
 
     // The id belongs to the reboot now.
     let err = c

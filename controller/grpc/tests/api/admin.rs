@@ -461,7 +461,8 @@ async fn admin_retries_are_answered_as_first_and_an_id_is_for_one_request() {
         "the later update stands"
     );
 
-    // Deleted by another admin, a retried create does not bring it back.
+    // Deleted by another admin, a retried create does not bring it back,
+    // and a retried update is answered too.
     admin
         .delete_foundation(as_(
             ROOT,
@@ -478,6 +479,14 @@ async fn admin_retries_are_answered_as_first_and_an_id_is_for_one_request() {
         .expect("the retry is answered")
         .into_inner();
     assert_eq!(again.foundation, first.foundation, "the first answer");
+    let retried = traits(
+        admin
+            .update_foundation(update("u-1", &["arch:aarch64", "cpu:kunpeng"], revision))
+            .await
+            .expect("answered after the delete")
+            .into_inner(),
+    );
+    assert_eq!(retried, u1);
     let err = admin
         .get_foundation(as_(
             ROOT,

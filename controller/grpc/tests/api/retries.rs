@@ -218,3 +218,50 @@ async fn a_bad_size_is_named_as_the_request_names_it_in_any_phase() {
         .expect_err("being built");
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_id_for_two_objects_at_once_is_one_request_and_spoils_no_batch() {
+    let s = start().await;
+    department(&*s.store, "health", 48).await;
+    let c = InstanceServiceClient::new(s.channel.clone());
+    // Growths sent together often land in one admission batch: the second
+    // write of the id must not make the batch's transaction invalid for
+    // everyone in it. Several rounds, so one of them surely does.
+    for round in 0..6 {
+        let names = ["a", "b"].map(|n| format!("{n}-{round}"));
+        for name in &names {
+            c.clone()
+                .create_instance(as_(
+                    ALICE,
+                    common::create(
+                        name,
+                        &format!("new-{name}"),
+                        common::instance(2, 4096, "kylin-v10"),
+                    ),
+                ))
+                .await
+                .expect("create");
+        }
+        let calls = names.map(|name| {
+            let mut c = c.clone();
+            let req = pb::ResizeInstanceRequest {
+                name: format!("departments/health/instances/{name}"),
+                vcpu: 4,
+                memory_mib: 8192,
+                request_id: format!("same-{round}"),
+            };
+            tokio::spawn(async move { c.resize_instance(as_(ALICE, req)).await })
+        });
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.expect("join"));
+        }
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "one of them is the request: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert_eq!(e.code(), Code::Aborted, "{e:?}");
+            }
+        }
+    }
+}
