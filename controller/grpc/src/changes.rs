@@ -350,6 +350,25 @@ impl Api {
         )))
     }
 
+    /// Whether an action named by `fingerprint` was carried out under
+    /// `request_id`; ABORTED if the id was used for another request.
+    pub(crate) async fn action_done<R: ApiResource>(
+        &self,
+        request_id: &str,
+        fingerprint: &str,
+        object: &Object<R>,
+    ) -> Result<bool, Status> {
+        let department = object.meta.department.as_deref().unwrap_or_default();
+        let key = keys::request(department, request_id);
+        let Some(kv) = self.store.get(&key).await.map_err(to_status)? else {
+            return Ok(false);
+        };
+        match codec::decode::<ActionRecord>(&kv.key, &kv.value) {
+            Ok(r) if r.fingerprint == fingerprint => Ok(r.done),
+            _ => Err(crate::deletes::reused(request_id)),
+        }
+    }
+
     /// Ends a reservation: marked done when the action was carried out
     /// (a failure to mark it is logged, not returned: the action happened),
     /// else given up so a retry carries it out.

@@ -295,19 +295,21 @@ workload_service! {
             return answer(&o);
         }
         // The id is reserved before the reboot and marked after, so neither
-        // a concurrent nor a later retry reboots again; it is asked first,
-        // so a retry is answered whatever state the instance is in now.
+        // a concurrent nor a later retry reboots again; a retry of one that
+        // was done is answered whatever state the instance is in now.
         let fingerprint = yunshu_core::admission::fingerprint(<InstanceSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"reboot");
-        let reserved_at = match self.reserve_action(&r.request_id, &fingerprint, &o).await? {
-            crate::changes::Reserved::Done => return answer(&o),
-            crate::changes::Reserved::Go(at) => at,
-        };
         let Some(actions) = self.actions.clone().filter(|_| o.status.phase == Phase::Ready) else {
-            self.finish_action(&department, &r.request_id, reserved_at, false).await;
+            if self.action_done(&r.request_id, &fingerprint, &o).await? {
+                return answer(&o);
+            }
             return Err(Status::failed_precondition(format!(
                 "instance {} is {:?}, not Ready on a foundation; only a running instance can be rebooted",
                 r.name, o.status.phase
             )));
+        };
+        let reserved_at = match self.reserve_action(&r.request_id, &fingerprint, &o).await? {
+            crate::changes::Reserved::Done => return answer(&o),
+            crate::changes::Reserved::Go(at) => at,
         };
         // Carried out and recorded even if the caller goes away meanwhile,
         // so the reservation never outlives the reboot.
@@ -447,13 +449,20 @@ workload_service! {
                 )]));
             }
         };
-        let Some(actions) = self.actions.as_ref().filter(|_| o.status.phase == Phase::Ready) else {
+        let Some(actions) = self.actions.as_ref() else {
             return Err(not_ready(&r.name, o.status.phase));
         };
         // Reserved while the keys are made, so overlapping retries do not
-        // make a second pair; once made, a retry gets the same pair back.
+        // make a second pair; once made, a retry gets the same pair back,
+        // whatever state the bucket is in now.
         let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"issue credentials");
-        let reserved = self.reserve_action(&r.request_id, &fingerprint, &o).await?;
+        let reserved = if o.status.phase == Phase::Ready {
+            self.reserve_action(&r.request_id, &fingerprint, &o).await?
+        } else if self.action_done(&r.request_id, &fingerprint, &o).await? {
+            crate::changes::Reserved::Done
+        } else {
+            return Err(not_ready(&r.name, o.status.phase));
+        };
         // Carried out and recorded even if the caller goes away meanwhile.
         let (api, actions, bucket, who, request_id) = (self.clone(), actions.clone(), o.clone(), p.clone(), r.request_id.clone());
         let issued = tokio::spawn(async move {

@@ -280,22 +280,6 @@ impl Api {
         {
             return Ok(first);
         }
-        let mut object = self.admin_read::<K>(&name).await?;
-        let guard = match asked_revision {
-            0 => object.meta.revision,
-            r if r == object.meta.revision => r,
-            _ => {
-                return Err(Status::aborted(format!(
-                    "{full} changed since revision {}; read it again",
-                    meta.map_or(0, |x| x.revision)
-                )));
-            }
-        };
-        if object.spec != spec {
-            object.meta.generation += 1;
-        }
-        object.spec = spec;
-        object.meta.labels = labels.into_iter().collect();
         let key = keys::object(K::KIND, None, &name);
         let at = Recorded {
             scope: keys::CLUSTER,
@@ -303,10 +287,32 @@ impl Api {
             fingerprint: &fingerprint,
             object_key: &key,
         };
-        let Some(revision) = self
-            .write_recorded(&at, Some(Compare::unchanged(&key, guard)), &object, true)
-            .await?
-        else {
+        // Without a revision guard, an update that loses to a status write
+        // (the prober's, say) is made again on a fresh read.
+        let attempts = if asked_revision == 0 { 4 } else { 1 };
+        for _ in 0..attempts {
+            let mut object = self.admin_read::<K>(&name).await?;
+            let guard = match asked_revision {
+                0 => object.meta.revision,
+                r if r == object.meta.revision => r,
+                _ => {
+                    return Err(Status::aborted(format!(
+                        "{full} changed since revision {asked_revision}; read it again"
+                    )));
+                }
+            };
+            if object.spec != spec {
+                object.meta.generation += 1;
+            }
+            object.spec = spec.clone();
+            object.meta.labels = labels.clone().into_iter().collect();
+            if let Some(revision) = self
+                .write_recorded(&at, Some(Compare::unchanged(&key, guard)), &object, true)
+                .await?
+            {
+                object.meta.revision = revision;
+                return Ok(object);
+            }
             // A retry of this request may have been carried out meanwhile.
             if let Some(first) = self
                 .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
@@ -314,12 +320,10 @@ impl Api {
             {
                 return Ok(first);
             }
-            return Err(Status::aborted(format!(
-                "{full} changed while it was updated; read it again"
-            )));
-        };
-        object.meta.revision = revision;
-        Ok(object)
+        }
+        Err(Status::aborted(format!(
+            "{full} changed while it was updated; read it again"
+        )))
     }
 
     /// Refuses admin writes in Kubernetes mode, where the CRDs own them.

@@ -165,8 +165,8 @@ async fn overlapping_retries_of_a_reboot_reboot_once_and_a_failed_one_can_be_ret
         "still one reboot"
     );
 
-    // Stopped since, the instance cannot be rebooted; the retry is still
-    // answered as the reboot was.
+    // Not running since (being rebuilt, say), the instance cannot be
+    // rebooted; the retry is still answered as the reboot was.
     let key = keys::object(Kind::Instance, Some("health"), "web-1");
     common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
         o.status.phase = Phase::Provisioning;
@@ -251,4 +251,36 @@ async fn revoking_credentials_needs_a_request_id() {
         .await
         .expect("revoke");
     assert_eq!(actions.revokes.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_recorded_by_an_earlier_build_is_not_repeated() {
+    use yunshu_core::store::StoreExt;
+    let actions = Arc::new(Foundation::default());
+    let (s, mut c) = ready_instance(actions.clone()).await;
+    let key = keys::object(Kind::Instance, Some("health"), "web-1");
+    let kv = s.store.get(&key).await.expect("read").expect("stored");
+    let uid = yunshu_core::codec::decode_object::<InstanceSpec>(&kv)
+        .expect("decode")
+        .meta
+        .uid;
+    // Where builds before request records for actions kept a reboot's id.
+    s.store
+        .put(&format!("/yunshu/reboots/health/{uid}/old-1"), Vec::new())
+        .await
+        .expect("put");
+    c.reboot_instance(as_(
+        ALICE,
+        pb::RebootInstanceRequest {
+            name: "departments/health/instances/web-1".into(),
+            request_id: "old-1".into(),
+        },
+    ))
+    .await
+    .expect("answered");
+    assert_eq!(
+        actions.reboots.load(Ordering::SeqCst),
+        0,
+        "not rebooted again"
+    );
 }
