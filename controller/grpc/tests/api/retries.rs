@@ -3,6 +3,8 @@
 //! after someone else changed the object; an id used for another request
 //! is refused.
 
+use std::sync::Arc;
+
 use super::*;
 use yunshu_core::{
     keys,
@@ -264,4 +266,60 @@ async fn one_id_for_two_objects_at_once_is_one_request_and_spoils_no_batch() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_loses_to_a_status_write_is_made_again() {
+    use std::sync::atomic::Ordering;
+    let key = keys::object(Kind::Instance, Some("health"), "web-1");
+    let racing = Arc::new(common::Racing {
+        inner: yunshu_store::EmbeddedStore::in_memory().expect("store"),
+        key: key.clone(),
+        armed: false.into(),
+        raced: 0.into(),
+    });
+    let s = common::start_on(racing.clone()).await;
+    department(&*s.store, "health", 48).await;
+    let mut c = common::create_web_1(&s.channel).await;
+
+    // A stop (same charge: a guarded write) and a resize (through
+    // admission), each losing once to another writer.
+    racing.armed.store(true, Ordering::SeqCst);
+    let (spec, generation) = spec_of(
+        c.stop_instance(as_(
+            ALICE,
+            pb::StopInstanceRequest {
+                name: WEB_1.into(),
+                request_id: "stop-1".into(),
+            },
+        ))
+        .await
+        .expect("made again on a fresh read, not ABORTED")
+        .into_inner()
+        .instance,
+    );
+    assert_eq!(
+        racing.raced.load(Ordering::SeqCst),
+        1,
+        "the write lost once"
+    );
+    assert_eq!(
+        (spec.power, generation),
+        (pb::PowerState::Stopped as i32, 2)
+    );
+
+    racing.armed.store(true, Ordering::SeqCst);
+    let (spec, generation) = spec_of(
+        c.resize_instance(as_(ALICE, resize("grow-1", 4, 8192)))
+            .await
+            .expect("made again on a fresh read")
+            .into_inner()
+            .instance,
+    );
+    assert_eq!(
+        racing.raced.load(Ordering::SeqCst),
+        2,
+        "the write lost once"
+    );
+    assert_eq!((spec.vcpu, generation), (4, 3), "one generation per change");
 }

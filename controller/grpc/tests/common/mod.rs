@@ -59,11 +59,24 @@ pub async fn start_kubernetes_mode() -> Server {
     serve(None, true).await
 }
 
+/// A server over `store`.
+pub async fn start_on(store: Arc<dyn Store>) -> Server {
+    serve_on(store, None, false).await
+}
+
 async fn serve(
     actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>,
     crds_own_config: bool,
 ) -> Server {
     let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory().expect("store"));
+    serve_on(store, actions, crds_own_config).await
+}
+
+async fn serve_on(
+    store: Arc<dyn Store>,
+    actions: Option<Arc<dyn yunshu_grpc::actions::Actions>>,
+    crds_own_config: bool,
+) -> Server {
     let api = Api {
         store: store.clone(),
         admission: Admission::new(store.clone(), AdmissionConfig::default()),
@@ -207,4 +220,76 @@ pub async fn change_stored<S: yunshu_core::meta::Spec>(
         .put(key, codec::encode(&object).expect("encode"))
         .await
         .expect("write");
+}
+
+/// An in-memory store where another writer gets in first: when armed, the
+/// next transaction guarded on `key` finds it rewritten since it was read
+/// (its value put again, as a status write would), once.
+#[derive(Debug)]
+pub struct Racing {
+    pub inner: EmbeddedStore,
+    pub key: String,
+    pub armed: std::sync::atomic::AtomicBool,
+    pub raced: std::sync::atomic::AtomicUsize,
+}
+
+#[tonic::async_trait]
+impl Store for Racing {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> yunshu_core::store::StoreCapabilities {
+        self.inner.capabilities()
+    }
+    async fn get(&self, key: &str) -> yunshu_core::Result<Option<yunshu_core::store::KeyValue>> {
+        self.inner.get(key).await
+    }
+    async fn range(
+        &self,
+        request: yunshu_core::store::RangeRequest,
+    ) -> yunshu_core::Result<yunshu_core::store::RangeResponse> {
+        self.inner.range(request).await
+    }
+    async fn txn(
+        &self,
+        txn: yunshu_core::store::Txn,
+    ) -> yunshu_core::Result<yunshu_core::store::TxnResponse> {
+        use std::sync::atomic::Ordering;
+        if txn.compares.iter().any(|c| c.key == self.key)
+            && self.armed.swap(false, Ordering::SeqCst)
+            && let Some(kv) = self.inner.get(&self.key).await?
+        {
+            self.inner.put(&self.key, kv.value).await?;
+            self.raced.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.txn(txn).await
+    }
+    async fn watch(
+        &self,
+        prefix: &str,
+        from: yunshu_core::store::Revision,
+    ) -> yunshu_core::Result<yunshu_core::store::WatchStream> {
+        self.inner.watch(prefix, from).await
+    }
+    async fn compact(&self, revision: yunshu_core::store::Revision) -> yunshu_core::Result<()> {
+        self.inner.compact(revision).await
+    }
+    async fn current_revision(&self) -> yunshu_core::Result<yunshu_core::store::Revision> {
+        self.inner.current_revision().await
+    }
+    async fn lease_grant(
+        &self,
+        ttl: std::time::Duration,
+    ) -> yunshu_core::Result<yunshu_core::store::LeaseId> {
+        self.inner.lease_grant(ttl).await
+    }
+    async fn lease_keep_alive(
+        &self,
+        lease: yunshu_core::store::LeaseId,
+    ) -> yunshu_core::Result<std::time::Duration> {
+        self.inner.lease_keep_alive(lease).await
+    }
+    async fn lease_revoke(&self, lease: yunshu_core::store::LeaseId) -> yunshu_core::Result<()> {
+        self.inner.lease_revoke(lease).await
+    }
 }
