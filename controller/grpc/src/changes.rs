@@ -87,10 +87,9 @@ impl Api {
         what: &str,
         change: impl Fn(&mut Object<R>) -> Result<(), Status>,
     ) -> Result<Object<R>, Status> {
-        if let Some(answer) = self.answered::<R>(p, name, request_id, what).await? {
-            return Ok(answer);
-        }
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
+        authz::write(p, &department)?;
+        require_request_id(request_id)?;
         let fingerprint = change_fingerprint::<R>(&name, what);
         let object_key = keys::object(R::KIND, Some(&department), &name);
         let recorded = Recorded {
@@ -99,6 +98,9 @@ impl Api {
             fingerprint: &fingerprint,
             object_key: &object_key,
         };
+        if let Some(answer) = self.recorded_answer::<R>(&recorded).await? {
+            return Ok(answer);
+        }
         for _ in 0..CHANGE_ATTEMPTS {
             let old: Object<R> = self.read(&department, &name).await?;
             if old.meta.deletion_timestamp.is_some() {
@@ -126,10 +128,9 @@ impl Api {
             } else {
                 new.meta.generation += 1;
                 let record = recorded.record(&new, None)?;
-                let request_key = keys::request(&department, request_id);
                 match self
                     .admission
-                    .update_recorded(&old, new, Some((request_key, record)))
+                    .update_recorded(&old, new, Some((request_id.to_owned(), record)))
                     .await
                 {
                     Ok(object) => Some(object),
@@ -142,10 +143,7 @@ impl Api {
             }
             // The object moved, or a retry of this request was carried out
             // meanwhile: answer that, or try again on a fresh read.
-            if let Some(answer) = self
-                .earlier_change::<R>(&department, request_id, &fingerprint)
-                .await?
-            {
+            if let Some(answer) = self.recorded_answer::<R>(&recorded).await? {
                 return Ok(answer);
             }
         }
@@ -158,7 +156,7 @@ impl Api {
     /// The answer of a change already made under `request_id` in `scope`
     /// (a department, or the cluster): `None` if the id is unused, ABORTED
     /// if it was used for another request.
-    pub(crate) async fn earlier_change<S: Spec>(
+    async fn earlier_change<S: Spec>(
         &self,
         scope: &str,
         request_id: &str,
@@ -184,6 +182,18 @@ impl Api {
         })?;
         answer.meta.revision = record.revision.unwrap_or(kv.mod_revision);
         Ok(Some(answer))
+    }
+
+    /// [`Api::earlier_change`] for the request `at` names.
+    pub(crate) async fn recorded_answer<S: Spec>(
+        &self,
+        at: &Recorded<'_>,
+    ) -> Result<Option<Object<S>>, Status>
+    where
+        Object<S>: DeserializeOwned,
+    {
+        self.earlier_change(at.scope, at.request_id, at.fingerprint)
+            .await
     }
 
     /// Writes `answer`'s record under the request id, with `answer` itself

@@ -477,7 +477,7 @@ async fn changes_sharing_a_request_record_do_not_spoil_their_batch() {
         n.spec.vcpu = 4;
         n
     };
-    let record = || Some((keys::request("health", "same"), b"{}".to_vec()));
+    let record = || Some(("same".to_owned(), b"{}".to_vec()));
     // On one thread, all three are queued before the committer runs, so
     // they are drained into one batch.
     let (ga, gb, c) = tokio::join!(

@@ -219,18 +219,18 @@ impl Committer {
         for p in pending {
             // A second change to the same object, or a repeat of a request id
             // already in this batch, waits for the next round.
-            // Two writes of one request key would make the transaction
-            // invalid for everyone in the batch.
+            // (Two writes of one request key would make the transaction
+            // invalid for everyone in the batch.)
             let key = object_key(&p.change);
-            let request_key = match &p.change {
-                Change::Create(r) => Some(keys::request(&r.department, &r.request_id)),
+            let request_id = match &p.change {
+                Change::Create(r) => Some(&r.request_id),
                 Change::Update {
-                    request: Some((k, _)),
+                    request: Some((id, _)),
                     ..
-                } => Some(k.clone()),
+                } => Some(id),
                 Change::Update { .. } | Change::Release { .. } => None,
             };
-            let repeat = request_key.is_some_and(|k| !ids.insert(k));
+            let repeat = request_id.is_some_and(|id| !ids.insert(id.clone()));
             if repeat || touched.contains(&key) {
                 deferred.push(p);
                 continue;
@@ -318,6 +318,7 @@ impl Committer {
                     }
                 }
                 Change::Update {
+                    department,
                     key,
                     revision,
                     record,
@@ -326,7 +327,8 @@ impl Committer {
                 } if accept => {
                     txn.compares.push(Compare::unchanged(key, *revision));
                     txn.success.push(Op::put(key, record.clone()));
-                    if let Some((request_key, value)) = request {
+                    if let Some((request_id, value)) = request {
+                        let request_key = keys::request(department, request_id);
                         txn.compares.push(Compare::absent(request_key.clone()));
                         txn.success.push(Op::put(request_key, value.clone()));
                     }
@@ -486,9 +488,14 @@ impl Committer {
                 }
             }
             Change::Update {
-                request: Some((request_key, _)),
+                department,
+                request: Some((request_id, _)),
                 ..
-            } if matches!(self.store.get(request_key).await, Ok(Some(_))) => {
+            } if matches!(
+                self.store.get(&keys::request(department, request_id)).await,
+                Ok(Some(_))
+            ) =>
+            {
                 Some(Err(Error::Conflict {
                     message: "the request id has been used meanwhile".into(),
                 }))

@@ -115,8 +115,8 @@ pub enum Change {
         old_charge: Resources,
         /// What it charges now.
         new_charge: Resources,
-        /// A request record (key, value) written with the change, guarded
-        /// absent.
+        /// A request record (the request id, the record) written with the
+        /// change under [`keys::request`], guarded absent.
         request: Option<(String, Vec<u8>)>,
     },
     /// Delete an object and return its charge, if it is still at `revision`.
@@ -288,8 +288,8 @@ impl Admission {
         self.update_recorded(old, new, None).await
     }
 
-    /// [`Admission::update`], writing `request` (a request record's key and
-    /// value) in the same transaction if that key is still absent: a retry
+    /// [`Admission::update`], writing `request` (a request id and its
+    /// record) in the same transaction if the id is still unused: a retry
     /// racing this change fails it with `Conflict` and finds the record.
     pub async fn update_recorded<S: Spec + Charge>(
         &self,

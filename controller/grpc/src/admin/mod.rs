@@ -160,13 +160,6 @@ impl Api {
         let mut object = Object::<K>::new(None, id, spec);
         object.meta.labels = labels.into_iter().collect();
         let fingerprint = admin_fingerprint("create", &object)?;
-        if let Some(first) = self
-            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
-            .await?
-        {
-            return Ok(first);
-        }
-        object.meta.request_id = Some(request_id.to_owned());
         let key = keys::object(K::KIND, None, id);
         let at = Recorded {
             scope: keys::CLUSTER,
@@ -174,6 +167,10 @@ impl Api {
             fingerprint: &fingerprint,
             object_key: &key,
         };
+        if let Some(first) = self.recorded_answer::<K>(&at).await? {
+            return Ok(first);
+        }
+        object.meta.request_id = Some(request_id.to_owned());
         if let Some(revision) = self
             .write_recorded(&at, Some(Compare::absent(&key)), &object, true)
             .await?
@@ -183,10 +180,7 @@ impl Api {
         }
         // A retry that raced this one, or (from builds before request
         // records) an object that names this request.
-        if let Some(first) = self
-            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
-            .await?
-        {
+        if let Some(first) = self.recorded_answer::<K>(&at).await? {
             return Ok(first);
         }
         let existing = self.admin_read::<K>(id).await?;
@@ -274,12 +268,6 @@ impl Api {
             o
         };
         let fingerprint = admin_fingerprint("update", &asked)?;
-        if let Some(first) = self
-            .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
-            .await?
-        {
-            return Ok(first);
-        }
         let key = keys::object(K::KIND, None, &name);
         let at = Recorded {
             scope: keys::CLUSTER,
@@ -287,6 +275,9 @@ impl Api {
             fingerprint: &fingerprint,
             object_key: &key,
         };
+        if let Some(first) = self.recorded_answer::<K>(&at).await? {
+            return Ok(first);
+        }
         // Without a revision guard, an update that loses to a status write
         // (the prober's, say) is made again on a fresh read.
         let attempts = if asked_revision == 0 { 4 } else { 1 };
@@ -314,10 +305,7 @@ impl Api {
                 return Ok(object);
             }
             // A retry of this request may have been carried out meanwhile.
-            if let Some(first) = self
-                .earlier_change::<K>(keys::CLUSTER, request_id, &fingerprint)
-                .await?
-            {
+            if let Some(first) = self.recorded_answer::<K>(&at).await? {
                 return Ok(first);
             }
         }
