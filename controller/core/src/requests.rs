@@ -19,6 +19,14 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// How long an action reserved under a request id (a reboot, a credential
+/// issue) may stay under way before a retry takes it over: the server that
+/// reserved it is taken to have stopped, so whether it was carried out is
+/// unknown, and it is carried out (again). The sweep keeps a reservation
+/// under way at least this long whatever the retention, so a retention
+/// shorter than this never lets a retry repeat an action still running.
+pub const ACTION_STALE_SECS: i64 = 300;
+
 /// The part of every request record the retention sweep reads.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -27,4 +35,8 @@ pub struct Written {
     /// `None` for records written before records carried it.
     #[serde(default)]
     pub written_at: Option<i64>,
+    /// An action's record: whether it was carried out, `Some(false)` while
+    /// it is under way. `None` for the records of other requests.
+    #[serde(default)]
+    pub done: Option<bool>,
 }

@@ -16,6 +16,7 @@ use yunshu_core::{
     admission::fingerprint,
     codec, keys,
     meta::{Object, Spec},
+    requests::ACTION_STALE_SECS,
     store::{Compare, Op, Txn},
 };
 
@@ -288,11 +289,6 @@ struct ActionRecord {
     #[serde(default)]
     written_at: i64,
 }
-
-/// How long a reserved action may stay under way before a retry takes it
-/// over: the server that reserved it is taken to have stopped, so whether
-/// it was carried out is unknown, and it is carried out (again).
-const ACTION_STALE_SECS: i64 = 300;
 
 /// Whether to carry out an action asked under a request id.
 #[derive(Debug)]

@@ -184,7 +184,7 @@ impl Api {
                 if items.len() == size {
                     let more = resp.more || i + 1 < scanned;
                     let token = if more {
-                        encode_token(&kv.key, &digest)
+                        encode_token(&kv.key, &prefix, &digest)
                     } else {
                         String::new()
                     };
@@ -465,8 +465,11 @@ impl Filter {
 }
 
 /// `<hex of the last key>.<filter digest>`.
-fn encode_token(key: &str, digest: &str) -> String {
-    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+/// A page token: the last name listed, relative to the list's prefix (so
+/// no store key leaves the server), and the filter's digest.
+fn encode_token(key: &str, prefix: &str, digest: &str) -> String {
+    let last = key.strip_prefix(prefix).unwrap_or(key);
+    let hex: String = last.bytes().map(|b| format!("{b:02x}")).collect();
     format!("{hex}.{digest}")
 }
 
@@ -491,12 +494,9 @@ fn decode_token(token: &str, prefix: &str, digest: &str) -> Result<Option<String
         .step_by(2)
         .map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok())
         .collect();
-    let key = bytes
+    let last = bytes
         .and_then(|b| String::from_utf8(b).ok())
+        .filter(|last| !last.is_empty() && !last.contains('/'))
         .ok_or_else(bad)?;
-    if key.starts_with(prefix) {
-        Ok(Some(key))
-    } else {
-        Err(bad())
-    }
+    Ok(Some(format!("{prefix}{last}")))
 }

@@ -455,7 +455,13 @@ workload_service! {
         // Reserved while the keys are made, so overlapping retries do not
         // make a second pair; once made, a retry gets the same pair back,
         // whatever state the bucket is in now.
-        let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"issue credentials");
+        // A retry must ask the same ttl, or it is a different request. A
+        // request without one keeps the fingerprint earlier builds wrote.
+        let asked = match &r.ttl {
+            Some(_) => format!("issue credentials for {}s", ttl.as_secs()),
+            None => "issue credentials".to_owned(),
+        };
+        let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, asked.as_bytes());
         let reserved = if o.status.phase == Phase::Ready {
             self.reserve_action(&r.request_id, &fingerprint, &o).await?
         } else if self.action_done(&r.request_id, &fingerprint, &o).await? {

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 use yunshu_core::{
     Result, codec, keys,
-    requests::Written,
+    requests::{ACTION_STALE_SECS, Written},
     store::{Compare, KeyValue, Op, RangeRequest, Store, Txn},
 };
 
@@ -34,9 +34,13 @@ pub struct Swept {
 }
 
 /// Removes every request record written at or before `now - retention`
-/// (`now` in seconds since the Unix epoch).
+/// (`now` in seconds since the Unix epoch); an action's reservation still
+/// under way stays until it is [`ACTION_STALE_SECS`] old, even when the
+/// retention is shorter.
 pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<Swept> {
     let cutoff = now.saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+    // An action under way is kept until a retry may take it over anyway.
+    let under_way_cutoff = cutoff.min(now.saturating_sub(ACTION_STALE_SECS));
     let mut swept = Swept::default();
     // Each removal is one compare and one delete.
     let page = PAGE.min(store.capabilities().max_txn_ops).max(1);
@@ -47,6 +51,11 @@ pub async fn sweep(store: &dyn Store, retention: Duration, now: i64) -> Result<S
         for kv in &read.kvs {
             let Ok(written) = codec::decode::<Written>(&kv.key, &kv.value) else {
                 continue;
+            };
+            let cutoff = if written.done == Some(false) {
+                under_way_cutoff
+            } else {
+                cutoff
             };
             match written.written_at {
                 Some(at) if at <= cutoff => expired.push(kv),
@@ -222,6 +231,38 @@ mod tests {
             }
         );
         assert_eq!(keys_under_root(&store).await?, [object.to_owned(), future]);
+        Ok(())
+    }
+
+    /// A retention shorter than an action may run does not forget the
+    /// action while it runs: a retry would carry it out a second time.
+    #[tokio::test]
+    async fn an_action_under_way_outlives_a_short_retention() -> anyhow::Result<()> {
+        let store = EmbeddedStore::in_memory()?;
+        let now = 1_800_000_000;
+        let action = |done: bool, at: i64| {
+            let data = serde_json::json!({"objectKey": "/yunshu/objects/instances/d/a", "uid": "u",
+                "fingerprint": "reboot", "done": done, "writtenAt": at});
+            codec::encode(&data).unwrap_or_default()
+        };
+        let running = keys::request("d", "running");
+        let done = keys::request("d", "done");
+        let abandoned = keys::request("d", "abandoned");
+        for (k, v) in [
+            (&running, action(false, now - 60)),
+            (&done, action(true, now - 60)),
+            (&abandoned, action(false, now - ACTION_STALE_SECS)),
+        ] {
+            store
+                .txn(Txn::new().and_then([Op::put(k.as_str(), v)]))
+                .await?;
+        }
+        let swept = sweep(&store, Duration::from_secs(2), now).await?;
+        assert_eq!(swept.removed, 2);
+        assert_eq!(keys_under_root(&store).await?, [running]);
+        // Once stale it goes, as a retry would take it over.
+        sweep(&store, Duration::from_secs(2), now - 60 + ACTION_STALE_SECS).await?;
+        assert!(keys_under_root(&store).await?.is_empty());
         Ok(())
     }
 

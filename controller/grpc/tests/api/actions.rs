@@ -15,11 +15,14 @@ use yunshu_core::{
     model::{BucketSpec, InstanceSpec, Phase},
     principal::Principal,
 };
+use yunshu_proto::api::v1::bucket_service_client::BucketServiceClient;
 
 /// A foundation's actions, counted.
 #[derive(Debug, Default)]
 struct Foundation {
     reboots: AtomicUsize,
+    /// Pairs issued, by request id (an issue is idempotent under it).
+    issued: std::sync::Mutex<std::collections::HashMap<String, IssuedCredentials>>,
     revokes: AtomicUsize,
     /// The foundation refuses Yunshu's credentials.
     refuse: AtomicBool,
@@ -49,9 +52,18 @@ impl yunshu_grpc::actions::Actions for Foundation {
         _: &Principal,
         _: &Object<BucketSpec>,
         _: std::time::Duration,
-        _: &str,
+        request_id: &str,
     ) -> yunshu_core::Result<IssuedCredentials> {
-        Err(yunshu_core::Error::internal("not used"))
+        let mut issued = self.issued.lock().expect("issued");
+        let n = issued.len();
+        let pair = issued
+            .entry(request_id.to_owned())
+            .or_insert_with(|| IssuedCredentials {
+                access_key: format!("AKIA{n:04}"),
+                secret_key: format!("secret-{n}"),
+                expires_at: None,
+            });
+        Ok(pair.clone())
     }
     async fn revoke_credentials(
         &self,
@@ -218,11 +230,15 @@ async fn a_foundation_refusing_yunshu_is_unavailable_not_unauthenticated() {
     assert!(err.message().contains("an admin must fix"), "{err:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoking_credentials_needs_a_request_id() {
-    use yunshu_proto::api::v1::bucket_service_client::BucketServiceClient;
-    let actions = Arc::new(Foundation::default());
-    let s = common::start_with(Some(actions.clone())).await;
+/// A server with `actions`, and bucket `logs` of `health` Ready on
+/// `object-store`, as the provisioner would leave it.
+async fn ready_bucket(
+    actions: Arc<Foundation>,
+) -> (
+    common::Server,
+    BucketServiceClient<tonic::transport::Channel>,
+) {
+    let s = common::start_with(Some(actions)).await;
     department(&*s.store, "health", 48).await;
     let mut c = BucketServiceClient::new(s.channel.clone());
     super::buckets::create_logs(&mut c).await;
@@ -232,6 +248,53 @@ async fn revoking_credentials_needs_a_request_id() {
         o.status.placement.foundation = Some("object-store".into());
     })
     .await;
+    (s, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_credential_issue_gets_the_first_pair_and_must_ask_the_same_ttl() {
+    let actions = Arc::new(Foundation::default());
+    let (_s, mut c) = ready_bucket(actions.clone()).await;
+    let issue = |request_id: &str, ttl: Option<i64>| pb::IssueBucketCredentialsRequest {
+        name: "departments/health/buckets/logs".into(),
+        ttl: ttl.map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+        request_id: request_id.into(),
+    };
+    let first = c
+        .issue_bucket_credentials(as_(ALICE, issue("keys-1", Some(600))))
+        .await
+        .expect("issue")
+        .into_inner();
+    let again = c
+        .issue_bucket_credentials(as_(ALICE, issue("keys-1", Some(600))))
+        .await
+        .expect("retry")
+        .into_inner();
+    assert_eq!(
+        again.access_key_id, first.access_key_id,
+        "a retry made a second pair"
+    );
+    for ttl in [Some(60), None] {
+        let err = c
+            .issue_bucket_credentials(as_(ALICE, issue("keys-1", ttl)))
+            .await
+            .expect_err("the id was used for another ttl");
+        assert_eq!(err.code(), Code::Aborted, "{err:?}");
+    }
+    // Without a ttl, as earlier builds fingerprinted every issue.
+    c.issue_bucket_credentials(as_(ALICE, issue("keys-2", None)))
+        .await
+        .expect("issue with the default ttl");
+    c.issue_bucket_credentials(as_(ALICE, issue("keys-2", None)))
+        .await
+        .expect("retry with the default ttl");
+    assert_eq!(actions.issued.lock().expect("issued").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_credentials_needs_a_request_id() {
+    let actions = Arc::new(Foundation::default());
+    let (_s, mut c) = ready_bucket(actions.clone()).await;
     let revoke = |request_id: &str| pb::RevokeBucketCredentialsRequest {
         name: "departments/health/buckets/logs".into(),
         access_key_id: "AKIA0001".into(),
