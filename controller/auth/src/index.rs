@@ -10,7 +10,8 @@
 //!   Otherwise the highest role among the matching groups applies, and
 //!   repeated grants of one certificate subject take the highest role.
 //! - Across departments, a caller may name the department it acts for in
-//!   the `x-yunshu-department` header; it must hold a grant there. Without
+//!   the `x-yunshu-department` header; it must hold a grant there, unless it
+//!   is an admin (admins act in every department, as admin). Without
 //!   the header, departments granting the OIDC subject itself are preferred
 //!   over departments granting only a group; if more than one department is
 //!   left, the request is refused as ambiguous (`PERMISSION_DENIED`).
@@ -168,11 +169,14 @@ impl IdentityIndex {
         if grant.revoked {
             return Err(RejectReason::RevokedApiToken);
         }
-        if requested.is_some_and(|r| r != &*grant.department) {
-            return Err(RejectReason::NoDepartment);
-        }
+        let department = match requested {
+            // An admin may act in every department.
+            Some(r) if grant.role == Role::Admin => r.to_owned(),
+            Some(r) if r != &*grant.department => return Err(RejectReason::NoDepartment),
+            _ => grant.department.to_string(),
+        };
         Ok(Membership {
-            department: grant.department.to_string(),
+            department,
             role: grant.role,
         })
     }
@@ -251,7 +255,8 @@ fn best_per_department(grants: Option<&Vec<Grant>>) -> BTreeMap<Arc<str>, Role> 
     out
 }
 
-/// Picks the department: the one requested if granted, else the only one
+/// Picks the department: the one requested if granted (an admin, who may
+/// act in every department, may request any, as admin), else the only one
 /// among the specific grants, else the only one among the others.
 fn select(
     specific: &BTreeMap<Arc<str>, Role>,
@@ -263,6 +268,17 @@ fn select(
         role: *r,
     };
     if let Some(wanted) = requested {
+        // Admin is one role across departments, whichever grant holds it.
+        let admin = specific
+            .values()
+            .chain(general.values())
+            .any(|r| *r == Role::Admin);
+        if admin {
+            return Ok(Membership {
+                department: wanted.to_owned(),
+                role: Role::Admin,
+            });
+        }
         return specific
             .get_key_value(wanted)
             .or_else(|| general.get_key_value(wanted))

@@ -70,8 +70,14 @@ fn certificate_subjects_map_to_their_department() {
         idx.resolve_certificate("OPS", None),
         Err(RejectReason::NoDepartment)
     );
+    // An admin may act in every department, so may name any; no one else
+    // may name a department they hold no grant in.
     assert_eq!(
         idx.resolve_certificate("ops", Some("health")),
+        member("health", Role::Admin)
+    );
+    assert_eq!(
+        idx.resolve_certificate("ci.health", Some("water")),
         Err(RejectReason::NoDepartment)
     );
 }
@@ -129,9 +135,15 @@ fn across_departments_subject_is_preferred_then_ambiguity_is_refused() {
         idx.resolve_oidc("bob", &groups(&["city-ops"]), None),
         Err(RejectReason::AmbiguousDepartment)
     );
+    // An admin (bob, by city-ops in water) names any department, as admin
+    // even where another grant gives a lesser role.
+    assert_eq!(
+        idx.resolve_oidc("bob", &groups(&["city-ops"]), Some("transport")),
+        member("transport", Role::Admin)
+    );
     assert_eq!(
         idx.resolve_oidc("bob", &groups(&["city-ops"]), Some("health")),
-        Err(RejectReason::NoDepartment)
+        member("health", Role::Admin)
     );
     assert_eq!(
         idx.resolve_oidc("nobody", &[], None),
@@ -158,6 +170,16 @@ fn api_tokens_check_secret_then_revocation_then_department() {
     assert_eq!(
         idx.resolve_api_token(good.token.expose(), Some("water")),
         Err(RejectReason::NoDepartment)
+    );
+    // An admin's token may name any department.
+    let admin = mint_api_token_with_id("root").expect("mint");
+    let platform = IdentityIndex::from_departments(&[department(
+        "platform",
+        vec![admin.identity(Role::Admin)],
+    )]);
+    assert_eq!(
+        platform.resolve_api_token(admin.token.expose(), Some("water")),
+        member("water", Role::Admin)
     );
     assert_eq!(
         idx.resolve_api_token(revoked.token.expose(), None),

@@ -125,7 +125,7 @@ pub(crate) fn decode_digest(hex_digest: &str) -> Option<[u8; 32]> {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    yunshu_core::model::is_api_token_id(id)
 }
 
 fn random<const N: usize>() -> Result<[u8; N]> {

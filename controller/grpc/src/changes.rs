@@ -267,7 +267,7 @@ impl Recorded<'_> {
 }
 
 /// How many times a change is tried on a fresh read when its object moved.
-const CHANGE_ATTEMPTS: usize = 4;
+pub(crate) const CHANGE_ATTEMPTS: usize = 4;
 
 /// What identifies a change: the kind, the name, the verb and its arguments.
 fn change_fingerprint<R: ApiResource>(name: &str, what: &str) -> String {

@@ -202,7 +202,9 @@ impl Api {
     /// finalizers to finish.
     ///
     /// A bucket that holds objects is refused unless `purge` is set, which
-    /// the provisioner then passes to the adapter.
+    /// the provisioner then passes to the adapter. A delete whose write
+    /// loses to another (the scheduler's or provisioner's status, say) is
+    /// made again on a fresh read; its record makes that safe.
     pub async fn delete<R: ApiResource>(
         &self,
         p: &Principal,
@@ -213,6 +215,33 @@ impl Api {
         let (department, name) = names::parse_name("name", name, R::COLLECTION)?;
         authz::write(p, &department)?;
         require_request_id(request_id)?;
+        // One deletion time for every attempt: the record the first one
+        // leaves answers retries with it.
+        let at = Utc::now();
+        for _ in 0..crate::changes::CHANGE_ATTEMPTS {
+            if let Some(answer) = self
+                .delete_once::<R>(&department, &name, request_id, purge, at)
+                .await?
+            {
+                return Ok(answer);
+            }
+        }
+        Err(Status::aborted(format!(
+            "{} {name} kept changing while it was deleted; retry with the same request id",
+            R::FIELD
+        )))
+    }
+
+    /// One attempt at [`Api::delete`]: `None` when its write lost to another.
+    async fn delete_once<R: ApiResource>(
+        &self,
+        department: &str,
+        name: &str,
+        request_id: &str,
+        purge: bool,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<Option<Object<R>>, Status> {
+        let (department, name) = (department.to_owned(), name.to_owned());
         let mut object: Object<R> = match self.read(&department, &name).await {
             Ok(object) => object,
             // A retry of a delete that already finished answers as the
@@ -222,7 +251,7 @@ impl Api {
                     .deleted::<R>(Some(&department), &name, request_id)
                     .await?
                 {
-                    Some(gone) => Ok(deleting(gone)),
+                    Some(gone) => Ok(Some(deleting(gone))),
                     None => Err(e),
                 };
             }
@@ -232,7 +261,7 @@ impl Api {
             .earlier_delete(Some(&department), request_id, &object)
             .await?
         {
-            return Ok(deleting(earlier));
+            return Ok(Some(deleting(earlier)));
         }
         let read_at = object.meta.revision;
         type Bucket = Object<yunshu_core::model::BucketSpec>;
@@ -264,7 +293,7 @@ impl Api {
         // The answer carries the deletion time, recorded with it so every
         // retry gives the same.
         let marking = object.meta.deletion_timestamp.is_none();
-        object.meta.deletion_timestamp.get_or_insert_with(Utc::now);
+        object.meta.deletion_timestamp.get_or_insert(at);
         // Recorded after the checks that refuse a delete outright, before
         // it is carried out: a crash or a lost race in between leaves a
         // record whose retry deletes again.
@@ -272,28 +301,37 @@ impl Api {
             .remember_delete(Some(&department), request_id, &object)
             .await?
         {
-            return Ok(deleting(earlier));
+            return Ok(Some(deleting(earlier)));
         }
         if object.meta.finalizers.is_empty() {
-            object.meta.revision = self.admission.release(&object).await.map_err(to_status)?;
+            object.meta.revision = match self.admission.release(&object).await {
+                Ok(revision) => revision,
+                Err(e) if e.kind() == yunshu_core::ErrorKind::Conflict => return Ok(None),
+                Err(e) => return Err(to_status(e)),
+            };
             object.status.phase = Phase::Deleting;
             tracing::info!(department, name, kind = %R::KIND, "deleted");
-            return Ok(object);
+            return Ok(Some(object));
         }
         if marking || purge_added {
             let key = keys::object(R::KIND, Some(&department), &name);
             object.status.phase = Phase::Deleting;
-            object.meta.revision = self.put_if_unchanged(&key, read_at, &object).await?;
+            match self.put_if_unchanged(&key, read_at, &object).await? {
+                Some(revision) => object.meta.revision = revision,
+                None => return Ok(None),
+            }
         }
-        Ok(object)
+        Ok(Some(object))
     }
 
-    pub(crate) async fn put_if_unchanged<R: ApiResource>(
+    /// Writes `object` at `key` if it is still at `revision`: the new
+    /// revision, or `None` if it moved.
+    async fn put_if_unchanged<R: ApiResource>(
         &self,
         key: &str,
         revision: i64,
         object: &Object<R>,
-    ) -> Result<i64, Status> {
+    ) -> Result<Option<i64>, Status> {
         let record = codec::encode(object).map_err(to_status)?;
         let resp = self
             .store
@@ -304,13 +342,7 @@ impl Api {
             )
             .await
             .map_err(to_status)?;
-        if resp.succeeded {
-            Ok(resp.revision)
-        } else {
-            Err(Status::aborted(
-                "the object changed since it was read; read it again and retry",
-            ))
-        }
+        Ok(resp.succeeded.then_some(resp.revision))
     }
 
     /// Every change to a department's objects from `start_revision` (0: now),

@@ -208,9 +208,79 @@ async fn volumes_buckets_and_admin_refuse_bad_input_without_writing() {
     ] {
         assert!(fields.iter().any(|f| f == field), "{field}: {fields:?}");
     }
+    // Identities that could never match a caller, and a policy for a
+    // department named the wrong way (it would apply to none).
+    let identity = |principal| pb::Identity {
+        role: pb::Role::Operator as i32,
+        principal: Some(principal),
+    };
+    let department = pb::CreateDepartmentRequest {
+        department_id: "edu".into(),
+        department: Some(pb::Department {
+            spec: Some(pb::DepartmentSpec {
+                identities: vec![
+                    identity(pb::identity::Principal::ApiToken(pb::ApiToken {
+                        id: "ci_bot".into(),
+                        sha256: "0".repeat(64),
+                        revoked: false,
+                    })),
+                    identity(pb::identity::Principal::OidcSubject(" ".into())),
+                    identity(pb::identity::Principal::OidcGroup(String::new())),
+                    identity(pb::identity::Principal::CertificateSubject(String::new())),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        request_id: "d1".into(),
+    };
+    let err = admin
+        .create_department(as_("platform:admin:root", department))
+        .await
+        .expect_err("identities that match no one");
+    let fields = violated(&err);
+    for field in [
+        "department.spec.identities[0].api_token.id",
+        "department.spec.identities[1].oidc_subject",
+        "department.spec.identities[2].oidc_group",
+        "department.spec.identities[3].certificate_subject",
+    ] {
+        assert!(fields.iter().any(|f| f == field), "{field}: {fields:?}");
+    }
+    for department in ["health", "departments/Health"] {
+        let policy = pb::CreatePlacementPolicyRequest {
+            placement_policy_id: "health-binpack".into(),
+            placement_policy: Some(pb::PlacementPolicy {
+                spec: Some(pb::PlacementPolicySpec {
+                    department: department.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            request_id: "p1".into(),
+        };
+        let err = admin
+            .create_placement_policy(as_("platform:admin:root", policy))
+            .await
+            .expect_err(department);
+        assert_eq!(
+            violated(&err),
+            ["placement_policy.spec.department"],
+            "{department}"
+        );
+    }
     assert_eq!(
         s.store.current_revision().await.expect("revision"),
         before,
         "nothing was written"
     );
+}
+
+fn violated(err: &tonic::Status) -> Vec<String> {
+    err.get_details_bad_request()
+        .expect("details")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
 }

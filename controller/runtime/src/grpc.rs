@@ -60,7 +60,10 @@ pub fn keep_index_current(store: Arc<dyn Store>, index: IdentityIndex, from: i64
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(ev) => {
-                        next = ev.kv.mod_revision + 1;
+                        // Not + 1: a revision may hold more department
+                        // changes than arrived before a stream ends, and
+                        // applying one again is harmless.
+                        next = ev.kv.mod_revision;
                         match ev.kind {
                             EventKind::Put => match codec::decode_object::<
                                 yunshu_core::model::DepartmentSpec,

@@ -48,7 +48,7 @@ pub enum Identity {
     },
     /// A static API token, stored only as its SHA-256 hash.
     ApiToken {
-        /// The token's public id.
+        /// The token's public id ([`is_api_token_id`]).
         id: String,
         /// Hex SHA-256 of the whole token (`ysk_<id>_<secret>`).
         sha256: String,
@@ -123,3 +123,10 @@ impl Spec for DepartmentSpec {
 
 /// A department object.
 pub type Department = Object<DepartmentSpec>;
+
+/// Whether `id` may be an API token's public id: 1-64 ASCII letters,
+/// digits or `-` (the token, `ysk_<id>_<secret>`, is split at the `_`
+/// after the id, so an id may hold none).
+pub fn is_api_token_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}

@@ -239,8 +239,10 @@ pub struct DeleteArgs {
 pub struct WatchArgs {
     /// `instances`, `volumes` or `buckets`.
     pub kind: Kind,
-    /// Start at this revision (a previous event's revision + 1) instead of
-    /// now.
+    /// Start at this revision instead of now: a list's revision + 1, or, to
+    /// resume a watch that broke, the revision of the last event it showed
+    /// (one revision may hold several changes; those already shown appear
+    /// again).
     #[arg(long, value_name = "REVISION")]
     pub since: Option<i64>,
     /// Stop after this many events [default: run until interrupted].

@@ -162,7 +162,9 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
         io.out.flush()?;
     }
     let mut seen = 0;
-    let mut last = start.checked_sub(1).filter(|r| *r >= 0);
+    // Where a broken watch resumes: the last event's revision, which may
+    // hold more changes than arrived (one transaction, several objects).
+    let mut last = (start > 0).then_some(start);
     while a.count.is_none_or(|c| seen < c) {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
@@ -211,7 +213,9 @@ pub fn refused_delete(a: &DeleteArgs, e: Error) -> Error {
 
 fn resumable(e: Error, last: Option<i64>) -> Error {
     match last {
-        Some(r) => e.with_hint(format!("resume with --since {}", r + 1)),
+        Some(r) => e.with_hint(format!(
+            "resume with --since {r} (changes at revision {r} already shown appear again)"
+        )),
         None => e,
     }
 }
@@ -271,6 +275,21 @@ mod tests {
             Status::not_found("no bucket scans").into(),
         );
         assert_eq!(rendered(&missing), "error: no bucket scans\n");
+    }
+
+    /// One revision may hold several changes, and a stream may break
+    /// between them: a resumed watch starts at the last revision shown,
+    /// not after it, so it misses none.
+    #[test]
+    fn a_broken_watch_resumes_at_the_last_revision_shown() {
+        let broken = || Error::from(Status::unavailable("the server ended the watch"));
+        assert_eq!(
+            rendered(&resumable(broken(), Some(42))),
+            "error: the server ended the watch
+hint: resume with --since 42 \
+             (changes at revision 42 already shown appear again)\n"
+        );
+        assert!(!rendered(&resumable(broken(), None)).contains("resume"));
     }
 
     #[test]

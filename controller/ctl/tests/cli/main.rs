@@ -404,6 +404,25 @@ async fn credentials_are_checked_and_departments_isolated() {
     );
 }
 
+/// An admin works in every department with `-d`, though granted in one.
+#[tokio::test]
+async fn an_admin_works_in_any_department_with_d() {
+    let s = start().await;
+    ctl(&s.operator, &create_instance("web-1", &[])).await.ok();
+    let listed = ctl(&s.admin, &["-d", "health", "list", "instances"])
+        .await
+        .ok();
+    assert!(listed.contains("web-1"), "{listed}");
+    let quota = ctl(&s.admin, &["-d", "transport", "quota"]).await;
+    assert_eq!(quota.exit, Exit::Ok, "{quota:?}");
+    ctl(&s.admin, &["-d", "health", "stop", "instance", "web-1"])
+        .await
+        .ok();
+    // Not so an operator: another department is not theirs to name.
+    let other = ctl(&s.other, &["-d", "health", "list", "instances"]).await;
+    assert_eq!(other.exit, Exit::Denied, "{other:?}");
+}
+
 #[tokio::test]
 async fn placement_commands_print_the_servers_unimplemented_message_without_a_scheduler() {
     let s = start().await;

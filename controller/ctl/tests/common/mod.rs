@@ -46,6 +46,8 @@ pub struct Server {
     pub viewer: PathBuf,
     /// An operator of `transport`.
     pub other: PathBuf,
+    /// An admin, granted in `platform` (admins act in every department).
+    pub admin: PathBuf,
 }
 
 /// What a run of the CLI printed, and its exit code.
@@ -229,6 +231,7 @@ pub async fn start() -> Server {
         (DEPARTMENT, Role::Operator, "operator"),
         (DEPARTMENT, Role::Viewer, "viewer"),
         ("transport", Role::Operator, "other"),
+        ("platform", Role::Admin, "admin"),
     ] {
         let token = mint_api_token().expect("mint");
         let token_file = dir.path().join(format!("{file}.token"));
@@ -249,12 +252,12 @@ pub async fn start() -> Server {
     for (dept, config, token_file) in &configs {
         config_init(config, &endpoint, dept, token_file).await;
     }
-    let [operator, viewer, other]: [PathBuf; 3] = configs
+    let [operator, viewer, other, admin]: [PathBuf; 4] = configs
         .into_iter()
         .map(|(_, c, _)| c)
         .collect::<Vec<_>>()
         .try_into()
-        .expect("three users");
+        .expect("four users");
     Server {
         store,
         addr,
@@ -262,6 +265,7 @@ pub async fn start() -> Server {
         operator,
         viewer,
         other,
+        admin,
     }
 }
 

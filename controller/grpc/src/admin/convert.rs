@@ -90,22 +90,43 @@ pub fn department_spec_from(
                 ));
                 return None;
             };
+            let named = |field: &str, value: &str, out: &mut Vec<FieldViolation>| {
+                if value.trim().is_empty() {
+                    out.push(FieldViolation::new(
+                        format!("{at}.{field}"),
+                        "must not be empty",
+                    ));
+                }
+            };
             let identity = match &id.principal {
-                Some(pb::identity::Principal::OidcSubject(subject)) => Identity::OidcSubject {
-                    subject: subject.clone(),
-                    role,
-                },
-                Some(pb::identity::Principal::OidcGroup(group)) => Identity::OidcGroup {
-                    group: group.clone(),
-                    role,
-                },
+                Some(pb::identity::Principal::OidcSubject(subject)) => {
+                    named("oidc_subject", subject, out);
+                    Identity::OidcSubject {
+                        subject: subject.clone(),
+                        role,
+                    }
+                }
+                Some(pb::identity::Principal::OidcGroup(group)) => {
+                    named("oidc_group", group, out);
+                    Identity::OidcGroup {
+                        group: group.clone(),
+                        role,
+                    }
+                }
                 Some(pb::identity::Principal::CertificateSubject(subject)) => {
+                    named("certificate_subject", subject, out);
                     Identity::CertificateSubject {
                         subject: subject.clone(),
                         role,
                     }
                 }
                 Some(pb::identity::Principal::ApiToken(t)) => {
+                    if !yunshu_core::model::is_api_token_id(&t.id) {
+                        out.push(FieldViolation::new(
+                            format!("{at}.api_token.id"),
+                            "must be 1-64 ASCII letters, digits or '-'",
+                        ));
+                    }
                     if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                         out.push(FieldViolation::new(
                             format!("{at}.api_token.sha256"),
@@ -165,16 +186,22 @@ pub fn department_spec_from(
     }
 }
 
-/// The foundation a `foundations/{foundation}` reference names; anything
-/// else is a field violation, since a bare or misspelt reference would
-/// silently match no foundation at all.
+/// The foundation a `foundations/{foundation}` reference names.
 fn foundation_ref(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> String {
+    reference(field, "foundations", name, out)
+}
+
+/// The name a `{collection}/{name}` reference names; anything else is a
+/// field violation, since a bare or misspelt reference would silently
+/// match nothing at all.
+fn reference(field: &str, collection: &str, name: &str, out: &mut Vec<FieldViolation>) -> String {
     match name.split_once('/') {
-        Some(("foundations", f)) if is_dns_label(f) => f.to_owned(),
+        Some((c, n)) if c == collection && is_dns_label(n) => n.to_owned(),
         _ => {
+            let singular = collection.trim_end_matches('s');
             out.push(FieldViolation::new(
                 field,
-                format!("must be `foundations/{{foundation}}`, got `{name}`"),
+                format!("must be `{collection}/{{{singular}}}`, got `{name}`"),
             ));
             String::new()
         }
@@ -329,9 +356,17 @@ pub fn foundation_spec_from(
                 .filter_map(|a| Some((class_from(a.resource_class)?, a.amount))),
         )
     });
-    let budget = s.budget.as_ref().map_or_else(Budget::default, |b| Budget {
-        requests_per_second: b.requests_per_second.max(1),
-        burst: b.burst.max(1),
+    // 0 in either field means its default, as the proto says.
+    let default = Budget::default();
+    let budget = s.budget.as_ref().map_or(default, |b| Budget {
+        requests_per_second: match b.requests_per_second {
+            0 => default.requests_per_second,
+            n => n,
+        },
+        burst: match b.burst {
+            0 => default.burst,
+            n => n,
+        },
     });
     let credentials = s.credentials.as_ref().and_then(|c| match &c.source {
         Some(pb::credentials_ref::Source::Secret(sr)) => Some(CredentialsRef::Secret {
@@ -494,8 +529,14 @@ pub fn policy_spec_from(
         }
     }
     PlacementPolicySpec {
-        department: (!s.department.is_empty())
-            .then(|| s.department.trim_start_matches("departments/").to_owned()),
+        department: (!s.department.is_empty()).then(|| {
+            reference(
+                &format!("{path}.department"),
+                "departments",
+                &s.department,
+                out,
+            )
+        }),
         strategy,
         weights,
         allow_degraded: s.allow_degraded,

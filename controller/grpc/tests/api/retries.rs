@@ -322,4 +322,59 @@ async fn a_change_that_loses_to_a_status_write_is_made_again() {
         "the write lost once"
     );
     assert_eq!((spec.vcpu, generation), (4, 3), "one generation per change");
+
+    // A delete, both ways: marked for a finalizer (a guarded write), then,
+    // once nothing holds it, removed with its charge (admission).
+    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| {
+        o.meta.finalizers = vec!["yunshu.io/provisioner".into()];
+    })
+    .await;
+    let delete = |request_id: &str| {
+        as_(
+            ALICE,
+            pb::DeleteInstanceRequest {
+                name: WEB_1.into(),
+                request_id: request_id.into(),
+            },
+        )
+    };
+    let deletion_time = |i: Option<pb::Instance>| i.and_then(|i| i.metadata?.delete_time);
+    racing.armed.store(true, Ordering::SeqCst);
+    let marked = c
+        .delete_instance(delete("bye-1"))
+        .await
+        .expect("marked on a fresh read, not ABORTED")
+        .into_inner()
+        .instance;
+    assert_eq!(racing.raced.load(Ordering::SeqCst), 3, "the mark lost once");
+    let again = c
+        .delete_instance(delete("bye-1"))
+        .await
+        .expect("retry")
+        .into_inner()
+        .instance;
+    assert!(deletion_time(marked.clone()).is_some());
+    assert_eq!(deletion_time(again), deletion_time(marked));
+
+    common::change_stored::<InstanceSpec>(&*s.store, &key, |o| o.meta.finalizers.clear()).await;
+    racing.armed.store(true, Ordering::SeqCst);
+    let gone = c
+        .delete_instance(delete("bye-2"))
+        .await
+        .expect("removed on a fresh read, not ABORTED")
+        .into_inner()
+        .instance;
+    assert_eq!(
+        racing.raced.load(Ordering::SeqCst),
+        4,
+        "the removal lost once"
+    );
+    assert!(s.store.get(&key).await.expect("read").is_none(), "removed");
+    let retried = c
+        .delete_instance(delete("bye-2"))
+        .await
+        .expect("a retry is answered")
+        .into_inner()
+        .instance;
+    assert_eq!(deletion_time(retried), deletion_time(gone));
 }
