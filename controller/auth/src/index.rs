@@ -11,7 +11,8 @@
 //!   repeated grants of one certificate subject take the highest role.
 //! - Across departments, a caller may name the department it acts for in
 //!   the `x-yunshu-department` header; it must hold a grant there, unless it
-//!   is an admin (admins act in every department, as admin). Without
+//!   is an admin: admins act in every department, so an admin may name one
+//!   it holds no grant in and acts there by its admin grant. Without
 //!   the header, departments granting the OIDC subject itself are preferred
 //!   over departments granting only a group; if more than one department is
 //!   left, the request is refused as ambiguous (`PERMISSION_DENIED`).
@@ -169,14 +170,13 @@ impl IdentityIndex {
         if grant.revoked {
             return Err(RejectReason::RevokedApiToken);
         }
-        let department = match requested {
-            // An admin may act in every department.
-            Some(r) if grant.role == Role::Admin => r.to_owned(),
-            Some(r) if r != &*grant.department => return Err(RejectReason::NoDepartment),
-            _ => grant.department.to_string(),
-        };
+        // An admin acts in every department, so may name any; it stays of
+        // the department holding its token.
+        if requested.is_some_and(|r| r != &*grant.department) && grant.role != Role::Admin {
+            return Err(RejectReason::NoDepartment);
+        }
         Ok(Membership {
-            department,
+            department: grant.department.to_string(),
             role: grant.role,
         })
     }
@@ -255,9 +255,11 @@ fn best_per_department(grants: Option<&Vec<Grant>>) -> BTreeMap<Arc<str>, Role> 
     out
 }
 
-/// Picks the department: the one requested if granted (an admin, who may
-/// act in every department, may request any, as admin), else the only one
-/// among the specific grants, else the only one among the others.
+/// Picks the department: the one requested if granted, else the only one
+/// among the specific grants, else the only one among the others. An
+/// admin (who acts in every department) may request one it holds no grant
+/// in: it then acts by its admin grant, and stays of that grant's
+/// department (what audit records name).
 fn select(
     specific: &BTreeMap<Arc<str>, Role>,
     general: &BTreeMap<Arc<str>, Role>,
@@ -268,20 +270,15 @@ fn select(
         role: *r,
     };
     if let Some(wanted) = requested {
-        // Admin is one role across departments, whichever grant holds it.
-        let admin = specific
-            .values()
-            .chain(general.values())
-            .any(|r| *r == Role::Admin);
-        if admin {
-            return Ok(Membership {
-                department: wanted.to_owned(),
-                role: Role::Admin,
-            });
-        }
         return specific
             .get_key_value(wanted)
             .or_else(|| general.get_key_value(wanted))
+            .or_else(|| {
+                specific
+                    .iter()
+                    .chain(general.iter())
+                    .find(|(_, r)| **r == Role::Admin)
+            })
             .map(pick)
             .ok_or(RejectReason::NoDepartment);
     }

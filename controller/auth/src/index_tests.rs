@@ -70,11 +70,11 @@ fn certificate_subjects_map_to_their_department() {
         idx.resolve_certificate("OPS", None),
         Err(RejectReason::NoDepartment)
     );
-    // An admin may act in every department, so may name any; no one else
-    // may name a department they hold no grant in.
+    // An admin may act in every department, so may name any (and stays of
+    // its own); no one else may name a department they hold no grant in.
     assert_eq!(
         idx.resolve_certificate("ops", Some("health")),
-        member("health", Role::Admin)
+        member("water", Role::Admin)
     );
     assert_eq!(
         idx.resolve_certificate("ci.health", Some("water")),
@@ -135,15 +135,15 @@ fn across_departments_subject_is_preferred_then_ambiguity_is_refused() {
         idx.resolve_oidc("bob", &groups(&["city-ops"]), None),
         Err(RejectReason::AmbiguousDepartment)
     );
-    // An admin (bob, by city-ops in water) names any department, as admin
-    // even where another grant gives a lesser role.
+    // An admin (bob, by city-ops in water) names any department: one it
+    // holds a grant in gives that grant; another, its admin grant.
     assert_eq!(
         idx.resolve_oidc("bob", &groups(&["city-ops"]), Some("transport")),
-        member("transport", Role::Admin)
+        member("transport", Role::Viewer)
     );
     assert_eq!(
         idx.resolve_oidc("bob", &groups(&["city-ops"]), Some("health")),
-        member("health", Role::Admin)
+        member("water", Role::Admin)
     );
     assert_eq!(
         idx.resolve_oidc("nobody", &[], None),
@@ -179,7 +179,7 @@ fn api_tokens_check_secret_then_revocation_then_department() {
     )]);
     assert_eq!(
         platform.resolve_api_token(admin.token.expose(), Some("water")),
-        member("water", Role::Admin)
+        member("platform", Role::Admin)
     );
     assert_eq!(
         idx.resolve_api_token(revoked.token.expose(), None),

@@ -73,7 +73,8 @@
 //! An identity granted in several departments names the one it acts for in
 //! the [`DEPARTMENT_HEADER`]; without it, the request is refused as
 //! ambiguous unless the most specific grants point to one department. An
-//! admin may name any department, and acts there as admin.
+//! admin may also name a department it holds no grant in, and acts there
+//! by its admin grant.
 //!
 //! # Wiring
 //!

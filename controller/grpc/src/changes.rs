@@ -301,16 +301,18 @@ pub(crate) enum Reserved {
 
 impl Api {
     /// Reserves `request_id` for an action on `object` named by
-    /// `fingerprint`, so that concurrent and later retries do not repeat
-    /// it: [`Reserved::Done`] once it was carried out, UNAVAILABLE while
-    /// another call carries it out, ABORTED if the id was used for another
-    /// request.
+    /// `fingerprints` (the first is written; the others are what earlier
+    /// builds wrote for the same request), so that concurrent and later
+    /// retries do not repeat it: [`Reserved::Done`] once it was carried
+    /// out, UNAVAILABLE while another call carries it out, ABORTED if the id
+    /// was used for another request.
     pub(crate) async fn reserve_action<R: ApiResource>(
         &self,
         request_id: &str,
-        fingerprint: &str,
+        fingerprints: &[&str],
         object: &Object<R>,
     ) -> Result<Reserved, Status> {
+        let fingerprint = fingerprints.first().copied().unwrap_or_default();
         let department = object.meta.department.as_deref().unwrap_or_default();
         let key = keys::request(department, request_id);
         let now = yunshu_core::requests::unix_now();
@@ -326,8 +328,10 @@ impl Api {
             let guard = match self.store.get(&key).await.map_err(to_status)? {
                 None => Compare::absent(&key),
                 Some(kv) => match codec::decode::<ActionRecord>(&kv.key, &kv.value) {
-                    Ok(r) if r.fingerprint == fingerprint && r.done => return Ok(Reserved::Done),
-                    Ok(r) if r.fingerprint == fingerprint => {
+                    Ok(r) if fingerprints.contains(&r.fingerprint.as_str()) && r.done => {
+                        return Ok(Reserved::Done);
+                    }
+                    Ok(r) if fingerprints.contains(&r.fingerprint.as_str()) => {
                         if now.saturating_sub(r.written_at) < ACTION_STALE_SECS {
                             return Err(Status::unavailable(format!(
                                 "request {request_id} is being carried out by an earlier call; retry shortly"
@@ -356,12 +360,13 @@ impl Api {
         )))
     }
 
-    /// Whether an action named by `fingerprint` was carried out under
-    /// `request_id`; ABORTED if the id was used for another request.
+    /// Whether an action named by `fingerprints` (as for
+    /// [`Api::reserve_action`]) was carried out under `request_id`; ABORTED
+    /// if the id was used for another request.
     pub(crate) async fn action_done<R: ApiResource>(
         &self,
         request_id: &str,
-        fingerprint: &str,
+        fingerprints: &[&str],
         object: &Object<R>,
     ) -> Result<bool, Status> {
         let department = object.meta.department.as_deref().unwrap_or_default();
@@ -370,7 +375,7 @@ impl Api {
             return Ok(false);
         };
         match codec::decode::<ActionRecord>(&kv.key, &kv.value) {
-            Ok(r) if r.fingerprint == fingerprint => Ok(r.done),
+            Ok(r) if fingerprints.contains(&r.fingerprint.as_str()) => Ok(r.done),
             _ => Err(crate::deletes::reused(request_id)),
         }
     }

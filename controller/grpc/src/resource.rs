@@ -306,7 +306,16 @@ impl Api {
         if object.meta.finalizers.is_empty() {
             object.meta.revision = match self.admission.release(&object).await {
                 Ok(revision) => revision,
-                Err(e) if e.kind() == yunshu_core::ErrorKind::Conflict => return Ok(None),
+                // Moved, or removed by another delete: the next attempt
+                // reads again (and answers from this delete's record).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        yunshu_core::ErrorKind::Conflict | yunshu_core::ErrorKind::NotFound
+                    ) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => return Err(to_status(e)),
             };
             object.status.phase = Phase::Deleting;
@@ -496,9 +505,9 @@ impl Filter {
     }
 }
 
-/// `<hex of the last key>.<filter digest>`.
-/// A page token: the last name listed, relative to the list's prefix (so
-/// no store key leaves the server), and the filter's digest.
+/// A page token, `<hex of the last name>.<filter digest>`: the last name
+/// listed, relative to the list's prefix (so no store key leaves the
+/// server), and the filter's digest.
 fn encode_token(key: &str, prefix: &str, digest: &str) -> String {
     let last = key.strip_prefix(prefix).unwrap_or(key);
     let hex: String = last.bytes().map(|b| format!("{b:02x}")).collect();
@@ -528,7 +537,13 @@ fn decode_token(token: &str, prefix: &str, digest: &str) -> Result<Option<String
         .collect();
     let last = bytes
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|last| !last.is_empty() && !last.contains('/'))
         .ok_or_else(bad)?;
-    Ok(Some(format!("{prefix}{last}")))
+    if last.starts_with(prefix) {
+        // A token of an earlier build (or replica): the whole key.
+        Ok(Some(last))
+    } else if !last.is_empty() && !last.contains('/') {
+        Ok(Some(format!("{prefix}{last}")))
+    } else {
+        Err(bad())
+    }
 }

@@ -299,7 +299,7 @@ workload_service! {
         // was done is answered whatever state the instance is in now.
         let fingerprint = yunshu_core::admission::fingerprint(<InstanceSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, b"reboot");
         let Some(actions) = self.actions.clone().filter(|_| o.status.phase == Phase::Ready) else {
-            if self.action_done(&r.request_id, &fingerprint, &o).await? {
+            if self.action_done(&r.request_id, &[&fingerprint], &o).await? {
                 return answer(&o);
             }
             return Err(Status::failed_precondition(format!(
@@ -307,7 +307,7 @@ workload_service! {
                 r.name, o.status.phase
             )));
         };
-        let reserved_at = match self.reserve_action(&r.request_id, &fingerprint, &o).await? {
+        let reserved_at = match self.reserve_action(&r.request_id, &[&fingerprint], &o).await? {
             crate::changes::Reserved::Done => return answer(&o),
             crate::changes::Reserved::Go(at) => at,
         };
@@ -455,16 +455,16 @@ workload_service! {
         // Reserved while the keys are made, so overlapping retries do not
         // make a second pair; once made, a retry gets the same pair back,
         // whatever state the bucket is in now.
-        // A retry must ask the same ttl, or it is a different request. A
-        // request without one keeps the fingerprint earlier builds wrote.
-        let asked = match &r.ttl {
-            Some(_) => format!("issue credentials for {}s", ttl.as_secs()),
-            None => "issue credentials".to_owned(),
-        };
-        let fingerprint = yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, asked.as_bytes());
+        // A retry must ask the same ttl, or it is a different request. The
+        // default ttl keeps the fingerprint earlier builds wrote for every
+        // issue, which a retry of any ttl asked before an upgrade matches.
+        let print = |asked: &str| yunshu_core::admission::fingerprint(<BucketSpec as yunshu_core::meta::Spec>::KIND, &o.meta.name, asked.as_bytes());
+        let earlier = print("issue credentials");
+        let asked = (ttl != DEFAULT_CREDENTIALS_TTL).then(|| print(&format!("issue credentials for {}s", ttl.as_secs())));
+        let fingerprints: Vec<&str> = asked.iter().chain([&earlier]).map(String::as_str).collect();
         let reserved = if o.status.phase == Phase::Ready {
-            self.reserve_action(&r.request_id, &fingerprint, &o).await?
-        } else if self.action_done(&r.request_id, &fingerprint, &o).await? {
+            self.reserve_action(&r.request_id, &fingerprints, &o).await?
+        } else if self.action_done(&r.request_id, &fingerprints, &o).await? {
             crate::changes::Reserved::Done
         } else {
             return Err(not_ready(&r.name, o.status.phase));

@@ -136,7 +136,7 @@ pub struct ServeArgs {
     /// the name taken, ALREADY_EXISTS, or makes a new object if the first was deleted; a delete finds
     /// nothing, NOT_FOUND, or deletes an object made again under the name). Swept at least every
     /// 10 minutes (every eighth of it when shorter); a reboot or credential issue still under way
-    /// is kept at least 5 minutes whatever this says, so a retry never repeats it meanwhile.
+    /// is kept at least 5 minutes whatever this says, until a retry may take it over anyway.
     #[arg(long, env = "YUNSHU_REQUEST_RETENTION", default_value = "24h", value_parser = parse_period)]
     pub request_retention: Duration,
     /// How often what each department holds on each foundation is metered into its monthly bill.

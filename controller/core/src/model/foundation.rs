@@ -63,6 +63,19 @@ impl Default for Budget {
     }
 }
 
+impl Budget {
+    /// This budget with each field left 0 at its default: 0 means unset.
+    #[must_use]
+    pub fn or_defaults(self) -> Self {
+        let d = Self::default();
+        let pick = |v: u32, default: u32| if v == 0 { default } else { v };
+        Self {
+            requests_per_second: pick(self.requests_per_second, d.requests_per_second),
+            burst: pick(self.burst, d.burst),
+        }
+    }
+}
+
 /// A foundation's declared specification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -164,7 +164,7 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
     let mut seen = 0;
     // Where a broken watch resumes: the last event's revision, which may
     // hold more changes than arrived (one transaction, several objects).
-    let mut last = (start > 0).then_some(start);
+    let mut last = (start > 0).then_some((start, false));
     while a.count.is_none_or(|c| seen < c) {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
@@ -181,7 +181,7 @@ pub async fn watch(ctx: &Context, a: &WatchArgs, io: &mut Io<'_>) -> Result<()> 
                 return Err(resumable(ended.into(), last));
             }
         };
-        last = Some(event.revision);
+        last = Some((event.revision, true));
         if event.kind == WatchEventType::Bookmark {
             continue;
         }
@@ -211,11 +211,14 @@ pub fn refused_delete(a: &DeleteArgs, e: Error) -> Error {
     }
 }
 
-fn resumable(e: Error, last: Option<i64>) -> Error {
+/// The hint to resume from `last`: a revision, and whether a change of it
+/// was shown.
+fn resumable(e: Error, last: Option<(i64, bool)>) -> Error {
     match last {
-        Some(r) => e.with_hint(format!(
+        Some((r, true)) => e.with_hint(format!(
             "resume with --since {r} (changes at revision {r} already shown appear again)"
         )),
+        Some((r, false)) => e.with_hint(format!("resume with --since {r}")),
         None => e,
     }
 }
@@ -284,11 +287,12 @@ mod tests {
     fn a_broken_watch_resumes_at_the_last_revision_shown() {
         let broken = || Error::from(Status::unavailable("the server ended the watch"));
         assert_eq!(
-            rendered(&resumable(broken(), Some(42))),
+            rendered(&resumable(broken(), Some((42, true)))),
             "error: the server ended the watch
 hint: resume with --since 42 \
              (changes at revision 42 already shown appear again)\n"
         );
+        assert!(rendered(&resumable(broken(), Some((42, false)))).ends_with("--since 42\n"));
         assert!(!rendered(&resumable(broken(), None)).contains("resume"));
     }
 

@@ -357,16 +357,12 @@ pub fn foundation_spec_from(
         )
     });
     // 0 in either field means its default, as the proto says.
-    let default = Budget::default();
-    let budget = s.budget.as_ref().map_or(default, |b| Budget {
-        requests_per_second: match b.requests_per_second {
-            0 => default.requests_per_second,
-            n => n,
-        },
-        burst: match b.burst {
-            0 => default.burst,
-            n => n,
-        },
+    let budget = s.budget.as_ref().map_or_else(Budget::default, |b| {
+        Budget {
+            requests_per_second: b.requests_per_second,
+            burst: b.burst,
+        }
+        .or_defaults()
     });
     let credentials = s.credentials.as_ref().and_then(|c| match &c.source {
         Some(pb::credentials_ref::Source::Secret(sr)) => Some(CredentialsRef::Secret {

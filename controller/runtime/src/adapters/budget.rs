@@ -40,11 +40,12 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A full bucket for `budget`. A rate of zero is treated as one call per
-    /// second, so a misconfigured foundation is slow rather than stuck.
+    /// A full bucket for `budget`; a field left 0 (unset, in a CRD or the
+    /// config file) takes its default, as through the admin API.
     pub fn new(budget: Budget) -> Self {
-        let rate = f64::from(budget.requests_per_second.max(1));
-        let burst = f64::from(budget.burst.max(1));
+        let budget = budget.or_defaults();
+        let rate = f64::from(budget.requests_per_second);
+        let burst = f64::from(budget.burst);
         Self {
             rate,
             burst,
