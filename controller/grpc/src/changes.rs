@@ -102,8 +102,16 @@ impl Api {
         if let Some(answer) = self.recorded_answer::<R>(&recorded).await? {
             return Ok(answer);
         }
-        for _ in 0..CHANGE_ATTEMPTS {
-            let old: Object<R> = self.read(&department, &name).await?;
+        let gave_up = || {
+            format!(
+                "{} {name} kept changing while this request was applied; retry with the same request id",
+                R::FIELD
+            )
+        };
+        let (department, name, recorded, object_key, change) =
+            (&department, &name, &recorded, &object_key, &change);
+        on_fresh_reads(CHANGE_ATTEMPTS, gave_up, move || async move {
+            let old: Object<R> = self.read(department, name).await?;
             if old.meta.deletion_timestamp.is_some() {
                 return Err(Status::failed_precondition(format!(
                     "{} {name} is being deleted",
@@ -114,13 +122,13 @@ impl Api {
             change(&mut new)?;
             let done = if new.spec == old.spec {
                 // Nothing to write but the record: no guard on the object.
-                self.write_recorded(&recorded, None, &old, false)
+                self.write_recorded(recorded, None, &old, false)
                     .await?
                     .map(|_| old)
             } else if new.spec.charge() == old.spec.charge() {
                 new.meta.generation += 1;
-                let guard = Compare::unchanged(&object_key, old.meta.revision);
-                self.write_recorded(&recorded, Some(guard), &new, true)
+                let guard = Compare::unchanged(object_key.as_str(), old.meta.revision);
+                self.write_recorded(recorded, Some(guard), &new, true)
                     .await?
                     .map(|revision| {
                         new.meta.revision = revision;
@@ -139,19 +147,14 @@ impl Api {
                     Err(e) => return Err(to_status(e)),
                 }
             };
-            if let Some(object) = done {
-                return Ok(object);
+            if done.is_some() {
+                return Ok(done);
             }
             // The object moved, or a retry of this request was carried out
             // meanwhile: answer that, or try again on a fresh read.
-            if let Some(answer) = self.recorded_answer::<R>(&recorded).await? {
-                return Ok(answer);
-            }
-        }
-        Err(Status::aborted(format!(
-            "{} {name} kept changing while this request was applied; retry with the same request id",
-            R::FIELD
-        )))
+            self.recorded_answer::<R>(recorded).await
+        })
+        .await
     }
 
     /// The answer of a change already made under `request_id` in `scope`
@@ -268,6 +271,25 @@ impl Recorded<'_> {
 
 /// How many times a change is tried on a fresh read when its object moved.
 pub(crate) const CHANGE_ATTEMPTS: usize = 4;
+
+/// Makes `attempt` until it answers, at most `attempts` times: an attempt
+/// answers `None` when its write lost to another writer, and is then made
+/// again (on a fresh read). After the last, ABORTED with `gave_up`'s words.
+pub(crate) async fn on_fresh_reads<T, F>(
+    attempts: usize,
+    gave_up: impl FnOnce() -> String,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, Status>
+where
+    F: Future<Output = Result<Option<T>, Status>>,
+{
+    for _ in 0..attempts {
+        if let Some(answer) = attempt().await? {
+            return Ok(answer);
+        }
+    }
+    Err(Status::aborted(gave_up()))
+}
 
 /// What identifies a change: the kind, the name, the verb and its arguments.
 fn change_fingerprint<R: ApiResource>(name: &str, what: &str) -> String {

@@ -218,18 +218,17 @@ impl Api {
         // One deletion time for every attempt: the record the first one
         // leaves answers retries with it.
         let at = Utc::now();
-        for _ in 0..crate::changes::CHANGE_ATTEMPTS {
-            if let Some(answer) = self
-                .delete_once::<R>(&department, &name, request_id, purge, at)
-                .await?
-            {
-                return Ok(answer);
-            }
-        }
-        Err(Status::aborted(format!(
-            "{} {name} kept changing while it was deleted; retry with the same request id",
-            R::FIELD
-        )))
+        let gave_up = || {
+            format!(
+                "{} {name} kept changing while it was deleted; retry with the same request id",
+                R::FIELD
+            )
+        };
+        let (department, name) = (&department, &name);
+        crate::changes::on_fresh_reads(crate::changes::CHANGE_ATTEMPTS, gave_up, move || {
+            self.delete_once::<R>(department, name, request_id, purge, at)
+        })
+        .await
     }
 
     /// One attempt at [`Api::delete`]: `None` when its write lost to another.

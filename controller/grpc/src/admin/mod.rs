@@ -280,9 +280,15 @@ impl Api {
         }
         // Without a revision guard, an update that loses to a status write
         // (the prober's, say) is made again on a fresh read.
-        let attempts = if asked_revision == 0 { 4 } else { 1 };
-        for _ in 0..attempts {
-            let mut object = self.admin_read::<K>(&name).await?;
+        let attempts = if asked_revision == 0 {
+            crate::changes::CHANGE_ATTEMPTS
+        } else {
+            1
+        };
+        let gave_up = || format!("{full} changed while it was updated; read it again");
+        let (name, full, spec, labels, at, key) = (&name, &full, &spec, &labels, &at, &key);
+        crate::changes::on_fresh_reads(attempts, gave_up, move || async move {
+            let mut object = self.admin_read::<K>(name).await?;
             let guard = match asked_revision {
                 0 => object.meta.revision,
                 r if r == object.meta.revision => r,
@@ -292,26 +298,22 @@ impl Api {
                     )));
                 }
             };
-            if object.spec != spec {
+            if object.spec != *spec {
                 object.meta.generation += 1;
             }
             object.spec = spec.clone();
             object.meta.labels = labels.clone().into_iter().collect();
             if let Some(revision) = self
-                .write_recorded(&at, Some(Compare::unchanged(&key, guard)), &object, true)
+                .write_recorded(at, Some(Compare::unchanged(key, guard)), &object, true)
                 .await?
             {
                 object.meta.revision = revision;
-                return Ok(object);
+                return Ok(Some(object));
             }
             // A retry of this request may have been carried out meanwhile.
-            if let Some(first) = self.recorded_answer::<K>(&at).await? {
-                return Ok(first);
-            }
-        }
-        Err(Status::aborted(format!(
-            "{full} changed while it was updated; read it again"
-        )))
+            self.recorded_answer::<K>(at).await
+        })
+        .await
     }
 
     /// Refuses admin writes in Kubernetes mode, where the CRDs own them.
